@@ -1,0 +1,201 @@
+//! Checking and rewriting an LLM request body with Kong's rules: the configured model wins
+//! (a different one in the body is refused), configured options override the client's
+//! (Kong 3.8+), `max_tokens` is written under the field name of the target's API, streaming is
+//! allowed, denied or forced, and a body-placed provider credential is injected.
+
+use super::json_body::{BodyError, RequestDoc};
+use crate::plugins::ai_proxy::{AiTarget, ProviderAuth, Streaming};
+
+/// Why the gateway refuses an LLM request: a 4xx in OpenAI's error envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiRefusal {
+    pub status: u16,
+    pub message: String,
+    /// OpenAI's `error.type`.
+    pub kind: &'static str,
+    /// OpenAI's `error.code`.
+    pub code: &'static str,
+}
+
+impl AiRefusal {
+    pub fn bad_request(message: impl Into<String>, code: &'static str) -> AiRefusal {
+        AiRefusal {
+            status: 400,
+            message: message.into(),
+            kind: "invalid_request_error",
+            code,
+        }
+    }
+}
+
+/// Kong's message for a body it cannot read as a JSON object.
+pub const BAD_BODY: &str = "content-type header does not match request body, or bad JSON formatting";
+
+impl From<BodyError> for AiRefusal {
+    fn from(e: BodyError) -> AiRefusal {
+        match e {
+            BodyError::DuplicateField(_) => AiRefusal::bad_request(e.to_string(), "duplicate_field"),
+            BodyError::NotAnObject => AiRefusal::bad_request(format!("{BAD_BODY}: {e}"), "invalid_json"),
+            BodyError::Invalid(_) => AiRefusal::bad_request(format!("{BAD_BODY}: {e}"), "invalid_json"),
+        }
+    }
+}
+
+/// What the gateway learnt from the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts {
+    pub stream: bool,
+    /// The model the provider is asked for.
+    pub model: String,
+}
+
+/// Apply the target's model rules and options to the request.
+pub fn apply_target(doc: &mut RequestDoc<'_>, target: &AiTarget, streaming: Streaming) -> Result<RequestFacts, AiRefusal> {
+    // Model: Kong checks only non-empty strings; anything else is replaced by the configured one.
+    let body_model = match doc.raw("model") {
+        Some(raw) if raw.starts_with('"') => serde_json::from_str::<String>(raw).ok().filter(|m| !m.is_empty()),
+        _ => None,
+    };
+    let model = match (&target.model, body_model) {
+        (Some(configured), Some(requested)) if &requested != configured => {
+            return Err(AiRefusal::bad_request(
+                format!("cannot use own model - must be: {configured}"),
+                "model_not_allowed",
+            ));
+        }
+        (Some(configured), requested) => {
+            if requested.is_none() {
+                doc.set("model", configured);
+            }
+            configured.clone()
+        }
+        (None, Some(requested)) => requested,
+        (None, None) => {
+            return Err(AiRefusal::bad_request(
+                "model parameter not found in request, nor in gateway configuration",
+                "model_not_found",
+            ));
+        }
+    };
+
+    let stream = match doc.raw("stream") {
+        None | Some("null") | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(AiRefusal::bad_request("\"stream\" must be true or false", "invalid_type")),
+    };
+    let stream = match streaming {
+        Streaming::Allow => stream,
+        Streaming::Deny if stream => {
+            return Err(AiRefusal::bad_request("response streaming is not enabled for this LLM", "streaming_denied"));
+        }
+        Streaming::Deny => false,
+        Streaming::Always => {
+            if !stream {
+                doc.set("stream", &true);
+            }
+            true
+        }
+    };
+
+    let o = &target.options;
+    if let Some(max) = o.max_tokens {
+        doc.set(target.route_type.max_tokens_field(), &max);
+    }
+    if let Some(t) = o.temperature {
+        doc.set("temperature", &t);
+    }
+    if let Some(p) = o.top_p {
+        doc.set("top_p", &p);
+    }
+    if let ProviderAuth::Body { name, value } = &target.auth {
+        if !(target.allow_override && doc.contains(name)) {
+            doc.set(name, value);
+        }
+    }
+    Ok(RequestFacts { stream, model })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::ai_proxy::AiProxy;
+
+    fn target(extra_options: &str, route_type: &str, name: Option<&str>) -> AiTarget {
+        let name = name.map(|n| format!("    name: {n}\n")).unwrap_or_default();
+        let yaml = format!(
+            "targets:\n- route_type: {route_type}\n  model:\n    provider: openai\n{name}    options:\n      max_tokens: 512\n      temperature: 1.0\n{extra_options}"
+        );
+        let mut p = AiProxy::compile_advanced(serde_yaml::from_str(&yaml).unwrap()).unwrap();
+        p.targets.remove(0)
+    }
+
+    fn run(body: &str, t: &AiTarget, s: Streaming) -> Result<(RequestFacts, serde_json::Value), AiRefusal> {
+        let mut doc = RequestDoc::parse(body.as_bytes())?;
+        let facts = apply_target(&mut doc, t, s)?;
+        Ok((facts, serde_json::from_slice(&doc.to_bytes()).unwrap()))
+    }
+
+    #[test]
+    fn walkthrough_body() {
+        let t = target("", "llm/v1/responses", Some("gpt-4o"));
+        let (facts, out) = run(r#"{"tools":[{"type":"mcp"}],"input":"How do I use GitHub MCP?"}"#, &t, Streaming::Allow).unwrap();
+        assert_eq!(facts, RequestFacts { stream: false, model: "gpt-4o".into() });
+        assert_eq!(out["model"], "gpt-4o");
+        assert_eq!(out["max_output_tokens"], 512);
+        assert_eq!(out["temperature"], 1.0);
+        assert!(out.get("max_tokens").is_none());
+        assert_eq!(out["input"], "How do I use GitHub MCP?");
+    }
+
+    #[test]
+    fn chat_uses_max_tokens_and_config_overrides_the_client() {
+        let t = target("", "llm/v1/chat", Some("gpt-4o"));
+        let (_, out) = run(r#"{"messages":[],"max_tokens":9000,"temperature":0.2}"#, &t, Streaming::Allow).unwrap();
+        assert_eq!(out["max_tokens"], 512);
+        assert_eq!(out["temperature"], 1.0);
+    }
+
+    #[test]
+    fn kong_model_rules() {
+        let t = target("", "llm/v1/responses", Some("gpt-4o"));
+        let err = run(r#"{"model":"gpt-4o-mini","input":"x"}"#, &t, Streaming::Allow).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert_eq!(err.message, "cannot use own model - must be: gpt-4o");
+        assert!(run(r#"{"model":"gpt-4o","input":"x"}"#, &t, Streaming::Allow).is_ok());
+        // Not a non-empty string: replaced by the configured model, as Kong does.
+        let (_, out) = run(r#"{"model":42,"input":"x"}"#, &t, Streaming::Allow).unwrap();
+        assert_eq!(out["model"], "gpt-4o");
+        let (_, out) = run(r#"{"model":"","input":"x"}"#, &t, Streaming::Allow).unwrap();
+        assert_eq!(out["model"], "gpt-4o");
+
+        let open = target("", "llm/v1/responses", None);
+        let (facts, _) = run(r#"{"model":"o3","input":"x"}"#, &open, Streaming::Allow).unwrap();
+        assert_eq!(facts.model, "o3");
+        let err = run(r#"{"input":"x"}"#, &open, Streaming::Allow).unwrap_err();
+        assert_eq!(err.message, "model parameter not found in request, nor in gateway configuration");
+    }
+
+    #[test]
+    fn streaming_modes() {
+        let t = target("", "llm/v1/responses", Some("gpt-4o"));
+        let (f, _) = run(r#"{"stream":true,"input":"x"}"#, &t, Streaming::Allow).unwrap();
+        assert!(f.stream);
+        let err = run(r#"{"stream":true,"input":"x"}"#, &t, Streaming::Deny).unwrap_err();
+        assert_eq!(err.message, "response streaming is not enabled for this LLM");
+        assert!(!run(r#"{"stream":false,"input":"x"}"#, &t, Streaming::Deny).unwrap().0.stream);
+        let (f, out) = run(r#"{"input":"x"}"#, &t, Streaming::Always).unwrap();
+        assert!(f.stream);
+        assert_eq!(out["stream"], true);
+        assert!(run(r#"{"stream":"yes","input":"x"}"#, &t, Streaming::Allow).is_err());
+    }
+
+    #[test]
+    fn bad_bodies_are_refused_with_kongs_message() {
+        let t = target("", "llm/v1/responses", Some("gpt-4o"));
+        for body in ["", "{", "[1]", "\"x\"", "{\"model\":\"a\",\"model\":\"b\"}"] {
+            let err = run(body, &t, Streaming::Allow).unwrap_err();
+            assert_eq!(err.status, 400, "{body}");
+        }
+        assert!(run("[1]", &t, Streaming::Allow).unwrap_err().message.starts_with(BAD_BODY));
+    }
+}

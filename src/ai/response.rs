@@ -1,0 +1,291 @@
+//! What a provider's answer says about cost and MCP activity: exact token usage (never
+//! estimated), the response id, and the MCP items the provider produced on the consumer's behalf.
+//! Read after the response has gone to the client, from the bounded side view the gateway kept.
+
+use bytes::Bytes;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::sse::{EventName, KeptEvent, SseScanner};
+
+/// Token counts exactly as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub total: u64,
+    pub cached: u64,
+    pub reasoning: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpItem {
+    /// An `mcp_call`: a tool the provider called; `ok` is false when it reported an error.
+    Call { server_label: String, tool: String, ok: bool },
+    ListTools { server_label: String, tools: Vec<String> },
+    ApprovalRequest { server_label: String, tool: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseFacts {
+    pub usage: Option<Usage>,
+    pub response_id: Option<String>,
+    pub model: Option<String>,
+    pub mcp: Vec<McpItem>,
+    /// The provider reported a failure inside a 200 stream (`response.failed`, `error`).
+    pub failed: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct UsageWire {
+    // Responses API names, then Chat Completions names.
+    #[serde(alias = "prompt_tokens")]
+    input_tokens: Option<u64>,
+    #[serde(alias = "completion_tokens")]
+    output_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+    #[serde(alias = "prompt_tokens_details")]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(alias = "completion_tokens_details")]
+    output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Deserialize, Default)]
+struct InputDetails {
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct OutputDetails {
+    reasoning_tokens: Option<u64>,
+}
+
+impl UsageWire {
+    fn exact(self) -> Option<Usage> {
+        let input = self.input_tokens?;
+        let output = self.output_tokens?;
+        Some(Usage {
+            input,
+            output,
+            total: self.total_tokens.unwrap_or(input + output),
+            cached: self.input_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            reasoning: self.output_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+        })
+    }
+}
+
+/// A response object (Responses API) or a chat completion / chunk: only what we need.
+#[derive(Deserialize, Default)]
+struct ResponseWire {
+    id: Option<String>,
+    model: Option<String>,
+    usage: Option<UsageWire>,
+    #[serde(default)]
+    output: Option<Vec<ItemWire>>,
+}
+
+#[derive(Deserialize)]
+struct ItemWire {
+    #[serde(rename = "type")]
+    kind: String,
+    server_label: Option<String>,
+    name: Option<String>,
+    error: Option<serde_json::Value>,
+    status: Option<String>,
+    tools: Option<Vec<ToolWire>>,
+}
+
+#[derive(Deserialize)]
+struct ToolWire {
+    name: Option<String>,
+}
+
+impl ItemWire {
+    fn into_mcp(self) -> Option<McpItem> {
+        let server_label = self.server_label.unwrap_or_default();
+        match self.kind.as_str() {
+            "mcp_call" => {
+                let failed = self.error.as_ref().is_some_and(|e| !e.is_null()) || self.status.as_deref() == Some("failed");
+                Some(McpItem::Call { server_label, tool: self.name.unwrap_or_default(), ok: !failed })
+            }
+            "mcp_list_tools" => Some(McpItem::ListTools {
+                server_label,
+                tools: self.tools.unwrap_or_default().into_iter().filter_map(|t| t.name).collect(),
+            }),
+            "mcp_approval_request" => Some(McpItem::ApprovalRequest { server_label, tool: self.name.unwrap_or_default() }),
+            _ => None,
+        }
+    }
+}
+
+/// Facts from a complete JSON (non-streamed) response body.
+pub fn from_json(body: &[u8]) -> ResponseFacts {
+    let Ok(wire) = serde_json::from_slice::<ResponseWire>(body) else {
+        return ResponseFacts::default();
+    };
+    ResponseFacts {
+        usage: wire.usage.and_then(UsageWire::exact),
+        response_id: wire.id,
+        model: wire.model,
+        mcp: wire.output.unwrap_or_default().into_iter().filter_map(ItemWire::into_mcp).collect(),
+        failed: false,
+    }
+}
+
+#[derive(Deserialize)]
+struct EventWire {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    response: Option<ResponseInEvent>,
+    item: Option<ItemWire>,
+    // Chat chunks carry these at the top level.
+    id: Option<String>,
+    model: Option<String>,
+    usage: Option<UsageWire>,
+}
+
+/// The response object inside an event; its `output` repeats the whole answer and is skipped
+/// (MCP items are counted from `response.output_item.done` events instead).
+#[derive(Deserialize)]
+struct ResponseInEvent {
+    id: Option<String>,
+    model: Option<String>,
+    usage: Option<UsageWire>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    output: Option<IgnoredAny>,
+}
+
+/// Facts from the events an [`SseScanner`] kept.
+pub fn from_stream(scanner: &SseScanner) -> ResponseFacts {
+    let mut facts = ResponseFacts::default();
+    for event in &scanner.events {
+        apply_event(&mut facts, event);
+    }
+    facts
+}
+
+fn apply_event(facts: &mut ResponseFacts, event: &KeptEvent) {
+    let data: Bytes = event.data_bytes();
+    let Ok(wire) = serde_json::from_slice::<EventWire>(&data) else { return };
+    let name = event.name.or_else(|| match wire.kind.as_deref() {
+        Some("response.created") => Some(EventName::Created),
+        Some("response.completed") => Some(EventName::Completed),
+        Some("response.incomplete") => Some(EventName::Incomplete),
+        Some("response.failed") => Some(EventName::Failed),
+        Some("error") => Some(EventName::Error),
+        Some("response.output_item.done") => Some(EventName::OutputItemDone),
+        _ => None,
+    });
+    match name {
+        Some(EventName::OutputItemDone) => {
+            if let Some(item) = wire.item.and_then(ItemWire::into_mcp) {
+                facts.mcp.push(item);
+            }
+        }
+        Some(EventName::Error) => facts.failed = true,
+        Some(n @ (EventName::Created | EventName::Completed | EventName::Incomplete | EventName::Failed)) => {
+            if n == EventName::Failed {
+                facts.failed = true;
+            }
+            if let Some(r) = wire.response {
+                if facts.response_id.is_none() {
+                    facts.response_id = r.id;
+                }
+                if r.model.is_some() {
+                    facts.model = r.model;
+                }
+                if let Some(u) = r.usage.and_then(UsageWire::exact) {
+                    facts.usage = Some(u);
+                }
+            }
+        }
+        None => {
+            // A chat chunk with usage.
+            if let Some(u) = wire.usage.and_then(UsageWire::exact) {
+                facts.usage = Some(u);
+            }
+            if facts.response_id.is_none() {
+                facts.response_id = wire.id;
+            }
+            if wire.model.is_some() {
+                facts.model = wire.model;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_json_with_mcp_items() {
+        let body = br#"{"id":"resp_1","object":"response","model":"gpt-4o-2024-08-06","output":[
+            {"type":"mcp_list_tools","server_label":"gitmcp","tools":[{"name":"search_code","input_schema":{}},{"name":"get_issue"}]},
+            {"type":"mcp_call","server_label":"gitmcp","name":"search_code","arguments":"{}","output":"...","error":null},
+            {"type":"mcp_call","server_label":"gitmcp","name":"get_issue","arguments":"{}","output":null,"error":"boom"},
+            {"type":"mcp_approval_request","server_label":"gitmcp","name":"create_pr","arguments":"{}"},
+            {"type":"message","content":[{"type":"output_text","text":"hi"}]}],
+            "usage":{"input_tokens":11,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":18}}"#;
+        let f = from_json(body);
+        assert_eq!(f.usage, Some(Usage { input: 11, output: 7, total: 18, cached: 4, reasoning: 2 }));
+        assert_eq!(f.response_id.as_deref(), Some("resp_1"));
+        assert_eq!(f.mcp.len(), 4);
+        assert_eq!(f.mcp[0], McpItem::ListTools { server_label: "gitmcp".into(), tools: vec!["search_code".into(), "get_issue".into()] });
+        assert_eq!(f.mcp[1], McpItem::Call { server_label: "gitmcp".into(), tool: "search_code".into(), ok: true });
+        assert_eq!(f.mcp[2], McpItem::Call { server_label: "gitmcp".into(), tool: "get_issue".into(), ok: false });
+    }
+
+    #[test]
+    fn chat_json() {
+        let f = from_json(br#"{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"prompt_tokens_details":{"cached_tokens":1}}}"#);
+        assert_eq!(f.usage, Some(Usage { input: 5, output: 3, total: 8, cached: 1, reasoning: 0 }));
+    }
+
+    #[test]
+    fn missing_or_partial_usage_is_none_not_a_guess() {
+        assert_eq!(from_json(br#"{"id":"x","output":[]}"#).usage, None);
+        assert_eq!(from_json(br#"{"usage":{"input_tokens":3}}"#).usage, None);
+        assert_eq!(from_json(b"not json").usage, None);
+        assert_eq!(from_json(br#"{"usage":null}"#).usage, None);
+    }
+
+    fn scan(stream: &str) -> ResponseFacts {
+        let mut s = SseScanner::new(1 << 20);
+        s.feed(&Bytes::copy_from_slice(stream.as_bytes()));
+        s.finish();
+        from_stream(&s)
+    }
+
+    #[test]
+    fn responses_stream() {
+        let f = scan(concat!(
+            "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_9\",\"model\":\"gpt-4o\",\"usage\":null}}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"type\":\"mcp_call\",\"server_label\":\"gitmcp\",\"name\":\"search\",\"error\":null}}\n\n",
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_9\",\"output\":[{\"type\":\"mcp_call\"}],\"usage\":{\"input_tokens\":20,\"output_tokens\":30,\"total_tokens\":50}}}\n\n",
+        ));
+        assert_eq!(f.response_id.as_deref(), Some("resp_9"));
+        assert_eq!(f.usage.map(|u| u.total), Some(50));
+        // Counted once, from the item event, not again from response.completed's output.
+        assert_eq!(f.mcp.len(), 1);
+        assert!(!f.failed);
+    }
+
+    #[test]
+    fn chat_stream_usage_chunk() {
+        let f = scan("data: {\"id\":\"c1\",\"choices\":[{}],\"usage\":null}\n\ndata: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":4,\"total_tokens\":6}}\n\ndata: [DONE]\n\n");
+        assert_eq!(f.usage.map(|u| (u.input, u.output, u.total)), Some((2, 4, 6)));
+        let f = scan("data: {\"id\":\"c1\",\"choices\":[{}]}\n\ndata: [DONE]\n\n");
+        assert_eq!(f.usage, None);
+    }
+
+    #[test]
+    fn failures_in_streams() {
+        let f = scan("event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"r\",\"usage\":null}}\n\n");
+        assert!(f.failed);
+        assert_eq!(f.usage, None);
+        assert!(scan("event: error\ndata: {\"type\":\"error\",\"message\":\"x\"}\n\n").failed);
+    }
+}

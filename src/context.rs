@@ -1,0 +1,178 @@
+//! Per-request state, carried through the proxy phases.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::ai::request::RequestFacts;
+use crate::ai::sse::SseScanner;
+use crate::errors::GatewayError;
+use crate::gateway::Generation;
+use crate::metrics::Metrics;
+use crate::model::{ConsumerId, RouteId};
+use crate::plugins::ai_proxy::AiProxy;
+use crate::plugins::key_auth::KeyLocation;
+use crate::upstream::balancer::Tried;
+
+/// A request id: 32 lower-case hex digits (like Kong's), kept inline.
+#[derive(Clone, Copy)]
+pub struct RequestId([u8; 32]);
+
+impl RequestId {
+    pub fn new(prefix: u64, n: u64) -> RequestId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, b) in prefix.to_be_bytes().iter().chain(n.to_be_bytes().iter()).enumerate() {
+            out[2 * i] = HEX[(b >> 4) as usize];
+            out[2 * i + 1] = HEX[(b & 15) as usize];
+        }
+        RequestId(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+/// The request body, as far as the gateway has it.
+#[derive(Default)]
+pub enum BodyState {
+    /// Not inspected: forwarded as Pingora reads it.
+    #[default]
+    Passthrough,
+    /// Read whole before choosing an upstream; `upstream` is what the current attempt sends.
+    Complete { original: Bytes, upstream: Bytes },
+    /// Larger than the early window: the part read so far, the rest still arriving. It is held
+    /// back from the upstream until complete and checked.
+    Pending { chunks: Vec<Bytes>, len: usize },
+    /// A pending body has been checked and released; it cannot be sent again.
+    Released,
+}
+
+/// What the response is, for accounting.
+pub enum ResponseScan {
+    None,
+    /// A JSON body: chunks kept (refcounted, no copy) up to the limit.
+    Json { chunks: Vec<Bytes>, len: usize, overflowed: bool },
+    Sse(Box<SseScanner>),
+}
+
+/// The LLM part of a request.
+pub struct AiState {
+    pub plugin: Arc<AiProxy>,
+    pub target: usize,
+    pub tried: Tried,
+    /// Inference request (POST to the API root): the body is checked and rewritten.
+    pub inference: bool,
+    /// Path after the route's prefix, appended to the target's path (`/resp_123/cancel`).
+    pub suffix: String,
+    pub facts: Option<RequestFacts>,
+    /// The target the complete body was last rendered for.
+    pub rendered_for: Option<usize>,
+    pub started_at: Option<Instant>,
+}
+
+/// Counts client connections: one guard per connection, carried across its keep-alive
+/// requests; the gauge goes down when the last holder drops it.
+pub struct ConnectionGuard {
+    metrics: Arc<Metrics>,
+}
+
+impl ConnectionGuard {
+    pub fn new(metrics: Arc<Metrics>) -> Arc<ConnectionGuard> {
+        metrics.connections.inc();
+        Arc::new(ConnectionGuard { metrics })
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics.connections.dec();
+    }
+}
+
+pub struct RequestCtx {
+    pub started: Instant,
+    pub generation: Arc<Generation>,
+    pub metrics: Arc<Metrics>,
+    pub connection: Option<Arc<ConnectionGuard>>,
+    pub request_id: RequestId,
+    pub path: String,
+    pub route: Option<RouteId>,
+    pub matched_len: usize,
+    pub consumer: Option<ConsumerId>,
+    pub credential: Option<usize>,
+    pub anonymous: bool,
+    /// Where the consumer's key was found, to strip it before forwarding.
+    pub key_location: Option<KeyLocation>,
+    pub body: BodyState,
+    pub body_limit: u64,
+    pub body_bytes: u64,
+    pub ai: Option<AiState>,
+    pub upstream_addr: Option<SocketAddr>,
+    pub attempts: u32,
+    /// Set when the request is sent upstream (per attempt).
+    pub upstream_started: Option<Instant>,
+    pub gateway_done: Option<Instant>,
+    pub upstream_ttfb: Option<std::time::Duration>,
+    pub status: u16,
+    pub bytes_out: u64,
+    pub scan: ResponseScan,
+    /// The gateway's own refusal or failure, to answer and to log.
+    pub error: Option<GatewayError>,
+    pub error_kind: Option<&'static str>,
+}
+
+impl RequestCtx {
+    pub fn new(generation: Arc<Generation>, metrics: Arc<Metrics>, request_id: RequestId) -> RequestCtx {
+        metrics.in_flight.inc();
+        RequestCtx {
+            started: Instant::now(),
+            generation,
+            metrics,
+            connection: None,
+            request_id,
+            path: String::new(),
+            route: None,
+            matched_len: 0,
+            consumer: None,
+            credential: None,
+            anonymous: false,
+            key_location: None,
+            body: BodyState::Passthrough,
+            body_limit: u64::MAX,
+            body_bytes: 0,
+            ai: None,
+            upstream_addr: None,
+            attempts: 0,
+            upstream_started: None,
+            gateway_done: None,
+            upstream_ttfb: None,
+            status: 0,
+            bytes_out: 0,
+            scan: ResponseScan::None,
+            error: None,
+            error_kind: None,
+        }
+    }
+}
+
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_32_hex() {
+        let id = RequestId::new(0xdead_beef, 1);
+        assert_eq!(id.as_str(), "00000000deadbeef0000000000000001");
+    }
+}

@@ -1,0 +1,250 @@
+//! The gateway's own answers: every refusal and failure becomes one JSON response here, in Kong's
+//! envelope (`{"message": ..., "request_id": ...}`) for gateway policies and plain routes, or in
+//! OpenAI's (`{"error": {...}}`) for LLM requests, so SDKs show the reason. No message ever holds
+//! a key, a token or a body.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::ai::request::AiRefusal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    Kong,
+    OpenAi,
+}
+
+/// What went wrong with an upstream, named in the answer and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    DnsFailure,
+    ConnectRefused,
+    ConnectTimeout,
+    TlsFailure,
+    ReadTimeout,
+    WriteTimeout,
+    ConnectionClosed,
+    InvalidResponse,
+    NoHealthyTarget,
+    Other,
+}
+
+impl UpstreamFailure {
+    pub fn kind(self) -> &'static str {
+        match self {
+            UpstreamFailure::DnsFailure => "dns_failure",
+            UpstreamFailure::ConnectRefused => "connect_refused",
+            UpstreamFailure::ConnectTimeout => "connect_timeout",
+            UpstreamFailure::TlsFailure => "tls_failure",
+            UpstreamFailure::ReadTimeout => "read_timeout",
+            UpstreamFailure::WriteTimeout => "write_timeout",
+            UpstreamFailure::ConnectionClosed => "upstream_closed",
+            UpstreamFailure::InvalidResponse => "invalid_response",
+            UpstreamFailure::NoHealthyTarget => "no_healthy_target",
+            UpstreamFailure::Other => "upstream_error",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            UpstreamFailure::ConnectTimeout | UpstreamFailure::ReadTimeout | UpstreamFailure::WriteTimeout => 504,
+            UpstreamFailure::NoHealthyTarget | UpstreamFailure::DnsFailure => 503,
+            _ => 502,
+        }
+    }
+
+    pub fn is_timeout(self) -> bool {
+        matches!(self, UpstreamFailure::ConnectTimeout | UpstreamFailure::ReadTimeout | UpstreamFailure::WriteTimeout)
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            UpstreamFailure::DnsFailure => "The upstream host name could not be resolved",
+            UpstreamFailure::ConnectRefused => "The upstream server refused the connection",
+            UpstreamFailure::ConnectTimeout => "The upstream server is timed out (connect)",
+            UpstreamFailure::TlsFailure => "The upstream server's TLS certificate or handshake was rejected",
+            UpstreamFailure::ReadTimeout => "The upstream server is timed out (read)",
+            UpstreamFailure::WriteTimeout => "The upstream server is timed out (write)",
+            UpstreamFailure::ConnectionClosed => "The upstream server closed the connection",
+            UpstreamFailure::InvalidResponse => "An invalid response was received from the upstream server",
+            UpstreamFailure::NoHealthyTarget => "No healthy upstream target is available",
+            UpstreamFailure::Other => "An error occurred while talking to the upstream server",
+        }
+    }
+}
+
+/// Every answer the gateway makes itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayError {
+    NoRoute,
+    /// An authentication plugin refused: 401 with its message and `WWW-Authenticate`.
+    Unauthorized { message: &'static str, www_authenticate: Option<String> },
+    /// jwt's claim failures answer with a claim → message object instead of `message`.
+    UnauthorizedClaims { claims: Vec<(&'static str, &'static str)>, www_authenticate: String },
+    Forbidden { message: &'static str },
+    BodyTooLarge { limit: u64 },
+    BadRequest { message: String },
+    Ai(AiRefusal),
+    Upstream(UpstreamFailure),
+    /// A client waited too long to send its request.
+    RequestTimeout,
+    Internal,
+}
+
+/// A rendered answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorResponse {
+    pub status: u16,
+    pub body: Bytes,
+    pub www_authenticate: Option<String>,
+}
+
+#[derive(Serialize)]
+struct KongBody<'a> {
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct OpenAiBody<'a> {
+    error: OpenAiError<'a>,
+}
+
+#[derive(Serialize)]
+struct OpenAiError<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: &'a str,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::NoRoute => 404,
+            GatewayError::Unauthorized { .. } | GatewayError::UnauthorizedClaims { .. } => 401,
+            GatewayError::Forbidden { .. } => 403,
+            GatewayError::BodyTooLarge { .. } => 413,
+            GatewayError::BadRequest { .. } => 400,
+            GatewayError::Ai(r) => r.status,
+            GatewayError::Upstream(f) => f.status(),
+            GatewayError::RequestTimeout => 408,
+            GatewayError::Internal => 500,
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "no_route",
+            GatewayError::Unauthorized { .. } | GatewayError::UnauthorizedClaims { .. } => "unauthorized",
+            GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::BodyTooLarge { .. } => "body_too_large",
+            GatewayError::BadRequest { .. } => "bad_request",
+            GatewayError::Ai(r) => r.code,
+            GatewayError::Upstream(f) => f.kind(),
+            GatewayError::RequestTimeout => "request_timeout",
+            GatewayError::Internal => "internal_error",
+        }
+    }
+
+    pub fn render(&self, request_id: &str, envelope: Envelope) -> ErrorResponse {
+        let status = self.status();
+        let mut www = None;
+        let body = match (self, envelope) {
+            (GatewayError::Ai(r), _) => openai(&r.message, r.kind, r.code),
+            (GatewayError::UnauthorizedClaims { claims, www_authenticate }, _) => {
+                www = Some(www_authenticate.clone());
+                let map: serde_json::Map<String, serde_json::Value> =
+                    claims.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+                serde_json::to_vec(&map).unwrap_or_default()
+            }
+            (GatewayError::Unauthorized { message, www_authenticate }, _) => {
+                www.clone_from(www_authenticate);
+                kong(message, None, request_id)
+            }
+            (GatewayError::NoRoute, _) => kong("no Route matched with those values", None, request_id),
+            (GatewayError::Forbidden { message }, _) => kong(message, None, request_id),
+            (GatewayError::BodyTooLarge { limit }, e) => {
+                let msg = format!("Request body is larger than the limit of {limit} bytes");
+                match e {
+                    Envelope::Kong => kong(&msg, None, request_id),
+                    Envelope::OpenAi => openai(&msg, "invalid_request_error", "request_too_large"),
+                }
+            }
+            (GatewayError::BadRequest { message }, Envelope::Kong) => kong(message, None, request_id),
+            (GatewayError::BadRequest { message }, Envelope::OpenAi) => openai(message, "invalid_request_error", "bad_request"),
+            (GatewayError::Upstream(f), Envelope::Kong) => kong(f.message(), Some(f.kind()), request_id),
+            (GatewayError::Upstream(f), Envelope::OpenAi) => openai(f.message(), "gateway_error", f.kind()),
+            (GatewayError::RequestTimeout, _) => kong("Request timeout", None, request_id),
+            (GatewayError::Internal, Envelope::Kong) => kong("An unexpected error occurred", None, request_id),
+            (GatewayError::Internal, Envelope::OpenAi) => openai("An unexpected error occurred", "gateway_error", "internal_error"),
+        };
+        ErrorResponse {
+            status,
+            body: Bytes::from(body),
+            www_authenticate: www,
+        }
+    }
+}
+
+impl From<AiRefusal> for GatewayError {
+    fn from(r: AiRefusal) -> Self {
+        GatewayError::Ai(r)
+    }
+}
+
+fn kong(message: &str, kind: Option<&str>, request_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&KongBody { message, kind, request_id }).unwrap_or_default()
+}
+
+fn openai(message: &str, kind: &str, code: &str) -> Vec<u8> {
+    serde_json::to_vec(&OpenAiBody {
+        error: OpenAiError { message, kind, param: None, code },
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(r: &ErrorResponse) -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn kong_envelope() {
+        let e = GatewayError::Unauthorized { message: "No API key found in request", www_authenticate: Some("Key".into()) };
+        let r = e.render("abc", Envelope::OpenAi);
+        assert_eq!(r.status, 401);
+        assert_eq!(json(&r), serde_json::json!({"message": "No API key found in request", "request_id": "abc"}));
+        assert_eq!(r.www_authenticate.as_deref(), Some("Key"));
+        let r = GatewayError::NoRoute.render("id", Envelope::Kong);
+        assert_eq!(json(&r)["message"], "no Route matched with those values");
+    }
+
+    #[test]
+    fn openai_envelope() {
+        let r = GatewayError::Ai(AiRefusal::bad_request("cannot use own model - must be: gpt-4o", "model_not_allowed")).render("x", Envelope::OpenAi);
+        assert_eq!(r.status, 400);
+        assert_eq!(json(&r)["error"]["message"], "cannot use own model - must be: gpt-4o");
+        assert_eq!(json(&r)["error"]["type"], "invalid_request_error");
+        let r = GatewayError::Upstream(UpstreamFailure::TlsFailure).render("x", Envelope::OpenAi);
+        assert_eq!(r.status, 502);
+        assert_eq!(json(&r)["error"]["code"], "tls_failure");
+        let r = GatewayError::Upstream(UpstreamFailure::ReadTimeout).render("x", Envelope::Kong);
+        assert_eq!(r.status, 504);
+        assert_eq!(json(&r)["kind"], "read_timeout");
+    }
+
+    #[test]
+    fn claims_body() {
+        let r = GatewayError::UnauthorizedClaims { claims: vec![("exp", "token expired")], www_authenticate: "Bearer error=\"invalid_token\"".into() }
+            .render("x", Envelope::Kong);
+        assert_eq!(json(&r), serde_json::json!({"exp": "token expired"}));
+    }
+}

@@ -1,0 +1,170 @@
+//! The `ProxyHttp` implementation: the life of a request, phase by phase. Each hook is short and
+//! hands the work to `phases/`, `plugins/`, `ai/` and `upstream/`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::access_log::AccessLog;
+use crate::context::{ConnectionGuard, RequestCtx, RequestId};
+use crate::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
+use crate::model::Gateway;
+use crate::phases;
+use crate::settings::Settings;
+use crate::upstream::resolver::Resolver;
+
+/// One loaded configuration with the metric handles resolved for it.
+pub struct Generation {
+    pub gw: Gateway,
+    pub route_metrics: Vec<HandleTable<RouteHandles>>,
+    pub unrouted_metrics: HandleTable<RouteHandles>,
+    pub llm_metrics: Vec<HandleTable<LlmHandles>>,
+    pub loaded_at: SystemTime,
+}
+
+impl Generation {
+    pub fn new(gw: Gateway) -> Generation {
+        let consumers = gw.consumers.list.len();
+        Generation {
+            route_metrics: gw.routes.iter().map(|_| HandleTable::new(consumers)).collect(),
+            unrouted_metrics: HandleTable::new(0),
+            llm_metrics: (0..gw.ai_target_count).map(|_| HandleTable::new(consumers)).collect(),
+            loaded_at: SystemTime::now(),
+            gw,
+        }
+    }
+}
+
+/// Process-wide state: survives configuration reloads.
+pub struct Shared {
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+    pub resolver: Resolver,
+    pub current: ArcSwap<Generation>,
+    pub started: Instant,
+    pub ready: AtomicBool,
+    id_prefix: u64,
+    id_counter: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, metrics: Arc<Metrics>, access_log: AccessLog, generation: Generation) -> Shared {
+        let resolver = Resolver::new(settings.upstream_resolve.clone());
+        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        Shared {
+            resolver,
+            current: ArcSwap::from_pointee(generation),
+            started: Instant::now(),
+            ready: AtomicBool::new(false),
+            id_prefix: seed ^ (u64::from(std::process::id()) << 32),
+            id_counter: AtomicU64::new(0),
+            settings,
+            metrics,
+            access_log,
+        }
+    }
+
+    pub fn next_request_id(&self) -> RequestId {
+        RequestId::new(self.id_prefix, self.id_counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+pub struct Aigate {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl ProxyHttp for Aigate {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        let s = &self.shared;
+        RequestCtx::new(s.current.load_full(), s.metrics.clone(), s.next_request_id())
+    }
+
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {
+        // No response compression: SSE must pass through as it comes.
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        if ctx.connection.is_none() {
+            ctx.connection = Some(ConnectionGuard::new(ctx.metrics.clone()));
+        }
+        session.set_read_timeout(Some(self.shared.settings.client_body_timeout));
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        phases::inbound::handle(&self.shared, session, ctx).await
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        phases::forward::choose_peer(&self.shared, session, ctx)
+    }
+
+    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
+        phases::forward::rewrite_request(&self.shared, session, req, ctx)
+    }
+
+    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) -> Result<()> {
+        phases::body::forward_chunk(&self.shared, body, end_of_stream, ctx)
+    }
+
+    async fn upstream_response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        phases::outbound::upstream_response(&self.shared, resp, ctx)
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        phases::outbound::response_headers(resp, ctx)
+    }
+
+    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) -> Result<Option<std::time::Duration>> {
+        phases::outbound::response_chunk(&self.shared, body, end_of_stream, ctx);
+        Ok(None)
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, e: Box<pingora_core::Error>) -> Box<pingora_core::Error> {
+        phases::failure::on_connect_error(&self.shared, ctx, e)
+    }
+
+    fn error_while_proxy(&self, peer: &HttpPeer, session: &mut Session, e: Box<pingora_core::Error>, ctx: &mut RequestCtx, client_reused: bool) -> Box<pingora_core::Error> {
+        phases::failure::on_proxy_error(&self.shared, peer, session, ctx, e, client_reused)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &pingora_core::Error, ctx: &mut RequestCtx) -> FailToProxy {
+        phases::failure::answer(&self.shared, session, e, ctx).await
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &pingora_core::Error) -> bool {
+        // Refusals the gateway decided on are not errors of the gateway.
+        ctx.error.as_ref().is_some_and(|e| e.status() < 500)
+    }
+
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        // Pingora's summary prints the full URI, whose query may hold a key: log only the path.
+        format!("{} {} request_id={}", session.req_header().method, ctx.path, ctx.request_id.as_str())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
+        phases::account::finish(&self.shared, session, e, ctx);
+    }
+
+    fn persist_connection_context(&self, _session: &Session, ctx: &RequestCtx) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        ctx.connection.clone().map(|c| Box::new(c) as Box<dyn std::any::Any + Send + Sync>)
+    }
+
+    fn on_connection_reuse(&self, _session: &mut Session, ctx: &mut RequestCtx, prev: Box<dyn std::any::Any + Send + Sync>) {
+        if let Ok(guard) = prev.downcast::<Arc<ConnectionGuard>>() {
+            ctx.connection = Some(*guard);
+        }
+    }
+}

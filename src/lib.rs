@@ -1,0 +1,29 @@
+//! aigate: an AI gateway on Pingora. It loads Kong declarative (decK) files, authenticates
+//! consumers as Kong's key-auth does, and proxies OpenAI Responses and Chat Completions traffic
+//! (including hosted MCP tools) with the provider key kept in the gateway, exact per-consumer
+//! token and MCP accounting, and Prometheus metrics.
+//!
+//! Where things live: `settings` (the settings file), `declarative` (decK files → `model`),
+//! `router`, `plugins/` (one file per plugin), `ai/` (request rewrite, usage and MCP extraction),
+//! `upstream/` (peers, DNS, TLS trust, balancing), `gateway` (the `ProxyHttp` impl) and its
+//! `phases/`, `metrics`, `access_log`, `status`, `lifecycle`, `errors`.
+
+pub mod access_log;
+pub mod ai;
+pub mod consumers;
+pub mod context;
+pub mod declarative;
+pub mod errors;
+pub mod gateway;
+pub mod lifecycle;
+pub mod metrics;
+pub mod model;
+pub mod phases;
+pub mod plugins;
+pub mod problems;
+pub mod query;
+pub mod router;
+pub mod server;
+pub mod settings;
+pub mod status;
+pub mod upstream;

@@ -1,0 +1,103 @@
+//! `aigate run | check | hash-key`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use aigate::consumers::stored_form;
+use aigate::server::{self, RunOptions};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "aigate", version, about = "An AI gateway on Pingora for Kong decK configurations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve: the proxy on proxy_listen, metrics and status on status_listen.
+    Run {
+        /// The settings file (see README.md).
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// Take over the listening sockets of the running aigate (zero-downtime upgrade).
+        #[arg(long, short = 'u')]
+        upgrade: bool,
+        /// Run in the background (writes pid_file).
+        #[arg(long, short = 'd')]
+        daemon: bool,
+    },
+    /// Check the settings and decK files; list every problem and exit non-zero if any.
+    Check {
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+    /// Read a key on stdin and print the form to store in a decK file (`key: sha256:...`).
+    HashKey,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::HashKey => {
+            let mut key = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut key) {
+                eprintln!("aigate: cannot read the key from stdin: {e}");
+                return ExitCode::from(2);
+            }
+            let key = key.strip_suffix('\n').map(|k| k.strip_suffix('\r').unwrap_or(k)).unwrap_or(&key);
+            if key.is_empty() {
+                eprintln!("aigate: the key is empty");
+                return ExitCode::from(2);
+            }
+            println!("{}", stored_form(key.as_bytes()));
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match server::check(&config) {
+            Ok((_, loaded)) => {
+                let g = &loaded.gateway;
+                println!(
+                    "{}: ok ({} services, {} routes, {} consumers, {} keys)",
+                    config.display(),
+                    g.services.len(),
+                    g.routes.len(),
+                    g.consumers.list.len(),
+                    g.consumers.key_count()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                eprintln!("{problems}");
+                eprintln!("aigate: {} problem(s) found", problems.len());
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config, upgrade, daemon } => {
+            let (settings, loaded) = match server::check(&config) {
+                Ok(v) => v,
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    eprintln!("aigate: not started, {} problem(s) found", problems.len());
+                    return ExitCode::from(1);
+                }
+            };
+            let default_level = settings.log_level.clone();
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+                .format_timestamp_millis()
+                .init();
+            match server::run(settings, loaded, RunOptions { upgrade, daemon }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("aigate: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `logging`: after the response is done, count the request in the metrics (per route and
+//! consumer), read exact token usage and MCP activity from the side view, and write the access
+//! log line.
+
+use pingora_proxy::Session;
+
+use crate::access_log::{now_rfc3339, Entry, McpLog, Tokens};
+use crate::ai::response::{self, McpItem, ResponseFacts};
+use crate::context::{RequestCtx, ResponseScan};
+use crate::gateway::Shared;
+use crate::metrics::RequestRecord;
+
+pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
+    let total = ctx.started.elapsed();
+    let status = match session.response_written() {
+        Some(h) => h.status.as_u16(),
+        // The client left before an answer (nginx's 499).
+        None if e.is_some() && ctx.error.is_none() => 499,
+        None => ctx.status,
+    };
+    let gateway = ctx.gateway_done.map_or(total, |t| t.duration_since(ctx.started));
+    let generation = ctx.generation.clone();
+    let gw = &generation.gw;
+    let consumer_label = ctx.consumer.map(|c| gw.consumers.get(c).label.as_str());
+    let (route_name, service_name) = match ctx.route {
+        Some(r) => {
+            let route = gw.route(r);
+            (Some(route.name.as_str()), Some(gw.service_of(route).name.as_str()))
+        }
+        None => (None, None),
+    };
+    let handles = match ctx.route {
+        Some(r) => generation.route_metrics[r].get(ctx.consumer, || {
+            shared.metrics.route_handles(service_name.unwrap_or(""), route_name.unwrap_or(""), consumer_label.unwrap_or(""))
+        }),
+        None => generation.unrouted_metrics.get(None, || shared.metrics.route_handles("", "", "")),
+    };
+    let bytes_in = ctx.body_bytes.max(session.as_downstream().body_bytes_read() as u64);
+    handles.record(
+        &shared.metrics,
+        &RequestRecord {
+            status,
+            total,
+            upstream_ttfb: ctx.upstream_ttfb,
+            gateway,
+            bytes_in,
+            bytes_out: ctx.bytes_out,
+        },
+    );
+
+    // LLM accounting.
+    let mut facts = ResponseFacts::default();
+    let mut usage_missing = None;
+    let mut mode = None;
+    let mut model_label: Option<String> = None;
+    if let Some(ai) = &ctx.ai {
+        if ai.inference {
+            let target = &ai.plugin.targets[ai.target];
+            let stream = matches!(ctx.scan, ResponseScan::Sse(_)) || ai.facts.as_ref().is_some_and(|f| f.stream);
+            mode = Some(if stream { "stream" } else { "oneshot" });
+            facts = match &mut ctx.scan {
+                ResponseScan::Json { chunks, overflowed: false, .. } => match chunks.len() {
+                    0 => ResponseFacts::default(),
+                    1 => response::from_json(&chunks[0]),
+                    _ => response::from_json(&chunks.concat()),
+                },
+                ResponseScan::Sse(scanner) => {
+                    scanner.finish();
+                    response::from_stream(scanner)
+                }
+                _ => ResponseFacts::default(),
+            };
+            let model = bounded_model(target.model.as_deref(), facts.model.as_deref());
+            let llm = generation.llm_metrics[target.id].get(ctx.consumer, || {
+                shared.metrics.llm_handles(consumer_label.unwrap_or(""), target.provider, &model, target.route_type.as_str())
+            });
+            shared.metrics.llm_request(&llm, stream, status);
+            if (200..300).contains(&status) {
+                match &facts.usage {
+                    Some(u) => llm.usage(u, target.options.input_cost, target.options.output_cost),
+                    None => {
+                        llm.usage_missing(stream);
+                        usage_missing = Some(true);
+                    }
+                }
+            }
+            shared.metrics.mcp_items(consumer_label.unwrap_or(""), &facts.mcp);
+            model_label = Some(model);
+        }
+    }
+
+    if shared.access_log.enabled() {
+        let to_ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        let mcp: Vec<McpLog> = facts
+            .mcp
+            .iter()
+            .map(|m| match m {
+                McpItem::Call { server_label, tool, ok } => McpLog { server_label, tool: Some(tool), event: if *ok { "call" } else { "call_error" } },
+                McpItem::ListTools { server_label, .. } => McpLog { server_label, tool: None, event: "list_tools" },
+                McpItem::ApprovalRequest { server_label, tool } => McpLog { server_label, tool: Some(tool), event: "approval_request" },
+            })
+            .collect();
+        let entry = Entry {
+            time: now_rfc3339(),
+            request_id: ctx.request_id.as_str(),
+            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+            consumer: consumer_label,
+            route: route_name,
+            service: service_name,
+            method: session.req_header().method.as_str(),
+            path: &ctx.path,
+            status,
+            duration_ms: to_ms(total),
+            upstream_ttfb_ms: ctx.upstream_ttfb.map(to_ms),
+            gateway_ms: to_ms(gateway),
+            bytes_in,
+            bytes_out: ctx.bytes_out,
+            upstream_addr: ctx.upstream_addr.map(|a| a.to_string()),
+            upstream_attempts: (ctx.attempts > 1).then_some(ctx.attempts),
+            error: ctx.error_kind,
+            model: model_label.as_deref(),
+            mode,
+            tokens: facts.usage.map(|u| Tokens { input: u.input, output: u.output, total: u.total }),
+            usage_missing,
+            mcp,
+        };
+        if !shared.access_log.write(&entry) {
+            shared.metrics.access_log_dropped.inc();
+        }
+    }
+}
+
+/// The model label: the configured model, or the reported one when nothing is configured is
+/// not a bounded value, so it becomes `other`.
+fn bounded_model(configured: Option<&str>, _reported: Option<&str>) -> String {
+    configured.unwrap_or("other").to_string()
+}

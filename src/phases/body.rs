@@ -1,0 +1,223 @@
+//! The request body. Pingora sends the upstream request headers before it reads the body, and
+//! forwards a body read in `request_filter` only if it fits its 64 KiB retry buffer. So:
+//!
+//! - A body whose declared length fits that window is read whole in `request_filter`, checked
+//!   and rewritten before any upstream is chosen (a refused request never leaves the gateway), and
+//!   handed to Pingora in place of the retry buffer on every attempt (so failover can resend it).
+//! - A larger or chunked body is held back chunk by chunk as it arrives; the upstream has the
+//!   headers and nothing else until the body is complete and checked. A refused one is never
+//!   completed, so the provider never processes it.
+
+use bytes::{Bytes, BytesMut};
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+
+use crate::ai::json_body::RequestDoc;
+use crate::ai::request::{apply_target, AiRefusal, BAD_BODY};
+use crate::context::{BodyState, RequestCtx};
+use crate::errors::GatewayError;
+use crate::gateway::Shared;
+use crate::plugins::key_auth::KeyLocation;
+
+/// Bodies up to this declared length are read before choosing an upstream (Pingora's retry
+/// buffer size).
+pub const EARLY_WINDOW: u64 = 64 * 1024;
+/// How much unread body the gateway reads to keep a refused client's connection alive.
+pub const DRAIN_LIMIT: u64 = 64 * 1024;
+
+pub fn declared_length(req: &RequestHeader) -> Option<u64> {
+    let v = req.headers.get(http::header::CONTENT_LENGTH)?;
+    std::str::from_utf8(v.as_bytes()).ok()?.trim().parse().ok()
+}
+
+/// Read and discard the unread body, up to [`DRAIN_LIMIT`]; true when it is all read.
+pub async fn drain(session: &mut Session) -> bool {
+    if session.as_downstream_mut().is_body_done() {
+        return true;
+    }
+    if declared_length(session.req_header()).is_some_and(|n| n > DRAIN_LIMIT) {
+        return false;
+    }
+    let mut read = 0u64;
+    loop {
+        match session.read_request_body().await {
+            Ok(None) => return true,
+            Ok(Some(b)) => {
+                read += b.len() as u64;
+                if read > DRAIN_LIMIT {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Read the whole body now if its declared length fits the early window. `Ok(None)`: it will be
+/// held back while Pingora reads it instead.
+pub async fn read_early(session: &mut Session, ctx: &mut RequestCtx) -> std::result::Result<Option<Bytes>, GatewayError> {
+    if session.as_downstream_mut().is_body_empty() {
+        return Ok(Some(Bytes::new()));
+    }
+    match declared_length(session.req_header()) {
+        Some(n) if n <= EARLY_WINDOW => {}
+        _ => return Ok(None),
+    }
+    // Pingora replays the retry buffer to the upstream: it must see these bytes.
+    session.as_downstream_mut().enable_retry_buffering();
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<BytesMut> = None;
+    loop {
+        match session.read_request_body().await {
+            Ok(None) => break,
+            Ok(Some(b)) => {
+                ctx.body_bytes += b.len() as u64;
+                if ctx.body_bytes > ctx.body_limit {
+                    return Err(GatewayError::BodyTooLarge { limit: ctx.body_limit });
+                }
+                match (&first, &mut more) {
+                    (None, _) => first = Some(b),
+                    (Some(f), None) => {
+                        let mut m = BytesMut::with_capacity(EARLY_WINDOW as usize);
+                        m.extend_from_slice(f);
+                        m.extend_from_slice(&b);
+                        more = Some(m);
+                    }
+                    (Some(_), Some(m)) => m.extend_from_slice(&b),
+                }
+            }
+            Err(e) => {
+                return Err(if matches!(e.etype(), ErrorType::ReadTimedout) {
+                    GatewayError::RequestTimeout
+                } else {
+                    GatewayError::BadRequest { message: "the request body could not be read".into() }
+                })
+            }
+        }
+    }
+    Ok(Some(match more {
+        Some(m) => m.freeze(),
+        None => first.unwrap_or_default(),
+    }))
+}
+
+/// Kong reads a body without Content-Type as JSON; any other type cannot be inspected.
+pub fn check_content_type(req: &RequestHeader) -> std::result::Result<(), GatewayError> {
+    let Some(ct) = req.headers.get(http::header::CONTENT_TYPE) else { return Ok(()) };
+    let essence = ct.as_bytes().split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+    if essence.eq_ignore_ascii_case(b"application/json") || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json")) {
+        Ok(())
+    } else {
+        Err(GatewayError::Ai(AiRefusal::bad_request(format!("{BAD_BODY}: the content type must be application/json"), "invalid_content_type")))
+    }
+}
+
+/// Check and rewrite a complete LLM request body for the current target.
+pub fn inspect(ctx: &mut RequestCtx, original: &Bytes) -> std::result::Result<Bytes, GatewayError> {
+    let strip = body_key_to_strip(ctx);
+    let Some(ai) = ctx.ai.as_mut() else { return Ok(original.clone()) };
+    let target = &ai.plugin.targets[ai.target];
+    let mut doc = RequestDoc::parse(original).map_err(AiRefusal::from)?;
+    let facts = apply_target(&mut doc, target, ai.plugin.response_streaming)?;
+    if let Some(name) = strip {
+        doc.remove(&name);
+    }
+    ai.facts = Some(facts);
+    ai.rendered_for = Some(ai.target);
+    Ok(if doc.changed() { Bytes::from(doc.to_bytes()) } else { original.clone() })
+}
+
+/// A key-auth key found in the body is never sent to an LLM provider.
+fn body_key_to_strip(ctx: &RequestCtx) -> Option<String> {
+    let Some(KeyLocation::Body(i)) = ctx.key_location else { return None };
+    let route = ctx.generation.gw.route(ctx.route?);
+    route.policies.key_auth.as_ref()?.key_names.get(i).cloned()
+}
+
+/// Make sure the complete body is rendered for the target of this attempt (after a failover
+/// the model and options may differ).
+pub fn render_for_current_target(ctx: &mut RequestCtx) -> std::result::Result<(), GatewayError> {
+    let needs = match (&ctx.body, &ctx.ai) {
+        (BodyState::Complete { .. }, Some(ai)) => ai.inference && ai.rendered_for != Some(ai.target),
+        _ => false,
+    };
+    if !needs {
+        return Ok(());
+    }
+    let original = match &ctx.body {
+        BodyState::Complete { original, .. } => original.clone(),
+        _ => return Ok(()),
+    };
+    let upstream = inspect(ctx, &original)?;
+    ctx.body = BodyState::Complete { original, upstream };
+    Ok(())
+}
+
+/// `request_body_filter`: what goes upstream for each chunk Pingora read.
+pub fn forward_chunk(_shared: &Shared, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) -> Result<()> {
+    match &mut ctx.body {
+        BodyState::Passthrough => {
+            if let Some(b) = body {
+                ctx.body_bytes += b.len() as u64;
+                if ctx.body_bytes > ctx.body_limit {
+                    return refuse(ctx, GatewayError::BodyTooLarge { limit: ctx.body_limit });
+                }
+            }
+            Ok(())
+        }
+        BodyState::Complete { upstream, .. } => {
+            // Pingora hands the retry buffer (the original body) once per attempt.
+            *body = Some(if end_of_stream { upstream.clone() } else { Bytes::new() });
+            Ok(())
+        }
+        BodyState::Pending { chunks, len } => {
+            if let Some(b) = body.take() {
+                *len += b.len();
+                ctx.body_bytes += b.len() as u64;
+                if ctx.body_bytes > ctx.body_limit {
+                    return refuse(ctx, GatewayError::BodyTooLarge { limit: ctx.body_limit });
+                }
+                if !b.is_empty() {
+                    chunks.push(b);
+                }
+            }
+            if !end_of_stream {
+                // Hold back: an empty chunk is not written upstream.
+                *body = Some(Bytes::new());
+                return Ok(());
+            }
+            let original = concat(std::mem::take(chunks), *len);
+            ctx.body = BodyState::Released;
+            match inspect(ctx, &original) {
+                Ok(upstream) => {
+                    *body = Some(upstream);
+                    Ok(())
+                }
+                Err(e) => refuse(ctx, e),
+            }
+        }
+        BodyState::Released => {
+            // A held-back body cannot be sent twice; retries are refused for it.
+            *body = None;
+            Ok(())
+        }
+    }
+}
+
+fn refuse(ctx: &mut RequestCtx, e: GatewayError) -> Result<()> {
+    let status = e.status();
+    ctx.error = Some(e);
+    Err(Error::explain(ErrorType::HTTPStatus(status), "request refused by the gateway"))
+}
+
+fn concat(chunks: Vec<Bytes>, len: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.into_iter().next().unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(len);
+    for c in chunks {
+        out.extend_from_slice(&c);
+    }
+    out.freeze()
+}

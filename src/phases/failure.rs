@@ -1,0 +1,169 @@
+//! When an upstream attempt fails: retry on a fresh connection when a pooled one turned out to be
+//! dead, fail over to the next LLM target per `failover_criteria`, and otherwise answer the
+//! client with a JSON error naming the kind of failure.
+
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorSource, ErrorType};
+use pingora_proxy::{FailToProxy, Session};
+
+use super::respond;
+use crate::context::{BodyState, RequestCtx};
+use crate::errors::{Envelope, GatewayError, UpstreamFailure};
+use crate::gateway::Shared;
+use crate::upstream::{classify, is_upstream};
+
+/// Whether the request body can be sent again on another attempt.
+fn body_replayable(session: &Session, ctx: &RequestCtx) -> bool {
+    match &ctx.body {
+        BodyState::Complete { .. } => true,
+        BodyState::Pending { len, .. } => *len == 0,
+        BodyState::Released => false,
+        BodyState::Passthrough => ctx.body_bytes == 0 || !session.as_ref().retry_buffer_truncated(),
+    }
+}
+
+fn record_failure(shared: &Shared, ctx: &RequestCtx, failure: UpstreamFailure) {
+    let gw = &ctx.generation.gw;
+    let (service, route) = match ctx.route {
+        Some(r) => {
+            let route = gw.route(r);
+            (gw.service_of(route).name.as_str(), route.name.as_str())
+        }
+        None => ("", ""),
+    };
+    shared.metrics.upstream_error(service, route, failure.kind());
+}
+
+/// Move an LLM request to its next target if the failure counts under `failover_criteria`.
+fn fail_over(shared: &Shared, ctx: &mut RequestCtx, failure: Option<UpstreamFailure>, status: Option<u16>) -> bool {
+    let Some(ai) = ctx.ai.as_mut() else { return false };
+    let criteria = &ai.plugin.balancer.failover;
+    let counts = match (failure, status) {
+        (Some(f), _) if f.is_timeout() => criteria.timeout,
+        (Some(UpstreamFailure::DnsFailure), _) => criteria.error,
+        (Some(_), _) => criteria.error,
+        (None, Some(code)) => criteria.status_fails(code),
+        (None, None) => false,
+    };
+    if !counts {
+        return false;
+    }
+    let plugin = ai.plugin.clone();
+    if plugin.state.report_failure(ai.target) {
+        let t = &plugin.targets[ai.target];
+        shared
+            .metrics
+            .target_health_changes
+            .with_label_values(&[t.provider, t.model.as_deref().unwrap_or("other"), "down"])
+            .inc();
+        log::warn!("LLM target {} ({}) taken out after repeated failures", ai.target, t.endpoint.authority());
+    }
+    ai.tried.add(ai.target);
+    if ctx.attempts > plugin.balancer.retries {
+        return false;
+    }
+    match plugin.state.pick(plugin.balancer.algorithm, ai.tried, None) {
+        Some(next) => {
+            ai.target = next;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `fail_to_connect`: nothing was sent; another attempt is always safe for the body.
+pub fn on_connect_error(shared: &Shared, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    let failure = classify(&e);
+    record_failure(shared, ctx, failure);
+    let retry = if ctx.ai.is_some() {
+        fail_over(shared, ctx, Some(failure), None)
+    } else {
+        let gw = &ctx.generation.gw;
+        let retries = ctx.route.map_or(0, |r| gw.service_of(gw.route(r)).retries);
+        failure == UpstreamFailure::ConnectRefused && ctx.attempts <= retries
+    };
+    e.set_retry(retry);
+    e
+}
+
+/// `error_while_proxy`: the connection was made (or reused) and something failed after.
+pub fn on_proxy_error(shared: &Shared, peer: &HttpPeer, session: &mut Session, ctx: &mut RequestCtx, e: Box<Error>, client_reused: bool) -> Box<Error> {
+    let mut e = e.more_context(format!("peer {peer}"));
+    if ctx.error.is_some() {
+        // The gateway refused the request (body check): final.
+        e.set_retry(false);
+        return e;
+    }
+    let nothing_sent_downstream = session.response_written().is_none();
+    let replayable = body_replayable(session, ctx) && nothing_sent_downstream;
+    // A pooled connection the upstream had closed: retry once on a fresh one, whatever the
+    // method, when no byte of the response was received.
+    let mut stale = e.retry;
+    stale.decide_reuse(client_reused);
+    if stale.retry() && replayable && ctx.status == 0 {
+        log::debug!("retrying on a fresh connection after a dead pooled one: {e}");
+        e.set_retry(true);
+        return e;
+    }
+    let status = match e.etype() {
+        ErrorType::HTTPStatus(code) if *e.esource() == ErrorSource::Upstream => Some(*code),
+        _ => None,
+    };
+    let failure = if status.is_some() { None } else if is_upstream(&e) { Some(classify(&e)) } else { None };
+    if let Some(f) = failure {
+        record_failure(shared, ctx, f);
+    }
+    let retry = replayable && (failure.is_some() || status.is_some()) && fail_over(shared, ctx, failure, status);
+    if retry {
+        // The next attempt starts over.
+        ctx.status = 0;
+        ctx.upstream_ttfb = None;
+    }
+    e.set_retry(retry);
+    e
+}
+
+/// `fail_to_proxy`: answer the client with the gateway's JSON error, if it can still be told.
+pub async fn answer(_shared: &Shared, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    let err = match ctx.error.clone() {
+        Some(err) => err,
+        None => match e.esource() {
+            ErrorSource::Upstream => match e.etype() {
+                ErrorType::HTTPStatus(_) => GatewayError::Upstream(UpstreamFailure::InvalidResponse),
+                _ => GatewayError::Upstream(classify(e)),
+            },
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::ReadTimedout => GatewayError::RequestTimeout,
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                    // The client is gone: nobody to answer.
+                    ctx.error_kind = Some("client_closed");
+                    return FailToProxy { error_code: 0, can_reuse_downstream: false };
+                }
+                _ => GatewayError::BadRequest { message: "the request could not be read".into() },
+            },
+            _ => match e.etype() {
+                ErrorType::HTTPStatus(code) if *code == 413 => GatewayError::BodyTooLarge { limit: ctx.body_limit },
+                _ => GatewayError::Internal,
+            },
+        },
+    };
+    ctx.error_kind = Some(err.kind());
+    let code = err.status();
+    if session.response_written().is_some() {
+        // Mid-response: the connection is closed so the client sees the stream end.
+        ctx.error = Some(err);
+        return FailToProxy { error_code: code, can_reuse_downstream: false };
+    }
+    let envelope = if ctx.ai.is_some() { Envelope::OpenAi } else { Envelope::Kong };
+    let rendered = err.render(ctx.request_id.as_str(), envelope);
+    ctx.error = Some(err);
+    let can_reuse = session.as_downstream_mut().is_body_done();
+    if !can_reuse {
+        session.set_keepalive(None);
+    }
+    if let Err(write_err) = respond::write(session, ctx, &rendered).await {
+        log::debug!("could not send the error response: {write_err}");
+        return FailToProxy { error_code: code, can_reuse_downstream: false };
+    }
+    FailToProxy { error_code: code, can_reuse_downstream: can_reuse }
+}

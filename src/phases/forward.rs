@@ -1,0 +1,231 @@
+//! `upstream_peer` and `upstream_request_filter`: where the request goes and what it looks like
+//! when it gets there — path, Host, credentials (the consumer's removed, the provider's added),
+//! identity headers and body framing.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+
+use super::body;
+use crate::context::{BodyState, RequestCtx};
+use crate::errors::{GatewayError, UpstreamFailure};
+use crate::gateway::Shared;
+use crate::model::{Endpoint, Timeouts};
+use crate::plugins::ai_proxy::ProviderAuth;
+use crate::plugins::key_auth::KeyLocation;
+use crate::query;
+use crate::router::upstream_path;
+use crate::upstream::build_peer;
+
+/// Headers that carry the gateway's word on who the consumer is; a client may never set them.
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-consumer-id",
+    "x-consumer-custom-id",
+    "x-consumer-username",
+    "x-credential-identifier",
+    "x-anonymous-consumer",
+    "x-consumer-groups",
+    "x-authenticated-groups",
+];
+
+fn target_of(shared: &Shared, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, bool)> {
+    let gw = &ctx.generation.gw;
+    let route = gw.route(ctx.route?);
+    if let Some(ai) = &ctx.ai {
+        let t = &ai.plugin.targets[ai.target];
+        let b = &ai.plugin.balancer;
+        let s = &shared.settings;
+        let timeouts = Timeouts {
+            connect: b.connect_timeout.unwrap_or(s.upstream_connect_timeout),
+            read: b.read_timeout.unwrap_or(s.upstream_read_timeout),
+            write: b.write_timeout.unwrap_or(s.upstream_write_timeout),
+        };
+        return Some((t.endpoint.clone(), timeouts, true));
+    }
+    let service = gw.service_of(route);
+    Some((service.endpoint.clone(), service.timeouts, service.tls_verify))
+}
+
+pub fn choose_peer(shared: &Shared, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    let Some((endpoint, timeouts, verify)) = target_of(shared, ctx) else {
+        return Err(Error::explain(ErrorType::InternalError, "no route for the upstream phase"));
+    };
+    ctx.attempts += 1;
+    let Some(addr) = shared.resolver.lookup(&endpoint.host, endpoint.port) else {
+        ctx.error = Some(GatewayError::Upstream(UpstreamFailure::DnsFailure));
+        let mut e = Error::explain(ErrorType::Custom("DnsFailure"), "the upstream host name is not resolved");
+        e.set_retry(false);
+        return Err(e.into_up());
+    };
+    ctx.upstream_addr = Some(addr);
+    let peer = build_peer(addr, &endpoint, &timeouts, shared.settings.upstream_keepalive_idle_timeout, verify);
+    Ok(Box::new(peer))
+}
+
+pub fn rewrite_request(shared: &Shared, session: &mut Session, req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
+    if let Err(e) = body::render_for_current_target(ctx) {
+        let status = e.status();
+        ctx.error = Some(e);
+        return Err(Error::explain(ErrorType::HTTPStatus(status), "request refused by the gateway"));
+    }
+    let generation = ctx.generation.clone();
+    let gw = &generation.gw;
+    let Some(route_id) = ctx.route else {
+        return Err(Error::explain(ErrorType::InternalError, "no route for the upstream request"));
+    };
+    let route = gw.route(route_id);
+    let service = gw.service_of(route);
+    let key_auth = route.policies.key_auth.as_deref();
+    let is_ai = ctx.ai.is_some();
+
+    // The consumer's key: removed when the plugin hides it, and always before an LLM provider.
+    let strip_key = key_auth.is_some_and(|k| k.hide_credentials) || is_ai;
+    let mut strip_query: Option<&str> = None;
+    if let (true, Some(ka), Some(loc)) = (strip_key, key_auth, ctx.key_location) {
+        match loc {
+            KeyLocation::Header(i) => {
+                let name = ka.key_names[i].as_str();
+                while req.remove_header(name).is_some() {}
+                // Also drop a same-named query parameter (Kong clears both).
+                strip_query = Some(name);
+            }
+            KeyLocation::Query(i) => {
+                let name = ka.key_names[i].as_str();
+                while req.remove_header(name).is_some() {}
+                strip_query = Some(name);
+            }
+            KeyLocation::Body(_) => {}
+        }
+    }
+
+    // Path and query.
+    let original_query = session.req_header().uri.query().map(str::as_bytes);
+    let mut query: Option<Cow<[u8]>> = original_query.map(Cow::Borrowed);
+    if let (Some(name), Some(q)) = (strip_query, original_query) {
+        if let Some(rest) = query::without(q, name) {
+            query = Some(Cow::Owned(rest));
+        }
+    }
+    let (path, host) = match &ctx.ai {
+        Some(ai) => {
+            let t = &ai.plugin.targets[ai.target];
+            if let ProviderAuth::Query { name, value } = &t.auth {
+                let client_has = query.as_deref().is_some_and(|q| query::values(q, name).next().is_some());
+                if !(t.allow_override && client_has) {
+                    let mut q = query.as_deref().and_then(|q| query::without(q, name)).unwrap_or_else(|| query.as_deref().unwrap_or_default().to_vec());
+                    if !q.is_empty() {
+                        q.push(b'&');
+                    }
+                    q.extend_from_slice(encode_component(name).as_bytes());
+                    q.push(b'=');
+                    q.extend_from_slice(encode_component(value).as_bytes());
+                    query = Some(Cow::Owned(q));
+                }
+            }
+            let path = if ai.suffix.is_empty() {
+                t.endpoint.path.clone()
+            } else {
+                format!("{}{}", t.endpoint.path.trim_end_matches('/'), ai.suffix)
+            };
+            (path, Some(t.endpoint.authority()))
+        }
+        None => {
+            let p = upstream_path(&service.endpoint.path, &ctx.path, ctx.matched_len, route.strip_path, route.path_handling);
+            (p, (!route.preserve_host).then(|| service.endpoint.authority()))
+        }
+    };
+    let path = if path.is_empty() { "/".to_string() } else { path };
+    let mut target = path.into_bytes();
+    if let Some(q) = query.as_deref().filter(|q| !q.is_empty()) {
+        target.push(b'?');
+        target.extend_from_slice(q);
+    }
+    req.set_raw_path(&target)?;
+    if let Some(host) = host {
+        req.insert_header(http::header::HOST, host)?;
+    }
+
+    // Identity headers: only the gateway sets them.
+    for h in IDENTITY_HEADERS {
+        while req.remove_header(*h).is_some() {}
+    }
+    if let Some(ai) = &ctx.ai {
+        let t = &ai.plugin.targets[ai.target];
+        if let ProviderAuth::Header { name, value } = &t.auth {
+            if !(t.allow_override && req.headers.contains_key(name)) {
+                req.insert_header(name.clone(), value.clone())?;
+            }
+        }
+        // Uncompressed answers, so usage can be read from them.
+        req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
+    } else {
+        if let Some(cid) = ctx.consumer {
+            let c = gw.consumers.get(cid);
+            req.insert_header("x-consumer-id", c.id.as_str())?;
+            if let Some(v) = &c.custom_id {
+                req.insert_header("x-consumer-custom-id", v.as_str())?;
+            }
+            if let Some(v) = &c.username {
+                req.insert_header("x-consumer-username", v.as_str())?;
+            }
+            if ctx.anonymous {
+                req.insert_header("x-anonymous-consumer", "true")?;
+            } else if let Some(cred) = ctx.credential {
+                req.insert_header("x-credential-identifier", gw.consumers.credential_ids[cred].as_str())?;
+            }
+            if let Some(acl) = route.policies.acl.for_consumer(Some(cid)) {
+                if !acl.hide_groups_header && !c.groups_header.is_empty() {
+                    req.insert_header("x-consumer-groups", c.groups_header.as_str())?;
+                }
+            }
+        }
+        req.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+            let ip = addr.ip().to_string();
+            let xff = match session.req_header().headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prev) => format!("{prev}, {ip}"),
+                None => ip.clone(),
+            };
+            req.insert_header("x-forwarded-for", xff)?;
+            req.insert_header("x-real-ip", ip)?;
+        }
+        req.insert_header("x-forwarded-proto", "http")?;
+    }
+
+    // Body framing for a body the gateway holds.
+    match &ctx.body {
+        BodyState::Complete { upstream, .. } => {
+            req.remove_header(&http::header::TRANSFER_ENCODING);
+            req.insert_header(http::header::CONTENT_LENGTH, upstream.len().to_string())?;
+        }
+        BodyState::Pending { .. } => {
+            // The checked body may differ in length: send it chunked.
+            req.remove_header(&http::header::CONTENT_LENGTH);
+        }
+        BodyState::Passthrough | BodyState::Released => {}
+    }
+    let now = Instant::now();
+    ctx.upstream_started = Some(now);
+    if ctx.gateway_done.is_none() {
+        ctx.gateway_done = Some(now);
+    }
+    let _ = shared;
+    Ok(())
+}
+
+/// Percent-encode a query component.
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,184 @@
+//! `request_filter`: route the request, enforce size limits, authenticate and authorize the
+//! consumer, and for LLM routes choose a target and check the body before anything goes upstream.
+
+use bytes::Bytes;
+use pingora_core::Result;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+
+use super::body;
+use super::respond::refuse;
+use crate::context::{AiState, BodyState, RequestCtx};
+use crate::errors::{Envelope, GatewayError, UpstreamFailure};
+use crate::gateway::Shared;
+use crate::model::split_host_port;
+use crate::plugins::acl::{AclDecision, FORBIDDEN_MESSAGE};
+use crate::plugins::key_auth::BodyKind;
+use crate::router::normalize_path;
+use crate::upstream::balancer::Tried;
+
+pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let generation = ctx.generation.clone();
+    let gw = &generation.gw;
+
+    // ---- route
+    let Some(path) = normalize_path(session.req_header().uri.path()) else {
+        let err = GatewayError::BadRequest { message: "the request path is not valid".into() };
+        return refuse(session, ctx, err, Envelope::Kong).await;
+    };
+    ctx.path = path;
+    let (host, host_with_port) = request_host(session.req_header());
+    let method = session.req_header().method.as_str();
+    let Some(m) = gw.router.find(method, &host, &host_with_port, &ctx.path) else {
+        return refuse(session, ctx, GatewayError::NoRoute, Envelope::Kong).await;
+    };
+    ctx.route = Some(m.route);
+    ctx.matched_len = m.matched_len;
+    let route = gw.route(m.route);
+    let policies = &route.policies;
+    let envelope = if policies.ai_proxy.is_configured() { Envelope::OpenAi } else { Envelope::Kong };
+
+    // ---- size limit, from the declared length before anything is read
+    ctx.body_limit = shared.settings.max_request_body_size;
+    if let Some(ai) = policies.ai_proxy.default.as_ref() {
+        if let Some(limit) = ai.max_request_body_size {
+            ctx.body_limit = limit;
+        }
+    }
+    if body::declared_length(session.req_header()).is_some_and(|n| n > ctx.body_limit) {
+        let err = GatewayError::BodyTooLarge { limit: ctx.body_limit };
+        return refuse(session, ctx, err, envelope).await;
+    }
+
+    // ---- authentication
+    let mut early_body: Option<Bytes> = None;
+    let mut early_read = false;
+    if let Some(ka) = &policies.key_auth {
+        let preflight = session.req_header().method == http::Method::OPTIONS;
+        if !(preflight && !ka.run_on_preflight) {
+            if ka.key_in_body {
+                early_read = true;
+                match body::read_early(session, ctx).await {
+                    Ok(b) => early_body = b,
+                    Err(e) => return refuse(session, ctx, e, envelope).await,
+                }
+            }
+            let kind = BodyKind::from_content_type(session.req_header().headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+            let body_view = early_body.as_ref().map(|b| (b.as_ref(), kind));
+            match ka.authenticate(session.req_header(), body_view, &gw.consumers) {
+                Ok((cred, location)) => {
+                    ctx.consumer = Some(cred.consumer);
+                    ctx.credential = Some(cred.credential);
+                    ctx.key_location = Some(location);
+                }
+                Err(failure) => match ka.anonymous {
+                    Some(anon) => {
+                        ctx.consumer = Some(anon);
+                        ctx.anonymous = true;
+                    }
+                    None => {
+                        shared.metrics.auth_failure(&route.name, failure.reason());
+                        let err = GatewayError::Unauthorized { message: failure.message(), www_authenticate: Some(ka.www_authenticate.clone()) };
+                        return refuse(session, ctx, err, Envelope::Kong).await;
+                    }
+                },
+            }
+        }
+    }
+
+    // ---- authorization
+    if let Some(acl) = policies.acl.for_consumer(ctx.consumer) {
+        let consumer = ctx.consumer.map(|c| gw.consumers.get(c));
+        match acl.decide(consumer) {
+            AclDecision::Allowed => {}
+            AclDecision::Unauthenticated => {
+                shared.metrics.auth_failure(&route.name, "unauthenticated");
+                let err = GatewayError::Unauthorized { message: "Unauthorized", www_authenticate: None };
+                return refuse(session, ctx, err, Envelope::Kong).await;
+            }
+            AclDecision::Forbidden => {
+                shared.metrics.auth_failure(&route.name, "forbidden");
+                return refuse(session, ctx, GatewayError::Forbidden { message: FORBIDDEN_MESSAGE }, Envelope::Kong).await;
+            }
+        }
+    }
+
+    // ---- LLM routes: choose a target, then check the body before anything goes upstream
+    let Some(plugin) = policies.ai_proxy.for_consumer(ctx.consumer).cloned() else {
+        if let Some(b) = early_body {
+            ctx.body = BodyState::Complete { upstream: b.clone(), original: b };
+        }
+        return Ok(false);
+    };
+    if let Some(limit) = plugin.max_request_body_size {
+        ctx.body_limit = limit;
+    }
+    let remainder = &ctx.path[ctx.matched_len.min(ctx.path.len())..];
+    let suffix = if !route.strip_path || remainder.is_empty() || remainder == "/" {
+        String::new()
+    } else if remainder.starts_with('/') {
+        remainder.to_string()
+    } else {
+        format!("/{remainder}")
+    };
+    let inference = session.req_header().method == http::Method::POST && suffix.is_empty();
+    let hash_key = hash_key(session.req_header(), &plugin, ctx, gw);
+    let Some(target) = plugin.state.pick(plugin.balancer.algorithm, Tried::default(), hash_key.as_deref()) else {
+        return refuse(session, ctx, GatewayError::Upstream(UpstreamFailure::NoHealthyTarget), Envelope::OpenAi).await;
+    };
+    ctx.ai = Some(AiState { plugin, target, tried: Tried::default(), inference, suffix, facts: None, rendered_for: None, started_at: None });
+    if !inference {
+        if let Some(b) = early_body {
+            ctx.body = BodyState::Complete { upstream: b.clone(), original: b };
+        }
+        return Ok(false);
+    }
+    if let Err(e) = body::check_content_type(session.req_header()) {
+        return refuse(session, ctx, e, Envelope::OpenAi).await;
+    }
+    let original = if early_read {
+        early_body
+    } else {
+        match body::read_early(session, ctx).await {
+            Ok(b) => b,
+            Err(e) => return refuse(session, ctx, e, Envelope::OpenAi).await,
+        }
+    };
+    match original {
+        Some(original) => match body::inspect(ctx, &original) {
+            Ok(upstream) => ctx.body = BodyState::Complete { original, upstream },
+            Err(e) => return refuse(session, ctx, e, Envelope::OpenAi).await,
+        },
+        None => ctx.body = BodyState::Pending { chunks: Vec::new(), len: 0 },
+    }
+    Ok(false)
+}
+
+/// The request's host: from an absolute-form target if there is one, else the Host header.
+fn request_host(req: &RequestHeader) -> (String, String) {
+    let raw = match req.uri.authority() {
+        Some(a) => a.as_str().to_string(),
+        None => req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    };
+    let with_port = raw.to_ascii_lowercase();
+    let host = split_host_port(&with_port, 0).map(|(h, _)| h).unwrap_or_else(|| with_port.clone());
+    (host, with_port)
+}
+
+/// The consistent-hashing key: the configured header, else the consumer.
+fn hash_key(req: &RequestHeader, plugin: &crate::plugins::ai_proxy::AiProxy, ctx: &RequestCtx, gw: &crate::model::Gateway) -> Option<Vec<u8>> {
+    if plugin.balancer.algorithm != crate::upstream::balancer::Algorithm::ConsistentHashing {
+        return None;
+    }
+    if let Some(h) = &plugin.balancer.hash_on_header {
+        if let Some(v) = req.headers.get(h) {
+            return Some(v.as_bytes().to_vec());
+        }
+    }
+    ctx.consumer.map(|c| gw.consumers.get(c).id.as_bytes().to_vec())
+}

@@ -1,0 +1,13 @@
+//! The phases of a request, in the order they run:
+//! `inbound` (route, limits, authentication, authorization, LLM checks) → `forward` (peer and
+//! upstream request) → `body` (request body held back, checked, released) → `outbound`
+//! (response headers and body, side view for accounting) → `failure` (retries, failover and
+//! error answers) → `account` (metrics and access log). `respond` writes the gateway's own answers.
+
+pub mod account;
+pub mod body;
+pub mod failure;
+pub mod forward;
+pub mod inbound;
+pub mod outbound;
+pub mod respond;

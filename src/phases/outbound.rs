@@ -1,0 +1,82 @@
+//! The response: headers from the upstream, then body chunks, which go to the client as they are
+//! while a bounded side view keeps what accounting needs (usage, MCP items).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use pingora_core::Result;
+use pingora_http::ResponseHeader;
+
+use crate::ai::sse::SseScanner;
+use crate::context::{RequestCtx, ResponseScan};
+use crate::gateway::Shared;
+
+pub fn upstream_response(shared: &Shared, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    let now = Instant::now();
+    ctx.upstream_ttfb = ctx.upstream_started.map(|t| now.duration_since(t));
+    ctx.status = resp.status.as_u16();
+    let Some(ai) = &ctx.ai else { return Ok(()) };
+    let plugin = ai.plugin.clone();
+    let target = &plugin.targets[ai.target];
+    plugin.state.report_success(ai.target, ctx.upstream_ttfb.unwrap_or_default());
+    // Providers' cookies are not the client's business (Kong drops them too).
+    resp.remove_header(&http::header::SET_COOKIE);
+    if plugin.model_name_header {
+        let model = ai.facts.as_ref().map(|f| f.model.as_str()).or(target.model.as_deref());
+        if let Some(model) = model {
+            resp.insert_header("x-kong-llm-model", format!("{}/{model}", target.provider))?;
+        }
+    }
+    if !ai.inference || !resp.status.is_success() {
+        return Ok(());
+    }
+    if resp.headers.contains_key(http::header::CONTENT_ENCODING) {
+        // Compressed despite `Accept-Encoding: identity`: usage cannot be read (counted as missing).
+        return Ok(());
+    }
+    let is_sse = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    ctx.scan = if is_sse {
+        ResponseScan::Sse(Box::new(SseScanner::new(shared.settings.usage_scan_limit)))
+    } else {
+        ResponseScan::Json { chunks: Vec::new(), len: 0, overflowed: false }
+    };
+    Ok(())
+}
+
+pub fn response_headers(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if ctx.status == 0 {
+        ctx.status = resp.status.as_u16();
+    }
+    Ok(())
+}
+
+/// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept.
+pub fn response_chunk(shared: &Shared, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
+    if let Some(b) = body.as_ref() {
+        ctx.bytes_out += b.len() as u64;
+        match &mut ctx.scan {
+            ResponseScan::None => {}
+            ResponseScan::Json { chunks, len, overflowed } => {
+                if !*overflowed {
+                    if *len + b.len() > shared.settings.usage_scan_limit {
+                        *overflowed = true;
+                        chunks.clear();
+                    } else {
+                        *len += b.len();
+                        chunks.push(b.clone());
+                    }
+                }
+            }
+            ResponseScan::Sse(scanner) => scanner.feed(b),
+        }
+    }
+    if end_of_stream {
+        if let ResponseScan::Sse(scanner) = &mut ctx.scan {
+            scanner.finish();
+        }
+    }
+}

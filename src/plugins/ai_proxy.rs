@@ -1,0 +1,675 @@
+//! ai-proxy and ai-proxy-advanced: send a route's traffic to an LLM provider with the provider's
+//! credentials, Kong's model rules and option mapping. Both plugins compile to [`AiProxy`];
+//! ai-proxy is ai-proxy-advanced with one target.
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use super::{unsupported_unless_default, ConfigIssue};
+use crate::ai::RouteType;
+use crate::model::Endpoint;
+use crate::upstream::balancer::{Algorithm, Balancer, BalancerConfig, FailoverCriteria};
+
+// ---------------------------------------------------------------------------------------------
+// Kong's schema
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiProxyAdvancedSchema {
+    pub targets: Vec<TargetSchema>,
+    pub balancer: Option<BalancerSchema>,
+    pub response_streaming: Option<String>,
+    pub max_request_body_size: Option<u64>,
+    pub model_name_header: Option<bool>,
+    pub llm_format: Option<String>,
+    pub genai_category: Option<String>,
+    pub embeddings: Option<serde_yaml::Value>,
+    pub vectordb: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiProxySchema {
+    pub route_type: Option<String>,
+    pub auth: Option<AuthSchema>,
+    pub model: Option<ModelSchema>,
+    pub logging: Option<LoggingSchema>,
+    pub response_streaming: Option<String>,
+    pub max_request_body_size: Option<u64>,
+    pub model_name_header: Option<bool>,
+    pub llm_format: Option<String>,
+    pub genai_category: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSchema {
+    pub route_type: Option<String>,
+    pub auth: Option<AuthSchema>,
+    pub model: Option<ModelSchema>,
+    pub logging: Option<LoggingSchema>,
+    pub weight: Option<u32>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSchema {
+    pub header_name: Option<String>,
+    pub header_value: Option<String>,
+    pub param_name: Option<String>,
+    pub param_value: Option<String>,
+    pub param_location: Option<String>,
+    #[serde(default)]
+    pub allow_override: bool,
+    pub azure_use_managed_identity: Option<serde_yaml::Value>,
+    pub azure_client_id: Option<serde_yaml::Value>,
+    pub azure_client_secret: Option<serde_yaml::Value>,
+    pub azure_tenant_id: Option<serde_yaml::Value>,
+    pub gcp_use_service_account: Option<serde_yaml::Value>,
+    pub gcp_service_account_json: Option<serde_yaml::Value>,
+    pub aws_access_key_id: Option<serde_yaml::Value>,
+    pub aws_secret_access_key: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSchema {
+    pub provider: String,
+    pub name: Option<String>,
+    pub options: Option<OptionsSchema>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsSchema {
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<u64>,
+    pub upstream_url: Option<String>,
+    pub upstream_path: Option<String>,
+    pub input_cost: Option<f64>,
+    pub output_cost: Option<f64>,
+    pub anthropic_version: Option<serde_yaml::Value>,
+    pub azure_instance: Option<serde_yaml::Value>,
+    pub azure_api_version: Option<serde_yaml::Value>,
+    pub azure_deployment_id: Option<serde_yaml::Value>,
+    pub llama2_format: Option<serde_yaml::Value>,
+    pub mistral_format: Option<serde_yaml::Value>,
+    pub bedrock: Option<serde_yaml::Value>,
+    pub gemini: Option<serde_yaml::Value>,
+    pub huggingface: Option<serde_yaml::Value>,
+    pub cohere: Option<serde_yaml::Value>,
+    pub embeddings_dimensions: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSchema {
+    #[serde(default)]
+    pub log_statistics: bool,
+    #[serde(default)]
+    pub log_payloads: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalancerSchema {
+    pub algorithm: Option<String>,
+    pub retries: Option<u32>,
+    pub failover_criteria: Option<Vec<String>>,
+    pub connect_timeout: Option<u64>,
+    pub read_timeout: Option<u64>,
+    pub write_timeout: Option<u64>,
+    pub hash_on_header: Option<String>,
+    pub latency_strategy: Option<String>,
+    pub tokens_count_strategy: Option<String>,
+    pub slots: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled form
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streaming {
+    Allow,
+    Deny,
+    Always,
+}
+
+/// Where the provider credential goes.
+#[derive(Debug)]
+pub enum ProviderAuth {
+    None,
+    Header { name: HeaderName, value: HeaderValue },
+    Query { name: String, value: String },
+    Body { name: String, value: String },
+}
+
+#[derive(Debug)]
+pub struct ModelOptions {
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    /// Price per million input / output tokens, for `aigate_llm_cost_total`.
+    pub input_cost: Option<f64>,
+    pub output_cost: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct AiTarget {
+    /// Index among all targets of the configuration (for per-target metric handles).
+    pub id: usize,
+    pub route_type: RouteType,
+    pub provider: &'static str,
+    pub model: Option<String>,
+    pub options: ModelOptions,
+    pub endpoint: Endpoint,
+    /// The upstream URL was set in config: its path is used as given.
+    pub custom_url: bool,
+    pub auth: ProviderAuth,
+    pub allow_override: bool,
+    pub weight: u32,
+    pub log_statistics: bool,
+}
+
+#[derive(Debug)]
+pub struct AiProxy {
+    pub targets: Vec<AiTarget>,
+    pub balancer: BalancerConfig,
+    /// Round-robin position, latencies and passive health of the targets.
+    pub state: Balancer,
+    pub response_streaming: Streaming,
+    /// The plugin's own body limit when set; otherwise the gateway's `max_request_body_size`.
+    pub max_request_body_size: Option<u64>,
+    pub model_name_header: bool,
+}
+
+const OPENAI_HOST: &str = "api.openai.com";
+
+impl AiProxy {
+    pub fn compile_advanced(s: AiProxyAdvancedSchema) -> Result<AiProxy, Vec<ConfigIssue>> {
+        let mut issues = Vec::new();
+        if s.targets.is_empty() {
+            issues.push(ConfigIssue::new("targets", "targets is empty", "configure at least one target"));
+        }
+        let mut targets = Vec::new();
+        for (i, t) in s.targets.into_iter().enumerate() {
+            match compile_target(t.route_type, t.auth, t.model, t.logging, t.weight, &format!("targets[{i}].")) {
+                Ok(t) => targets.push(t),
+                Err(mut e) => issues.append(&mut e),
+            }
+        }
+        let balancer = compile_balancer(s.balancer.unwrap_or_default(), &mut issues);
+        unsupported_unless_default(&mut issues, "embeddings", &s.embeddings, |_| false);
+        unsupported_unless_default(&mut issues, "vectordb", &s.vectordb, |_| false);
+        let common = compile_common(
+            s.response_streaming,
+            s.max_request_body_size,
+            s.model_name_header,
+            s.llm_format,
+            s.genai_category,
+            &mut issues,
+        );
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        let (response_streaming, max_request_body_size, model_name_header) = common;
+        Ok(AiProxy {
+            state: Balancer::new(targets.iter().map(|t| t.weight).collect()),
+            targets,
+            balancer,
+            response_streaming,
+            max_request_body_size,
+            model_name_header,
+        })
+    }
+
+    pub fn compile_single(s: AiProxySchema) -> Result<AiProxy, Vec<ConfigIssue>> {
+        let mut issues = Vec::new();
+        let target = compile_target(s.route_type, s.auth, s.model, s.logging, None, "");
+        let common = compile_common(
+            s.response_streaming,
+            s.max_request_body_size,
+            s.model_name_header,
+            s.llm_format,
+            s.genai_category,
+            &mut issues,
+        );
+        let target = match target {
+            Ok(t) => Some(t),
+            Err(mut e) => {
+                issues.append(&mut e);
+                None
+            }
+        };
+        match target {
+            Some(t) if issues.is_empty() => {
+                let (response_streaming, max_request_body_size, model_name_header) = common;
+                Ok(AiProxy {
+                    state: Balancer::new(vec![t.weight]),
+                    targets: vec![t],
+                    balancer: BalancerConfig::default(),
+                    response_streaming,
+                    max_request_body_size,
+                    model_name_header,
+                })
+            }
+            _ => Err(issues),
+        }
+    }
+}
+
+fn compile_common(
+    response_streaming: Option<String>,
+    max_request_body_size: Option<u64>,
+    model_name_header: Option<bool>,
+    llm_format: Option<String>,
+    genai_category: Option<String>,
+    issues: &mut Vec<ConfigIssue>,
+) -> (Streaming, Option<u64>, bool) {
+    let streaming = match response_streaming.as_deref() {
+        None | Some("allow") => Streaming::Allow,
+        Some("deny") => Streaming::Deny,
+        Some("always") => Streaming::Always,
+        Some(other) => {
+            issues.push(ConfigIssue::new(
+                "response_streaming",
+                format!("`{other}` is not one of allow, deny, always"),
+                "use allow, deny or always",
+            ));
+            Streaming::Allow
+        }
+    };
+    if let Some(f) = llm_format.as_deref() {
+        if f != "openai" {
+            issues.push(ConfigIssue::new("llm_format", format!("llm_format `{f}` is not supported"), "use openai"));
+        }
+    }
+    if let Some(c) = genai_category.as_deref() {
+        if c != "text/generation" {
+            issues.push(ConfigIssue::new(
+                "genai_category",
+                format!("genai_category `{c}` is not supported"),
+                "use text/generation",
+            ));
+        }
+    }
+    if max_request_body_size == Some(0) {
+        issues.push(ConfigIssue::new("max_request_body_size", "max_request_body_size must be above 0", "remove it to use the gateway's limit"));
+    }
+    (streaming, max_request_body_size, model_name_header.unwrap_or(true))
+}
+
+fn compile_target(
+    route_type: Option<String>,
+    auth: Option<AuthSchema>,
+    model: Option<ModelSchema>,
+    logging: Option<LoggingSchema>,
+    weight: Option<u32>,
+    at: &str,
+) -> Result<AiTarget, Vec<ConfigIssue>> {
+    let mut issues = Vec::new();
+    let route_type = match route_type.as_deref() {
+        Some("llm/v1/responses") => Some(RouteType::Responses),
+        Some("llm/v1/chat") => Some(RouteType::Chat),
+        Some(other) => {
+            issues.push(ConfigIssue::new(
+                format!("{at}route_type"),
+                format!("route_type `{other}` is not supported"),
+                "use llm/v1/responses or llm/v1/chat",
+            ));
+            None
+        }
+        None => {
+            issues.push(ConfigIssue::new(format!("{at}route_type"), "route_type is required", "set llm/v1/responses or llm/v1/chat"));
+            None
+        }
+    };
+    let Some(model) = model else {
+        issues.push(ConfigIssue::new(format!("{at}model"), "model is required", "set model.provider (openai) and usually model.name"));
+        return Err(issues);
+    };
+    if model.provider != "openai" {
+        issues.push(ConfigIssue::new(
+            format!("{at}model.provider"),
+            format!("provider `{}` is not supported", model.provider),
+            "use openai (or an OpenAI-compatible endpoint through model.options.upstream_url)",
+        ));
+    }
+    let o = model.options.unwrap_or_default();
+    for (name, v) in [
+        ("anthropic_version", &o.anthropic_version),
+        ("azure_instance", &o.azure_instance),
+        ("azure_api_version", &o.azure_api_version),
+        ("azure_deployment_id", &o.azure_deployment_id),
+        ("llama2_format", &o.llama2_format),
+        ("mistral_format", &o.mistral_format),
+        ("bedrock", &o.bedrock),
+        ("gemini", &o.gemini),
+        ("huggingface", &o.huggingface),
+        ("cohere", &o.cohere),
+        ("embeddings_dimensions", &o.embeddings_dimensions),
+    ] {
+        unsupported_unless_default(&mut issues, &format!("{at}model.options.{name}"), v, |v| {
+            // Kong writes these provider blocks with every member null.
+            v.as_mapping().is_some_and(|m| m.values().all(|x| x.is_null()))
+                || (name == "azure_api_version" && v.as_str() == Some("2023-05-15"))
+                || (name == "embeddings_dimensions" && v.is_null())
+        });
+    }
+    if o.top_k.is_some() {
+        issues.push(ConfigIssue::new(format!("{at}model.options.top_k"), "top_k is not an OpenAI parameter", "remove it"));
+    }
+    if o.upstream_path.is_some() {
+        issues.push(ConfigIssue::new(format!("{at}model.options.upstream_path"), "upstream_path is not supported", "put the whole URL in upstream_url"));
+    }
+    if let Some(t) = o.temperature {
+        if !(0.0..=5.0).contains(&t) {
+            issues.push(ConfigIssue::new(format!("{at}model.options.temperature"), format!("temperature {t} is out of range"), "use a value from 0 to 5"));
+        }
+    }
+    if let Some(p) = o.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            issues.push(ConfigIssue::new(format!("{at}model.options.top_p"), format!("top_p {p} is out of range"), "use a value from 0 to 1"));
+        }
+    }
+    for (name, cost) in [("input_cost", o.input_cost), ("output_cost", o.output_cost)] {
+        if cost.is_some_and(|c| !(c >= 0.0 && c.is_finite())) {
+            issues.push(ConfigIssue::new(format!("{at}model.options.{name}"), format!("{name} must be a positive number"), "give the price per million tokens"));
+        }
+    }
+    let (endpoint, custom_url) = match o.upstream_url.as_deref() {
+        Some(url) => match Endpoint::parse_url(url) {
+            Ok(e) => (Some(e), true),
+            Err(e) => {
+                issues.push(ConfigIssue::new(format!("{at}model.options.upstream_url"), e, "give a full URL such as https://api.openai.com/v1/responses"));
+                (None, true)
+            }
+        },
+        None => (
+            route_type.map(|rt| Endpoint {
+                tls: true,
+                host: OPENAI_HOST.to_string(),
+                port: 443,
+                path: rt.openai_path().to_string(),
+            }),
+            false,
+        ),
+    };
+    let auth_s = auth.unwrap_or_default();
+    for (name, v) in [
+        ("azure_use_managed_identity", &auth_s.azure_use_managed_identity),
+        ("azure_client_id", &auth_s.azure_client_id),
+        ("azure_client_secret", &auth_s.azure_client_secret),
+        ("azure_tenant_id", &auth_s.azure_tenant_id),
+        ("gcp_use_service_account", &auth_s.gcp_use_service_account),
+        ("gcp_service_account_json", &auth_s.gcp_service_account_json),
+        ("aws_access_key_id", &auth_s.aws_access_key_id),
+        ("aws_secret_access_key", &auth_s.aws_secret_access_key),
+    ] {
+        unsupported_unless_default(&mut issues, &format!("{at}auth.{name}"), v, |v| v.as_bool() == Some(false));
+    }
+    let auth = compile_auth(&auth_s, at, &mut issues);
+    let logging = logging.unwrap_or_default();
+    if logging.log_payloads {
+        issues.push(ConfigIssue::new(
+            format!("{at}logging.log_payloads"),
+            "aigate never logs request or response bodies",
+            "set log_payloads to false",
+        ));
+    }
+    if weight == Some(0) || weight.is_some_and(|w| w > 65535) {
+        issues.push(ConfigIssue::new(format!("{at}weight"), "weight must be from 1 to 65535", "use a weight such as 100"));
+    }
+    if let Some(name) = model.name.as_deref() {
+        if name.is_empty() {
+            issues.push(ConfigIssue::new(format!("{at}model.name"), "model.name is empty", "name the model or remove the field"));
+        }
+    }
+    match (route_type, endpoint) {
+        (Some(route_type), Some(endpoint)) if issues.is_empty() => Ok(AiTarget {
+            id: 0,
+            route_type,
+            provider: "openai",
+            model: model.name,
+            options: ModelOptions {
+                max_tokens: o.max_tokens,
+                temperature: o.temperature,
+                top_p: o.top_p,
+                input_cost: o.input_cost,
+                output_cost: o.output_cost,
+            },
+            endpoint,
+            custom_url,
+            auth,
+            allow_override: auth_s.allow_override,
+            weight: weight.unwrap_or(100),
+            log_statistics: logging.log_statistics,
+        }),
+        _ => Err(issues),
+    }
+}
+
+fn compile_auth(a: &AuthSchema, at: &str, issues: &mut Vec<ConfigIssue>) -> ProviderAuth {
+    let header = match (&a.header_name, &a.header_value) {
+        (Some(n), Some(v)) => {
+            let name = HeaderName::from_bytes(n.as_bytes());
+            let value = HeaderValue::from_str(v);
+            match (name, value) {
+                (Ok(name), Ok(mut value)) => {
+                    value.set_sensitive(true);
+                    Some(ProviderAuth::Header { name, value })
+                }
+                (Err(_), _) => {
+                    issues.push(ConfigIssue::new(format!("{at}auth.header_name"), format!("`{n}` is not a valid header name"), "use a header name such as Authorization"));
+                    None
+                }
+                // The value is a secret: say what is wrong without repeating it.
+                (_, Err(_)) => {
+                    issues.push(ConfigIssue::new(format!("{at}auth.header_value"), "the header value has characters not allowed in a header (a newline?)", "check the variable that fills it"));
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+        _ => {
+            issues.push(ConfigIssue::new(format!("{at}auth"), "header_name and header_value go together", "set both or neither"));
+            None
+        }
+    };
+    let param = match (&a.param_name, &a.param_value) {
+        (Some(n), Some(v)) => match a.param_location.as_deref() {
+            Some("query") => Some(ProviderAuth::Query { name: n.clone(), value: v.clone() }),
+            Some("body") => Some(ProviderAuth::Body { name: n.clone(), value: v.clone() }),
+            other => {
+                issues.push(ConfigIssue::new(
+                    format!("{at}auth.param_location"),
+                    format!("param_location {other:?} is not query or body"),
+                    "set param_location to query or body",
+                ));
+                None
+            }
+        },
+        (None, None) => None,
+        _ => {
+            issues.push(ConfigIssue::new(format!("{at}auth"), "param_name and param_value go together", "set both or neither"));
+            None
+        }
+    };
+    match (header, param) {
+        (Some(_), Some(_)) => {
+            issues.push(ConfigIssue::new(format!("{at}auth"), "configure the credential either as a header or as a parameter", "keep one of them"));
+            ProviderAuth::None
+        }
+        (Some(h), None) => h,
+        (None, Some(p)) => p,
+        (None, None) => ProviderAuth::None,
+    }
+}
+
+fn compile_balancer(b: BalancerSchema, issues: &mut Vec<ConfigIssue>) -> BalancerConfig {
+    let mut cfg = BalancerConfig::default();
+    match b.algorithm.as_deref() {
+        None | Some("round-robin") => cfg.algorithm = Algorithm::RoundRobin,
+        Some("priority") => cfg.algorithm = Algorithm::Priority,
+        Some("lowest-latency") => cfg.algorithm = Algorithm::LowestLatency,
+        Some("consistent-hashing") => cfg.algorithm = Algorithm::ConsistentHashing,
+        Some(other) => issues.push(ConfigIssue::new(
+            "balancer.algorithm",
+            format!("algorithm `{other}` is not supported"),
+            "use round-robin, priority, lowest-latency or consistent-hashing",
+        )),
+    }
+    if let Some(r) = b.retries {
+        cfg.retries = r;
+    }
+    if let Some(list) = b.failover_criteria {
+        let mut criteria = FailoverCriteria::default();
+        for (i, c) in list.iter().enumerate() {
+            match c.as_str() {
+                "error" => criteria.error = true,
+                "timeout" => criteria.timeout = true,
+                "invalid_header" => criteria.error = true,
+                "http_429" => criteria.http_429 = true,
+                "non_idempotent" => criteria.non_idempotent = true,
+                other => match other.strip_prefix("http_").and_then(|c| c.parse::<u16>().ok()) {
+                    Some(code @ 500..=599) => criteria.http_5xx.push(code),
+                    _ => issues.push(ConfigIssue::new(
+                        format!("balancer.failover_criteria[{i}]"),
+                        format!("`{other}` is not a failover criterion"),
+                        "use error, timeout, http_429, http_500, http_502, http_503, http_504 or non_idempotent",
+                    )),
+                },
+            }
+        }
+        cfg.failover = criteria;
+    }
+    let ms = |v: Option<u64>| v.map(Duration::from_millis);
+    cfg.connect_timeout = ms(b.connect_timeout);
+    cfg.read_timeout = ms(b.read_timeout);
+    cfg.write_timeout = ms(b.write_timeout);
+    if let Some(h) = b.hash_on_header {
+        match HeaderName::from_bytes(h.as_bytes()) {
+            Ok(n) => cfg.hash_on_header = Some(n),
+            Err(_) => issues.push(ConfigIssue::new("balancer.hash_on_header", format!("`{h}` is not a header name"), "name a request header")),
+        }
+    }
+    match b.latency_strategy.as_deref() {
+        None | Some("tpot") | Some("e2e") => {}
+        Some(other) => issues.push(ConfigIssue::new("balancer.latency_strategy", format!("`{other}` is not supported"), "use tpot or e2e")),
+    }
+    match b.tokens_count_strategy.as_deref() {
+        None | Some("total-tokens") | Some("prompt-tokens") | Some("completion-tokens") => {}
+        Some(other) => issues.push(ConfigIssue::new("balancer.tokens_count_strategy", format!("`{other}` is not supported"), "use total-tokens")),
+    }
+    cfg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn advanced(yaml: &str) -> Result<AiProxy, Vec<ConfigIssue>> {
+        AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap())
+    }
+
+    const WALKTHROUGH: &str = r#"
+targets:
+- route_type: llm/v1/responses
+  auth:
+    header_name: Authorization
+    header_value: Bearer sk-test
+  model:
+    provider: openai
+    name: gpt-4o
+    options:
+      max_tokens: 512
+      temperature: 1.0
+"#;
+
+    #[test]
+    fn walkthrough_target() {
+        let p = advanced(WALKTHROUGH).unwrap();
+        let t = &p.targets[0];
+        assert_eq!(t.route_type, RouteType::Responses);
+        assert_eq!(t.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(t.options.max_tokens, Some(512));
+        assert_eq!(t.endpoint, Endpoint { tls: true, host: "api.openai.com".into(), port: 443, path: "/v1/responses".into() });
+        match &t.auth {
+            ProviderAuth::Header { name, value } => {
+                assert_eq!(name, "authorization");
+                assert!(value.is_sensitive());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(p.response_streaming, Streaming::Allow);
+        assert_eq!(p.balancer.algorithm, Algorithm::RoundRobin);
+    }
+
+    #[test]
+    fn upstream_url_overrides_the_endpoint() {
+        let p = advanced(&WALKTHROUGH.replace("temperature: 1.0", "temperature: 1.0\n      upstream_url: http://127.0.0.1:9000/v1/responses")).unwrap();
+        assert_eq!(p.targets[0].endpoint, Endpoint { tls: false, host: "127.0.0.1".into(), port: 9000, path: "/v1/responses".into() });
+        assert!(p.targets[0].custom_url);
+    }
+
+    #[test]
+    fn chat_path() {
+        let p = advanced(&WALKTHROUGH.replace("llm/v1/responses", "llm/v1/chat")).unwrap();
+        assert_eq!(p.targets[0].endpoint.path, "/v1/chat/completions");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_enforce() {
+        let errs = advanced(&WALKTHROUGH.replace("provider: openai", "provider: anthropic")).unwrap_err();
+        assert_eq!(errs[0].path, "targets[0].model.provider");
+        let errs = advanced(&WALKTHROUGH.replace("llm/v1/responses", "llm/v1/embeddings")).unwrap_err();
+        assert_eq!(errs[0].path, "targets[0].route_type");
+        let errs = advanced(&format!("{WALKTHROUGH}  logging: {{log_payloads: true}}\n")).unwrap_err();
+        assert!(errs[0].path.ends_with("log_payloads"));
+        let errs = advanced(&format!("{WALKTHROUGH}response_streaming: sometimes\n")).unwrap_err();
+        assert_eq!(errs[0].path, "response_streaming");
+        let errs = advanced(&format!("{WALKTHROUGH}balancer: {{algorithm: semantic}}\n")).unwrap_err();
+        assert_eq!(errs[0].path, "balancer.algorithm");
+        assert!(advanced("targets: []").is_err());
+    }
+
+    #[test]
+    fn kongs_null_provider_blocks_are_accepted() {
+        let p = advanced(&WALKTHROUGH.replace(
+            "temperature: 1.0",
+            "temperature: 1.0\n      bedrock: {aws_region: null}\n      azure_api_version: '2023-05-15'\n      anthropic_version: null",
+        ));
+        assert!(p.is_ok(), "{p:?}");
+    }
+
+    #[test]
+    fn a_bad_secret_is_not_echoed() {
+        let yaml = WALKTHROUGH.replace("Bearer sk-test", "\"Bearer sk-te\\nst\"");
+        let errs = advanced(&yaml).unwrap_err();
+        assert!(errs.iter().all(|e| !e.what.contains("sk-te")), "{errs:?}");
+    }
+
+    #[test]
+    fn failover_criteria() {
+        let p = advanced(&format!("{WALKTHROUGH}balancer:\n  failover_criteria: [error, timeout, http_429, http_503]\n  retries: 2\n")).unwrap();
+        assert!(p.balancer.failover.http_429);
+        assert_eq!(p.balancer.failover.http_5xx, vec![503]);
+        assert_eq!(p.balancer.retries, 2);
+        assert!(advanced(&format!("{WALKTHROUGH}balancer:\n  failover_criteria: [http_404]\n")).is_err());
+    }
+
+    #[test]
+    fn single_target_plugin() {
+        let p = AiProxy::compile_single(
+            serde_yaml::from_str("route_type: llm/v1/chat\nmodel: {provider: openai, name: gpt-4o-mini}\nauth: {header_name: Authorization, header_value: Bearer x}").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(p.targets.len(), 1);
+        assert_eq!(p.targets[0].route_type, RouteType::Chat);
+    }
+}

@@ -1,0 +1,94 @@
+//! Plugins, one file each, Kong-compatible where Kong has the plugin. Each file holds the
+//! plugin's Kong schema (what decK files say), its compiled form, and its request-time logic.
+
+pub mod acl;
+pub mod ai_proxy;
+pub mod key_auth;
+
+use serde::de::DeserializeOwned;
+
+/// A problem in one plugin's `config`, with the place inside it (`key_names[0]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub path: String,
+    pub what: String,
+    pub fix: String,
+}
+
+impl ConfigIssue {
+    pub fn new(path: impl Into<String>, what: impl Into<String>, fix: impl Into<String>) -> Self {
+        ConfigIssue {
+            path: path.into(),
+            what: what.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// The plugins aigate knows, by decK name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginKind {
+    KeyAuth,
+    Acl,
+    AiProxy,
+    AiProxyAdvanced,
+}
+
+impl PluginKind {
+    pub const ALL: &'static [PluginKind] = &[PluginKind::KeyAuth, PluginKind::Acl, PluginKind::AiProxy, PluginKind::AiProxyAdvanced];
+
+    pub fn from_name(name: &str) -> Option<PluginKind> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginKind::KeyAuth => "key-auth",
+            PluginKind::Acl => "acl",
+            PluginKind::AiProxy => "ai-proxy",
+            PluginKind::AiProxyAdvanced => "ai-proxy-advanced",
+        }
+    }
+
+    /// Authentication plugins identify the consumer, so they cannot be scoped to one.
+    pub fn is_auth(self) -> bool {
+        matches!(self, PluginKind::KeyAuth)
+    }
+
+    pub fn known_names() -> String {
+        Self::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Deserialize a plugin `config` block (absent means all defaults), naming the failing field.
+pub fn parse_config<T: DeserializeOwned>(config: Option<&serde_yaml::Value>) -> Result<T, ConfigIssue> {
+    let empty = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+    let value = match config {
+        None | Some(serde_yaml::Value::Null) => &empty,
+        Some(v) => v,
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigIssue::new(path, e.into_inner().to_string(), "see the plugin's fields in README.md")
+    })
+}
+
+/// A Kong field that aigate accepts only at its default (decK dumps write every field).
+/// Anything else would be a setting silently not enforced, so it is refused.
+pub fn unsupported_unless_default(
+    issues: &mut Vec<ConfigIssue>,
+    path: &str,
+    value: &Option<serde_yaml::Value>,
+    is_default: impl Fn(&serde_yaml::Value) -> bool,
+) {
+    if let Some(v) = value {
+        if !v.is_null() && !is_default(v) {
+            issues.push(ConfigIssue::new(
+                path,
+                format!("`{path}` is not supported by aigate"),
+                "remove it or set it to null",
+            ));
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The status listener (`status_listen`, loopback by default): `/metrics` in Prometheus text
+//! format, `/status` as JSON, `/status/ready` for load balancers and systemd. It never needs or
+//! shows a key; the proxy listener does not serve these paths.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use serde::Serialize;
+
+use crate::gateway::Shared;
+
+pub struct StatusApp {
+    pub shared: Arc<Shared>,
+}
+
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    version: &'a str,
+    uptime_seconds: u64,
+    ready: bool,
+    config_digest: &'a str,
+    config_loaded_at: u64,
+    services: usize,
+    routes: usize,
+    consumers: usize,
+    credentials: usize,
+    declarative_config: Vec<String>,
+}
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
+fn json(status: u16, v: &impl Serialize) -> Response<Vec<u8>> {
+    reply(status, "application/json; charset=utf-8", serde_json::to_vec(v).unwrap_or_default())
+}
+
+#[async_trait]
+impl ServeHttp for StatusApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            return json(405, &serde_json::json!({"message": "Method not allowed"}));
+        }
+        let s = &self.shared;
+        match req.uri.path() {
+            "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", s.metrics.render()),
+            "/status" => {
+                let g = s.current.load();
+                let body = StatusBody {
+                    version: env!("CARGO_PKG_VERSION"),
+                    uptime_seconds: s.started.elapsed().as_secs(),
+                    ready: s.ready.load(Ordering::Relaxed),
+                    config_digest: &g.gw.digest,
+                    config_loaded_at: g.loaded_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                    services: g.gw.services.len(),
+                    routes: g.gw.routes.len(),
+                    consumers: g.gw.consumers.list.len(),
+                    credentials: g.gw.consumers.key_count(),
+                    declarative_config: s.settings.declarative_config.iter().map(|p| p.display().to_string()).collect(),
+                };
+                json(200, &body)
+            }
+            "/status/ready" => {
+                if s.ready.load(Ordering::Relaxed) {
+                    json(200, &serde_json::json!({"ready": true}))
+                } else {
+                    json(503, &serde_json::json!({"ready": false}))
+                }
+            }
+            _ => json(404, &serde_json::json!({"message": "Not found"})),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Host names of upstreams are resolved off the request path: once before serving, then again
+//! every `dns_refresh_interval` by a background task. The request path only reads the last
+//! answer (a lock-free load). A name that stops resolving keeps its last good addresses; a name
+//! that never resolved makes its requests fail with a DNS error, never a panic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+type HostKey = (String, u16);
+
+#[derive(Default)]
+struct Answers {
+    map: HashMap<HostKey, Vec<SocketAddr>>,
+}
+
+pub struct Resolver {
+    overrides: BTreeMap<String, SocketAddr>,
+    answers: ArcSwap<Answers>,
+    hosts: Mutex<Vec<HostKey>>,
+    next: AtomicUsize,
+}
+
+impl Resolver {
+    pub fn new(overrides: BTreeMap<String, SocketAddr>) -> Resolver {
+        Resolver {
+            overrides,
+            answers: ArcSwap::from_pointee(Answers::default()),
+            hosts: Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The address to connect to for `host:port`, from `upstream_resolve`, an IP literal or the
+    /// last DNS answer. Never blocks.
+    pub fn lookup(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        if let Some(a) = self.override_for(host, port) {
+            return Some(a);
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Some(SocketAddr::new(ip, port));
+        }
+        let answers = self.answers.load();
+        let addrs = answers.map.get(&(host.to_string(), port))?;
+        match addrs.len() {
+            0 => None,
+            1 => Some(addrs[0]),
+            n => Some(addrs[self.next.fetch_add(1, Ordering::Relaxed) % n]),
+        }
+    }
+
+    fn override_for(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        if self.overrides.is_empty() {
+            return None;
+        }
+        self.overrides.get(&format!("{host}:{port}")).copied()
+    }
+
+    /// Set the names to keep resolved (from the current config).
+    pub fn set_hosts(&self, hosts: impl IntoIterator<Item = (String, u16)>) {
+        let mut wanted: Vec<HostKey> = hosts
+            .into_iter()
+            .filter(|(h, p)| h.parse::<IpAddr>().is_err() && self.override_for(h, *p).is_none())
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        if let Ok(mut h) = self.hosts.lock() {
+            *h = wanted;
+        }
+    }
+
+    /// Resolve every name once; failures keep the previous answer. Returns the names that have
+    /// no address at all.
+    pub async fn refresh(&self, timeout: Duration) -> Vec<String> {
+        let hosts = self.hosts.lock().map(|h| h.clone()).unwrap_or_default();
+        let previous = self.answers.load_full();
+        let mut next = Answers::default();
+        let mut unresolved = Vec::new();
+        for key in hosts {
+            let fresh = match tokio::time::timeout(timeout, tokio::net::lookup_host((key.0.as_str(), key.1))).await {
+                Ok(Ok(addrs)) => {
+                    let mut v: Vec<SocketAddr> = addrs.collect();
+                    v.sort();
+                    v.dedup();
+                    v
+                }
+                Ok(Err(e)) => {
+                    log::warn!("resolving upstream host {}: {e}", key.0);
+                    Vec::new()
+                }
+                Err(_) => {
+                    log::warn!("resolving upstream host {} timed out", key.0);
+                    Vec::new()
+                }
+            };
+            let addrs = if fresh.is_empty() {
+                previous.map.get(&key).cloned().unwrap_or_default()
+            } else {
+                fresh
+            };
+            if addrs.is_empty() {
+                unresolved.push(format!("{}:{}", key.0, key.1));
+            }
+            next.map.insert(key, addrs);
+        }
+        self.answers.store(Arc::new(next));
+        unresolved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn literals_overrides_and_names() {
+        let mut o = BTreeMap::new();
+        o.insert("api.openai.com:443".to_string(), "127.0.0.1:9443".parse().unwrap());
+        let r = Resolver::new(o);
+        assert_eq!(r.lookup("api.openai.com", 443), Some("127.0.0.1:9443".parse().unwrap()));
+        assert_eq!(r.lookup("127.0.0.2", 80), Some("127.0.0.2:80".parse().unwrap()));
+        assert_eq!(r.lookup("::1", 80), Some("[::1]:80".parse().unwrap()));
+        // Not resolved yet: no answer, no blocking lookup.
+        assert_eq!(r.lookup("localhost", 8080), None);
+        r.set_hosts([("localhost".to_string(), 8080), ("api.openai.com".to_string(), 443), ("no-such-host.invalid".to_string(), 80)]);
+        let unresolved = r.refresh(Duration::from_secs(5)).await;
+        assert_eq!(unresolved, vec!["no-such-host.invalid:80".to_string()]);
+        assert_eq!(r.lookup("localhost", 8080).map(|a| a.port()), Some(8080));
+        assert_eq!(r.lookup("no-such-host.invalid", 80), None);
+    }
+}
