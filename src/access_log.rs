@@ -36,9 +36,7 @@ impl AccessLog {
             AccessLogTarget::File(path) => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
         };
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
-        std::thread::Builder::new()
-            .name("aigate-access-log".into())
-            .spawn(move || write_lines(rx, out))?;
+        std::thread::Builder::new().name("aigate-access-log".into()).spawn(move || write_lines(rx, out))?;
         Ok(AccessLog { tx: Some(tx) })
     }
 
@@ -156,12 +154,7 @@ fn format_rfc3339(secs: u64, millis: u32) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day) — Howard Hinnant's algorithm.
@@ -194,7 +187,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let log = AccessLog::start(&AccessLogTarget::File(path.clone())).unwrap();
-        assert!(log.write(&Entry { request_id: "r1", method: "POST", path: "/anything", status: 200, ..Default::default() }));
+        assert!(log.write(&Entry {
+            request_id: "r1",
+            method: "POST",
+            path: "/anything",
+            status: 200,
+            ..Default::default()
+        }));
         for _ in 0..100 {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             if text.contains("\"request_id\":\"r1\"") {

@@ -52,9 +52,7 @@ impl Consumers {
 
     pub fn add(&mut self, consumer: Consumer) -> ConsumerId {
         let id = self.list.len();
-        for name in [Some(&consumer.id), consumer.username.as_ref(), consumer.custom_id.as_ref()]
-            .into_iter()
-            .flatten()
+        for name in [Some(&consumer.id), consumer.username.as_ref(), consumer.custom_id.as_ref()].into_iter().flatten()
         {
             self.by_name.entry(name.clone()).or_insert(id);
         }

@@ -56,7 +56,11 @@ pub enum BodyState {
 pub enum ResponseScan {
     None,
     /// A JSON body: chunks kept (refcounted, no copy) up to the limit.
-    Json { chunks: Vec<Bytes>, len: usize, overflowed: bool },
+    Json {
+        chunks: Vec<Bytes>,
+        len: usize,
+        overflowed: bool,
+    },
     Sse(Box<SseScanner>),
 }
 

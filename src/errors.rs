@@ -48,7 +48,7 @@ impl UpstreamFailure {
     pub fn status(self) -> u16 {
         match self {
             UpstreamFailure::ConnectTimeout | UpstreamFailure::ReadTimeout | UpstreamFailure::WriteTimeout => 504,
-            UpstreamFailure::NoHealthyTarget | UpstreamFailure::DnsFailure => 503,
+            UpstreamFailure::NoHealthyTarget => 503,
             _ => 502,
         }
     }
@@ -78,12 +78,24 @@ impl UpstreamFailure {
 pub enum GatewayError {
     NoRoute,
     /// An authentication plugin refused: 401 with its message and `WWW-Authenticate`.
-    Unauthorized { message: &'static str, www_authenticate: Option<String> },
+    Unauthorized {
+        message: &'static str,
+        www_authenticate: Option<String>,
+    },
     /// jwt's claim failures answer with a claim → message object instead of `message`.
-    UnauthorizedClaims { claims: Vec<(&'static str, &'static str)>, www_authenticate: String },
-    Forbidden { message: &'static str },
-    BodyTooLarge { limit: u64 },
-    BadRequest { message: String },
+    UnauthorizedClaims {
+        claims: Vec<(&'static str, &'static str)>,
+        www_authenticate: String,
+    },
+    Forbidden {
+        message: &'static str,
+    },
+    BodyTooLarge {
+        limit: u64,
+    },
+    BadRequest {
+        message: String,
+    },
     Ai(AiRefusal),
     Upstream(UpstreamFailure),
     /// A client waited too long to send its request.
@@ -176,18 +188,18 @@ impl GatewayError {
                 }
             }
             (GatewayError::BadRequest { message }, Envelope::Kong) => kong(message, None, request_id),
-            (GatewayError::BadRequest { message }, Envelope::OpenAi) => openai(message, "invalid_request_error", "bad_request"),
+            (GatewayError::BadRequest { message }, Envelope::OpenAi) => {
+                openai(message, "invalid_request_error", "bad_request")
+            }
             (GatewayError::Upstream(f), Envelope::Kong) => kong(f.message(), Some(f.kind()), request_id),
             (GatewayError::Upstream(f), Envelope::OpenAi) => openai(f.message(), "gateway_error", f.kind()),
             (GatewayError::RequestTimeout, _) => kong("Request timeout", None, request_id),
             (GatewayError::Internal, Envelope::Kong) => kong("An unexpected error occurred", None, request_id),
-            (GatewayError::Internal, Envelope::OpenAi) => openai("An unexpected error occurred", "gateway_error", "internal_error"),
+            (GatewayError::Internal, Envelope::OpenAi) => {
+                openai("An unexpected error occurred", "gateway_error", "internal_error")
+            }
         };
-        ErrorResponse {
-            status,
-            body: Bytes::from(body),
-            www_authenticate: www,
-        }
+        ErrorResponse { status, body: Bytes::from(body), www_authenticate: www }
     }
 }
 
@@ -202,10 +214,7 @@ fn kong(message: &str, kind: Option<&str>, request_id: &str) -> Vec<u8> {
 }
 
 fn openai(message: &str, kind: &str, code: &str) -> Vec<u8> {
-    serde_json::to_vec(&OpenAiBody {
-        error: OpenAiError { message, kind, param: None, code },
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&OpenAiBody { error: OpenAiError { message, kind, param: None, code } }).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -218,7 +227,8 @@ mod tests {
 
     #[test]
     fn kong_envelope() {
-        let e = GatewayError::Unauthorized { message: "No API key found in request", www_authenticate: Some("Key".into()) };
+        let e =
+            GatewayError::Unauthorized { message: "No API key found in request", www_authenticate: Some("Key".into()) };
         let r = e.render("abc", Envelope::OpenAi);
         assert_eq!(r.status, 401);
         assert_eq!(json(&r), serde_json::json!({"message": "No API key found in request", "request_id": "abc"}));
@@ -229,7 +239,8 @@ mod tests {
 
     #[test]
     fn openai_envelope() {
-        let r = GatewayError::Ai(AiRefusal::bad_request("cannot use own model - must be: gpt-4o", "model_not_allowed")).render("x", Envelope::OpenAi);
+        let r = GatewayError::Ai(AiRefusal::bad_request("cannot use own model - must be: gpt-4o", "model_not_allowed"))
+            .render("x", Envelope::OpenAi);
         assert_eq!(r.status, 400);
         assert_eq!(json(&r)["error"]["message"], "cannot use own model - must be: gpt-4o");
         assert_eq!(json(&r)["error"]["type"], "invalid_request_error");
@@ -243,8 +254,11 @@ mod tests {
 
     #[test]
     fn claims_body() {
-        let r = GatewayError::UnauthorizedClaims { claims: vec![("exp", "token expired")], www_authenticate: "Bearer error=\"invalid_token\"".into() }
-            .render("x", Envelope::Kong);
+        let r = GatewayError::UnauthorizedClaims {
+            claims: vec![("exp", "token expired")],
+            www_authenticate: "Bearer error=\"invalid_token\"".into(),
+        }
+        .render("x", Envelope::Kong);
         assert_eq!(json(&r), serde_json::json!({"exp": "token expired"}));
     }
 }

@@ -111,32 +111,72 @@ impl ProxyHttp for Aigate {
         phases::forward::choose_peer(&self.shared, session, ctx)
     }
 
-    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         phases::forward::rewrite_request(&self.shared, session, req, ctx)
     }
 
-    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) -> Result<()> {
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         phases::body::forward_chunk(&self.shared, body, end_of_stream, ctx)
     }
 
-    async fn upstream_response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         phases::outbound::upstream_response(&self.shared, resp, ctx)
     }
 
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         phases::outbound::response_headers(resp, ctx)
     }
 
-    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) -> Result<Option<std::time::Duration>> {
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
         phases::outbound::response_chunk(&self.shared, body, end_of_stream, ctx);
         Ok(None)
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, e: Box<pingora_core::Error>) -> Box<pingora_core::Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<pingora_core::Error>,
+    ) -> Box<pingora_core::Error> {
         phases::failure::on_connect_error(&self.shared, ctx, e)
     }
 
-    fn error_while_proxy(&self, peer: &HttpPeer, session: &mut Session, e: Box<pingora_core::Error>, ctx: &mut RequestCtx, client_reused: bool) -> Box<pingora_core::Error> {
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<pingora_core::Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<pingora_core::Error> {
         phases::failure::on_proxy_error(&self.shared, peer, session, ctx, e, client_reused)
     }
 
@@ -149,6 +189,17 @@ impl ProxyHttp for Aigate {
         ctx.error.as_ref().is_some_and(|e| e.status() < 500)
     }
 
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        _error: &pingora_core::Error,
+        _context: pingora_proxy::ProxyWarnLogContext,
+    ) -> bool {
+        // Retries and failovers are counted in aigate_upstream_errors_total and the access log.
+        true
+    }
+
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         // Pingora's summary prints the full URI, whose query may hold a key: log only the path.
         format!("{} {} request_id={}", session.req_header().method, ctx.path, ctx.request_id.as_str())
@@ -158,11 +209,20 @@ impl ProxyHttp for Aigate {
         phases::account::finish(&self.shared, session, e, ctx);
     }
 
-    fn persist_connection_context(&self, _session: &Session, ctx: &RequestCtx) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        ctx: &RequestCtx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
         ctx.connection.clone().map(|c| Box::new(c) as Box<dyn std::any::Any + Send + Sync>)
     }
 
-    fn on_connection_reuse(&self, _session: &mut Session, ctx: &mut RequestCtx, prev: Box<dyn std::any::Any + Send + Sync>) {
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+        prev: Box<dyn std::any::Any + Send + Sync>,
+    ) {
         if let Ok(guard) = prev.downcast::<Arc<ConnectionGuard>>() {
             ctx.connection = Some(*guard);
         }

@@ -21,7 +21,9 @@ pub struct Lifecycle {
 /// Load the decK files again and swap the new configuration in. On any problem the running
 /// configuration stays and the problems are returned.
 pub fn reload(shared: &Shared) -> Result<(), String> {
-    let loaded = declarative::load(&shared.settings.declarative_config, &shared.settings.service_defaults(), &|k| std::env::var(k).ok());
+    let loaded = declarative::load(&shared.settings.declarative_config, &shared.settings.service_defaults(), &|k| {
+        std::env::var(k).ok()
+    });
     match loaded {
         Ok(l) => {
             shared.resolver.set_hosts(l.upstream_hosts);

@@ -120,7 +120,10 @@ impl Metrics {
             registry,
             mcp_labels: Mutex::new(HashMap::new()),
         };
-        let build = must(IntGaugeVec::new(Opts::new("aigate_build_info", "Build information; the value is always 1."), &["version"]));
+        let build = must(IntGaugeVec::new(
+            Opts::new("aigate_build_info", "Build information; the value is always 1."),
+            &["version"],
+        ));
         must(m.registry.register(Box::new(build.clone())));
         build.with_label_values(&[version]).set(1);
         m
@@ -292,7 +295,8 @@ impl LlmHandles {
         self.total.inc_by(u.total);
         self.cached.inc_by(u.cached);
         self.reasoning.inc_by(u.reasoning);
-        let cost = input_cost.unwrap_or(0.0) * u.input as f64 / 1e6 + output_cost.unwrap_or(0.0) * u.output as f64 / 1e6;
+        let cost =
+            input_cost.unwrap_or(0.0) * u.input as f64 / 1e6 + output_cost.unwrap_or(0.0) * u.output as f64 / 1e6;
         if cost > 0.0 {
             self.cost.inc_by(cost);
         }
@@ -314,9 +318,7 @@ pub struct HandleTable<T> {
 
 impl<T> HandleTable<T> {
     pub fn new(consumers: usize) -> HandleTable<T> {
-        HandleTable {
-            slots: (0..=consumers).map(|_| OnceLock::new()).collect(),
-        }
+        HandleTable { slots: (0..=consumers).map(|_| OnceLock::new()).collect() }
     }
 
     pub fn get(&self, consumer: Option<usize>, make: impl FnOnce() -> T) -> Arc<T> {
@@ -333,12 +335,33 @@ mod tests {
     fn renders_with_help_and_type() {
         let m = Metrics::new("0.1.0");
         let h = m.route_handles("svc", "route", "alex");
-        h.record(&m, &RequestRecord { status: 200, total: Duration::from_millis(3), upstream_ttfb: Some(Duration::from_millis(2)), gateway: Duration::from_micros(300), bytes_in: 10, bytes_out: 20 });
-        h.record(&m, &RequestRecord { status: 418, total: Duration::from_millis(3), upstream_ttfb: None, gateway: Duration::from_micros(300), bytes_in: 0, bytes_out: 0 });
+        h.record(
+            &m,
+            &RequestRecord {
+                status: 200,
+                total: Duration::from_millis(3),
+                upstream_ttfb: Some(Duration::from_millis(2)),
+                gateway: Duration::from_micros(300),
+                bytes_in: 10,
+                bytes_out: 20,
+            },
+        );
+        h.record(
+            &m,
+            &RequestRecord {
+                status: 418,
+                total: Duration::from_millis(3),
+                upstream_ttfb: None,
+                gateway: Duration::from_micros(300),
+                bytes_in: 0,
+                bytes_out: 0,
+            },
+        );
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains("# HELP aigate_http_requests_total"));
         assert!(text.contains("# TYPE aigate_http_request_duration_seconds histogram"));
-        assert!(text.contains("aigate_http_requests_total{code=\"200\",consumer=\"alex\",route=\"route\",service=\"svc\"} 1"));
+        assert!(text
+            .contains("aigate_http_requests_total{code=\"200\",consumer=\"alex\",route=\"route\",service=\"svc\"} 1"));
         assert!(text.contains("code=\"418\""));
         assert!(text.contains("aigate_build_info{version=\"0.1.0\"} 1"));
         assert!(text.contains("aigate_http_bandwidth_bytes_total{consumer=\"alex\",direction=\"egress\",route=\"route\",service=\"svc\"} 20"));
@@ -366,7 +389,11 @@ mod tests {
     fn usage_and_cost() {
         let m = Metrics::new("x");
         let h = m.llm_handles("alex", "openai", "gpt-4o", "llm/v1/responses");
-        h.usage(&Usage { input: 1_000_000, output: 500_000, total: 1_500_000, cached: 0, reasoning: 0 }, Some(2.5), Some(10.0));
+        h.usage(
+            &Usage { input: 1_000_000, output: 500_000, total: 1_500_000, cached: 0, reasoning: 0 },
+            Some(2.5),
+            Some(10.0),
+        );
         m.llm_request(&h, true, 200);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains("aigate_llm_tokens_total{consumer=\"alex\",model=\"gpt-4o\",provider=\"openai\",token_type=\"input\"} 1000000"));

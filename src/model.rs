@@ -67,12 +67,7 @@ impl Endpoint {
         }
         let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })
             .ok_or_else(|| format!("`{url}` has no valid host[:port]"))?;
-        Ok(Endpoint {
-            tls,
-            host,
-            port,
-            path: path.to_string(),
-        })
+        Ok(Endpoint { tls, host, port, path: path.to_string() })
     }
 
     /// `host:port` as written in `upstream_resolve` and the Host header.
@@ -158,10 +153,7 @@ pub struct Scoped<T> {
 
 impl<T> Default for Scoped<T> {
     fn default() -> Self {
-        Scoped {
-            default: None,
-            by_consumer: HashMap::new(),
-        }
+        Scoped { default: None, by_consumer: HashMap::new() }
     }
 }
 

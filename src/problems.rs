@@ -16,13 +16,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(file: &Path, line: Option<usize>, what: String, fix: &str) -> Problem {
-        Problem {
-            file: file.to_path_buf(),
-            line,
-            place: None,
-            what,
-            fix: fix.to_string(),
-        }
+        Problem { file: file.to_path_buf(), line, place: None, what, fix: fix.to_string() }
     }
 
     pub fn at(mut self, place: impl Into<String>) -> Problem {

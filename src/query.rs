@@ -4,15 +4,13 @@ use std::borrow::Cow;
 
 /// Every value of parameter `name` in a `a=1&b=2` string (query or form body), decoded.
 pub fn values<'a>(query: &'a [u8], name: &'a str) -> impl Iterator<Item = Cow<'a, [u8]>> + 'a {
-    query
-        .split(|&b| b == b'&')
-        .filter_map(move |pair| {
-            let (k, v) = match pair.iter().position(|&b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &pair[pair.len()..]),
-            };
-            (decode(k).as_ref() == name.as_bytes()).then(|| decode(v))
-        })
+    query.split(|&b| b == b'&').filter_map(move |pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        (decode(k).as_ref() == name.as_bytes()).then(|| decode(v))
+    })
 }
 
 /// Remove every `name=...` pair, keeping the rest in order. `None` when nothing was removed.
@@ -52,18 +50,16 @@ pub fn decode(s: &[u8]) -> Cow<'_, [u8]> {
                 out.push(b' ');
                 i += 1;
             }
-            b'%' if i + 2 < s.len() => {
-                match (hex(s[i + 1]), hex(s[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
                 }
-            }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
             b => {
                 out.push(b);
                 i += 1;

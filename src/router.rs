@@ -10,7 +10,10 @@ enum PathMatch {
     /// Matches every path (a route with hosts or methods only).
     Any,
     Prefix(String),
-    Regex { re: regex::Regex, priority: i64 },
+    Regex {
+        re: regex::Regex,
+        priority: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -113,7 +116,11 @@ impl Router {
                 }
             }
             if spec.paths.is_empty() && spec.hosts.is_empty() && spec.methods.is_empty() {
-                errors.push((spec.id, String::new(), "the route has no paths, hosts or methods, so it can never match".into()));
+                errors.push((
+                    spec.id,
+                    String::new(),
+                    "the route has no paths, hosts or methods, so it can never match".into(),
+                ));
                 continue;
             }
             let mut paths = Vec::new();
@@ -124,7 +131,11 @@ impl Router {
                         Err(e) => errors.push((spec.id, format!("paths[{i}]"), format!("invalid regex: {e}"))),
                     }
                 } else if !p.starts_with('/') {
-                    errors.push((spec.id, format!("paths[{i}]"), format!("`{p}` must start with / (or ~ for a regex)")));
+                    errors.push((
+                        spec.id,
+                        format!("paths[{i}]"),
+                        format!("`{p}` must start with / (or ~ for a regex)"),
+                    ));
                 } else {
                     paths.push(PathMatch::Prefix(p.clone()));
                 }
@@ -132,7 +143,9 @@ impl Router {
             if paths.is_empty() {
                 paths.push(PathMatch::Any);
             }
-            let kinds = u8::from(!spec.hosts.is_empty()) + u8::from(!spec.methods.is_empty()) + u8::from(!spec.paths.is_empty());
+            let kinds = u8::from(!spec.hosts.is_empty())
+                + u8::from(!spec.methods.is_empty())
+                + u8::from(!spec.paths.is_empty());
             let plain_host = hosts.iter().any(HostMatch::is_plain);
             for path in paths {
                 let (regex_priority, len) = match &path {
@@ -226,7 +239,7 @@ pub fn upstream_path(
 }
 
 fn upstream_path_v0(base: &str, req: &str, postfix: &str, strip: bool) -> String {
-    if base.ends_with('/') {
+    if let Some(trimmed) = base.strip_suffix('/') {
         if strip {
             if postfix.is_empty() {
                 if base == "/" {
@@ -234,10 +247,10 @@ fn upstream_path_v0(base: &str, req: &str, postfix: &str, strip: bool) -> String
                 } else if req.ends_with('/') {
                     base.to_string()
                 } else {
-                    base[..base.len() - 1].to_string()
+                    trimmed.to_string()
                 }
             } else if postfix.starts_with('/') {
-                format!("{}{}", &base[..base.len() - 1], postfix)
+                format!("{trimmed}{postfix}")
             } else {
                 format!("{base}{postfix}")
             }
@@ -277,8 +290,13 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let (h, l) = (bytes.get(i + 1).copied().and_then(crate::query::hex), bytes.get(i + 2).copied().and_then(crate::query::hex));
-            let (Some(h), Some(l)) = (h, l) else { return None };
+            let (h, l) = (
+                bytes.get(i + 1).copied().and_then(crate::query::hex),
+                bytes.get(i + 2).copied().and_then(crate::query::hex),
+            );
+            let (Some(h), Some(l)) = (h, l) else {
+                return None;
+            };
             let c = h << 4 | l;
             if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
                 decoded.push(c as char);
@@ -380,9 +398,11 @@ mod tests {
     fn bad_routes_are_reported() {
         let paths = vec!["nope".to_string(), "~(".to_string()];
         let hosts = vec!["a.*.com".to_string()];
-        let err = Router::build(&[RouteSpec { id: 0, paths: &paths, methods: &[], hosts: &hosts, regex_priority: 0 }]).unwrap_err();
+        let err = Router::build(&[RouteSpec { id: 0, paths: &paths, methods: &[], hosts: &hosts, regex_priority: 0 }])
+            .unwrap_err();
         assert_eq!(err.len(), 3);
-        let err = Router::build(&[RouteSpec { id: 0, paths: &[], methods: &[], hosts: &[], regex_priority: 0 }]).unwrap_err();
+        let err =
+            Router::build(&[RouteSpec { id: 0, paths: &[], methods: &[], hosts: &[], regex_priority: 0 }]).unwrap_err();
         assert!(err[0].2.contains("never match"));
     }
 

@@ -28,14 +28,25 @@ pub struct RunOptions {
 
 /// Everything `aigate check` checks: the settings, the decK files, the trusted CA file.
 pub fn check(settings_path: &Path) -> Result<(Settings, declarative::Loaded), Problems> {
-    let settings = Settings::load(settings_path, &|k| std::env::var(k).ok())?;
-    let mut problems = Problems::default();
+    let (settings, mut problems) = Settings::load(settings_path, &|k| std::env::var(k).ok());
+    let Some(settings) = settings else {
+        return Err(problems);
+    };
     if let Some(ca) = &settings.tls_trusted_ca {
         if let Err(e) = trust::check_ca_file(ca) {
-            problems.push(Problem::new(settings_path, None, format!("tls_trusted_ca: {e}"), "point it at a PEM file of CA certificates"));
+            problems.push(Problem::new(
+                settings_path,
+                None,
+                format!("tls_trusted_ca: {e}"),
+                "point it at a PEM file of CA certificates",
+            ));
         }
     }
-    let loaded = declarative::load(&settings.declarative_config, &settings.service_defaults(), &|k| std::env::var(k).ok());
+    if settings.declarative_config.is_empty() {
+        return Err(problems);
+    }
+    let loaded =
+        declarative::load(&settings.declarative_config, &settings.service_defaults(), &|k| std::env::var(k).ok());
     match loaded {
         Ok(l) if problems.is_empty() => Ok((settings, l)),
         Ok(_) => Err(problems),
@@ -50,7 +61,8 @@ pub fn run(settings: Settings, loaded: declarative::Loaded, opts: RunOptions) ->
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload.set(unix_now());
-    let access_log = AccessLog::start(&settings.proxy_access_log).map_err(|e| format!("cannot open the access log: {e}"))?;
+    let access_log =
+        AccessLog::start(&settings.proxy_access_log).map_err(|e| format!("cannot open the access log: {e}"))?;
     let shared = Arc::new(Shared::new(settings.clone(), metrics, access_log, Generation::new(loaded.gateway)));
 
     // Resolve upstream names once before serving, off the request path.
@@ -82,7 +94,11 @@ pub fn run(settings: Settings, loaded: declarative::Loaded, opts: RunOptions) ->
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(&server.configuration, Aigate { shared: shared.clone() }, "aigate proxy");
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Aigate { shared: shared.clone() },
+        "aigate proxy",
+    );
     for addr in &settings.proxy_listen {
         proxy.add_tcp(&addr.to_string());
     }

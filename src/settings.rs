@@ -80,12 +80,7 @@ enum OneOrMany {
 impl OneOrMany {
     fn into_vec(self) -> Vec<String> {
         match self {
-            OneOrMany::One(s) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
             OneOrMany::Many(v) => v,
         }
     }
@@ -100,10 +95,9 @@ impl TryFrom<serde_yaml::Value> for ByteSize {
     type Error = String;
     fn try_from(v: serde_yaml::Value) -> Result<Self, String> {
         match v {
-            serde_yaml::Value::Number(n) => n
-                .as_u64()
-                .map(ByteSize)
-                .ok_or_else(|| format!("expected a positive whole number of bytes, got {n}")),
+            serde_yaml::Value::Number(n) => {
+                n.as_u64().map(ByteSize).ok_or_else(|| format!("expected a positive whole number of bytes, got {n}"))
+            }
             serde_yaml::Value::String(s) => parse_byte_size(&s).map(ByteSize),
             other => Err(format!("expected a size such as 8m or 1048576, got {other:?}")),
         }
@@ -166,9 +160,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Settings {
             source: None,
             proxy_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8000))],
@@ -198,17 +190,21 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Read a settings file and apply `AIGATE_*` overrides from `env`.
-    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Problems> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems::one(Problem::new(
-                path,
+    /// Read a settings file and apply `AIGATE_*` overrides from `env`: the settings (bad values
+    /// left at their defaults) and every problem found.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Option<Settings>, Problems) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, Some(path), env),
+            Err(e) => (
                 None,
-                format!("cannot read the settings file: {e}"),
-                "check the path given to --config",
-            ))
-        })?;
-        Self::from_yaml(&text, Some(path), env)
+                Problems::one(Problem::new(
+                    path,
+                    None,
+                    format!("cannot read the settings file: {e}"),
+                    "check the path given to --config",
+                )),
+            ),
+        }
     }
 
     /// Parse settings text; `path` names the file in messages and anchors relative paths.
@@ -217,6 +213,31 @@ impl Settings {
         path: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, Problems> {
+        let (settings, problems) = Self::parse(text, path, env);
+        match settings {
+            Some(s) => problems.into_result(s),
+            None => Err(problems),
+        }
+    }
+
+    /// Parse as much as possible: settings (bad values left at their defaults) and every
+    /// problem. `None` when the text is not a settings mapping at all.
+    pub fn parse(
+        text: &str,
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Option<Settings>, Problems) {
+        match Self::parse_inner(text, path, env) {
+            Ok(v) => v,
+            Err(p) => (None, p),
+        }
+    }
+
+    fn parse_inner(
+        text: &str,
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Option<Settings>, Problems), Problems> {
         let shown = path.unwrap_or(Path::new("<settings>"));
         let mut problems = Problems::default();
         let mut map: serde_yaml::Mapping = if text.trim().is_empty() {
@@ -266,10 +287,7 @@ impl Settings {
             }
         };
 
-        let base = path
-            .and_then(|p| p.parent())
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let base = path.and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
         let resolve_path = |p: &str| -> PathBuf {
             let p = PathBuf::from(p);
             if p.is_absolute() {
@@ -279,16 +297,18 @@ impl Settings {
             }
         };
 
-        let mut s = Settings {
-            source: path.map(Path::to_path_buf),
-            ..Settings::default()
-        };
+        let mut s = Settings { source: path.map(Path::to_path_buf), ..Settings::default() };
         if let Some(listen) = file.proxy_listen {
             s.proxy_listen.clear();
             for l in listen.into_vec() {
                 match parse_listen(&l) {
                     Ok(a) => s.proxy_listen.push(a),
-                    Err(msg) => problems.push(Problem::new(shown, None, format!("proxy_listen: {msg}"), "write host:port, for example 0.0.0.0:8000")),
+                    Err(msg) => problems.push(Problem::new(
+                        shown,
+                        None,
+                        format!("proxy_listen: {msg}"),
+                        "write host:port, for example 0.0.0.0:8000",
+                    )),
                 }
             }
             if s.proxy_listen.is_empty() && problems.is_empty() {
@@ -301,7 +321,12 @@ impl Settings {
             } else {
                 match parse_listen(&l) {
                     Ok(a) => s.status_listen = Some(a),
-                    Err(msg) => problems.push(Problem::new(shown, None, format!("status_listen: {msg}"), "write host:port (for example 127.0.0.1:8100) or off")),
+                    Err(msg) => problems.push(Problem::new(
+                        shown,
+                        None,
+                        format!("status_listen: {msg}"),
+                        "write host:port (for example 127.0.0.1:8100) or off",
+                    )),
                 }
             }
         }
@@ -318,7 +343,12 @@ impl Settings {
         }
         if let Some(t) = file.threads {
             if t == 0 || t > 1024 {
-                problems.push(Problem::new(shown, None, format!("threads: {t} is out of range"), "use a number from 1 to 1024, or leave it unset for one per CPU"));
+                problems.push(Problem::new(
+                    shown,
+                    None,
+                    format!("threads: {t} is out of range"),
+                    "use a number from 1 to 1024, or leave it unset for one per CPU",
+                ));
             } else {
                 s.threads = t;
             }
@@ -326,7 +356,12 @@ impl Settings {
         if let Some(ca) = file.tls_trusted_ca {
             let p = resolve_path(&ca);
             if !p.is_file() {
-                problems.push(Problem::new(shown, None, format!("tls_trusted_ca: {} is not a readable file", p.display()), "point it at a PEM file of CA certificates"));
+                problems.push(Problem::new(
+                    shown,
+                    None,
+                    format!("tls_trusted_ca: {} is not a readable file", p.display()),
+                    "point it at a PEM file of CA certificates",
+                ));
             }
             s.tls_trusted_ca = Some(p);
         }
@@ -334,14 +369,24 @@ impl Settings {
             for (k, v) in map {
                 let key_ok = k.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
                 if !key_ok {
-                    problems.push(Problem::new(shown, None, format!("upstream_resolve: key `{k}` is not host:port"), "write it as in curl --resolve, e.g. \"api.openai.com:443\": \"127.0.0.1:9443\""));
+                    problems.push(Problem::new(
+                        shown,
+                        None,
+                        format!("upstream_resolve: key `{k}` is not host:port"),
+                        "write it as in curl --resolve, e.g. \"api.openai.com:443\": \"127.0.0.1:9443\"",
+                    ));
                     continue;
                 }
                 match v.parse::<SocketAddr>() {
                     Ok(a) => {
                         s.upstream_resolve.insert(k.to_ascii_lowercase(), a);
                     }
-                    Err(_) => problems.push(Problem::new(shown, None, format!("upstream_resolve: `{v}` (for {k}) is not an ip:port address"), "give a literal address such as 127.0.0.1:9443 or [::1]:9443")),
+                    Err(_) => problems.push(Problem::new(
+                        shown,
+                        None,
+                        format!("upstream_resolve: `{v}` (for {k}) is not an ip:port address"),
+                        "give a literal address such as 127.0.0.1:9443 or [::1]:9443",
+                    )),
                 }
             }
         }
@@ -350,7 +395,12 @@ impl Settings {
         }
         if let Some(ByteSize(n)) = file.max_request_body_size {
             if n == 0 {
-                problems.push(Problem::new(shown, None, "max_request_body_size must be above 0".into(), "use a size such as 8m"));
+                problems.push(Problem::new(
+                    shown,
+                    None,
+                    "max_request_body_size must be above 0".into(),
+                    "use a size such as 8m",
+                ));
             } else {
                 s.max_request_body_size = n;
             }
@@ -380,7 +430,12 @@ impl Settings {
             if LEVELS.contains(&l.as_str()) {
                 s.log_level = l;
             } else {
-                problems.push(Problem::new(shown, None, format!("log_level: `{level}` is not a level"), "use one of error, warn, info, debug, trace, off"));
+                problems.push(Problem::new(
+                    shown,
+                    None,
+                    format!("log_level: `{level}` is not a level"),
+                    "use one of error, warn, info, debug, trace, off",
+                ));
             }
         }
         if let Some(p) = file.pid_file {
@@ -398,7 +453,7 @@ impl Settings {
         if let Some(ByteSize(n)) = file.usage_scan_limit {
             s.usage_scan_limit = usize::try_from(n).unwrap_or(usize::MAX);
         }
-        problems.into_result(s)
+        Ok((Some(s), problems))
     }
 
     /// Upstream timeouts for services that do not set their own.
@@ -415,9 +470,7 @@ impl Settings {
         if self.upstream_resolve.is_empty() {
             return None;
         }
-        self.upstream_resolve
-            .get(&format!("{}:{port}", host.to_ascii_lowercase()))
-            .copied()
+        self.upstream_resolve.get(&format!("{}:{port}", host.to_ascii_lowercase())).copied()
     }
 }
 
@@ -428,8 +481,7 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     if let Some(flag) = parts.next() {
         return Err(format!("`{s}`: the listen flag `{flag}` is not supported"));
     }
-    addr.parse::<SocketAddr>()
-        .map_err(|_| format!("`{addr}` is not an ip:port address"))
+    addr.parse::<SocketAddr>().map_err(|_| format!("`{addr}` is not an ip:port address"))
 }
 
 #[cfg(test)]
@@ -457,10 +509,7 @@ mod tests {
             &no_env,
         )
         .unwrap();
-        assert_eq!(
-            s.declarative_config,
-            vec![PathBuf::from("/etc/aigate/a.yaml"), PathBuf::from("/abs/b.yaml")]
-        );
+        assert_eq!(s.declarative_config, vec![PathBuf::from("/etc/aigate/a.yaml"), PathBuf::from("/abs/b.yaml")]);
     }
 
     #[test]

@@ -62,7 +62,11 @@ impl ServeHttp for StatusApp {
                     uptime_seconds: s.started.elapsed().as_secs(),
                     ready: s.ready.load(Ordering::Relaxed),
                     config_digest: &g.gw.digest,
-                    config_loaded_at: g.loaded_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                    config_loaded_at: g
+                        .loaded_at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
                     services: g.gw.services.len(),
                     routes: g.gw.routes.len(),
                     consumers: g.gw.consumers.list.len(),

@@ -24,7 +24,9 @@ impl fmt::Display for BodyError {
         match self {
             BodyError::Invalid(e) => write!(f, "request body is not valid JSON: {e}"),
             BodyError::NotAnObject => write!(f, "request body must be a JSON object"),
-            BodyError::DuplicateField(k) => write!(f, "request body has the field \"{k}\" more than once"),
+            BodyError::DuplicateField(k) => {
+                write!(f, "request body has the field \"{k}\" more than once")
+            }
         }
     }
 }
@@ -57,7 +59,9 @@ impl<'a> RequestDoc<'a> {
             Ok(t) => t,
             Err(e) => {
                 return Err(match e.classify() {
-                    serde_json::error::Category::Data if e.to_string().starts_with(NOT_OBJECT) => BodyError::NotAnObject,
+                    serde_json::error::Category::Data if e.to_string().starts_with(NOT_OBJECT) => {
+                        BodyError::NotAnObject
+                    }
                     _ => BodyError::Invalid(e.to_string()),
                 })
             }
@@ -70,11 +74,7 @@ impl<'a> RequestDoc<'a> {
             }
             fields.push((k, Value::Raw(v)));
         }
-        Ok(RequestDoc {
-            fields,
-            source_len: body.len(),
-            changed: false,
-        })
+        Ok(RequestDoc { fields, source_len: body.len(), changed: false })
     }
 
     /// The raw JSON text of a field.

@@ -19,12 +19,7 @@ pub struct AiRefusal {
 
 impl AiRefusal {
     pub fn bad_request(message: impl Into<String>, code: &'static str) -> AiRefusal {
-        AiRefusal {
-            status: 400,
-            message: message.into(),
-            kind: "invalid_request_error",
-            code,
-        }
+        AiRefusal { status: 400, message: message.into(), kind: "invalid_request_error", code }
     }
 }
 
@@ -50,7 +45,11 @@ pub struct RequestFacts {
 }
 
 /// Apply the target's model rules and options to the request.
-pub fn apply_target(doc: &mut RequestDoc<'_>, target: &AiTarget, streaming: Streaming) -> Result<RequestFacts, AiRefusal> {
+pub fn apply_target(
+    doc: &mut RequestDoc<'_>,
+    target: &AiTarget,
+    streaming: Streaming,
+) -> Result<RequestFacts, AiRefusal> {
     // Model: Kong checks only non-empty strings; anything else is replaced by the configured one.
     let body_model = match doc.raw("model") {
         Some(raw) if raw.starts_with('"') => serde_json::from_str::<String>(raw).ok().filter(|m| !m.is_empty()),
@@ -138,7 +137,8 @@ mod tests {
     #[test]
     fn walkthrough_body() {
         let t = target("", "llm/v1/responses", Some("gpt-4o"));
-        let (facts, out) = run(r#"{"tools":[{"type":"mcp"}],"input":"How do I use GitHub MCP?"}"#, &t, Streaming::Allow).unwrap();
+        let (facts, out) =
+            run(r#"{"tools":[{"type":"mcp"}],"input":"How do I use GitHub MCP?"}"#, &t, Streaming::Allow).unwrap();
         assert_eq!(facts, RequestFacts { stream: false, model: "gpt-4o".into() });
         assert_eq!(out["model"], "gpt-4o");
         assert_eq!(out["max_output_tokens"], 512);

@@ -21,9 +21,19 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum McpItem {
     /// An `mcp_call`: a tool the provider called; `ok` is false when it reported an error.
-    Call { server_label: String, tool: String, ok: bool },
-    ListTools { server_label: String, tools: Vec<String> },
-    ApprovalRequest { server_label: String, tool: String },
+    Call {
+        server_label: String,
+        tool: String,
+        ok: bool,
+    },
+    ListTools {
+        server_label: String,
+        tools: Vec<String>,
+    },
+    ApprovalRequest {
+        server_label: String,
+        tool: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,14 +115,17 @@ impl ItemWire {
         let server_label = self.server_label.unwrap_or_default();
         match self.kind.as_str() {
             "mcp_call" => {
-                let failed = self.error.as_ref().is_some_and(|e| !e.is_null()) || self.status.as_deref() == Some("failed");
+                let failed =
+                    self.error.as_ref().is_some_and(|e| !e.is_null()) || self.status.as_deref() == Some("failed");
                 Some(McpItem::Call { server_label, tool: self.name.unwrap_or_default(), ok: !failed })
             }
             "mcp_list_tools" => Some(McpItem::ListTools {
                 server_label,
                 tools: self.tools.unwrap_or_default().into_iter().filter_map(|t| t.name).collect(),
             }),
-            "mcp_approval_request" => Some(McpItem::ApprovalRequest { server_label, tool: self.name.unwrap_or_default() }),
+            "mcp_approval_request" => {
+                Some(McpItem::ApprovalRequest { server_label, tool: self.name.unwrap_or_default() })
+            }
             _ => None,
         }
     }
@@ -167,8 +180,10 @@ pub fn from_stream(scanner: &SseScanner) -> ResponseFacts {
 
 fn apply_event(facts: &mut ResponseFacts, event: &KeptEvent) {
     let data: Bytes = event.data_bytes();
-    let Ok(wire) = serde_json::from_slice::<EventWire>(&data) else { return };
-    let name = event.name.or_else(|| match wire.kind.as_deref() {
+    let Ok(wire) = serde_json::from_slice::<EventWire>(&data) else {
+        return;
+    };
+    let name = event.name.or(match wire.kind.as_deref() {
         Some("response.created") => Some(EventName::Created),
         Some("response.completed") => Some(EventName::Completed),
         Some("response.incomplete") => Some(EventName::Incomplete),
@@ -232,7 +247,10 @@ mod tests {
         assert_eq!(f.usage, Some(Usage { input: 11, output: 7, total: 18, cached: 4, reasoning: 2 }));
         assert_eq!(f.response_id.as_deref(), Some("resp_1"));
         assert_eq!(f.mcp.len(), 4);
-        assert_eq!(f.mcp[0], McpItem::ListTools { server_label: "gitmcp".into(), tools: vec!["search_code".into(), "get_issue".into()] });
+        assert_eq!(
+            f.mcp[0],
+            McpItem::ListTools { server_label: "gitmcp".into(), tools: vec!["search_code".into(), "get_issue".into()] }
+        );
         assert_eq!(f.mcp[1], McpItem::Call { server_label: "gitmcp".into(), tool: "search_code".into(), ok: true });
         assert_eq!(f.mcp[2], McpItem::Call { server_label: "gitmcp".into(), tool: "get_issue".into(), ok: false });
     }

@@ -216,7 +216,9 @@ impl SseScanner {
     fn keep_data(&mut self, data: Bytes) {
         let is_final = matches!(
             self.interest,
-            Interest::Keep(None | Some(EventName::Completed | EventName::Failed | EventName::Incomplete | EventName::Error))
+            Interest::Keep(
+                None | Some(EventName::Completed | EventName::Failed | EventName::Incomplete | EventName::Error)
+            )
         );
         let kept = if is_final { &mut self.kept_final } else { &mut self.kept_other };
         if *kept + data.len() + 1 > self.limit {
@@ -239,10 +241,7 @@ impl SseScanner {
     fn end_event(&mut self) {
         if let Interest::Keep(name) = self.interest {
             if !self.data.is_empty() {
-                self.events.push(KeptEvent {
-                    name,
-                    data: std::mem::take(&mut self.data),
-                });
+                self.events.push(KeptEvent { name, data: std::mem::take(&mut self.data) });
             }
         }
         self.data.clear();

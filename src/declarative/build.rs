@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 use super::schema::{DeckConsumer, DeckPlugin, DeckRoute, DeckService, EntityRef};
 use super::{Loaded, SourceFile};
 use crate::consumers::{parse_key, Consumer, Consumers};
-use crate::model::{ConsumerId, Endpoint, Gateway, PathHandling, Policies, Route, RouteId, Scoped, Service, ServiceId, Timeouts};
+use crate::model::{
+    ConsumerId, Endpoint, Gateway, PathHandling, Policies, Route, RouteId, Scoped, Service, ServiceId, Timeouts,
+};
 use crate::plugins::acl::{Acl, AclSchema};
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::key_auth::{KeyAuth, KeyAuthSchema};
@@ -69,27 +71,56 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
             for (ri, r) in s.routes.iter().enumerate() {
                 let rplace = format!("services[{si}].routes[{ri}]");
                 if r.service.is_some() {
-                    cx.problem(&o(rplace.clone()), "service", "a route nested under a service cannot name another service", "remove the service field");
+                    cx.problem(
+                        &o(rplace.clone()),
+                        "service",
+                        "a route nested under a service cannot name another service",
+                        "remove the service field",
+                    );
                 }
                 routes.push(RouteEntity { origin: o(rplace.clone()), route: r, nested_in: Some(sidx) });
                 for (pi, p) in r.plugins.iter().enumerate() {
-                    plugins.push(PluginEntity { origin: o(format!("{rplace}.plugins[{pi}]")), plugin: p, service: None, route: None, consumer: None });
+                    plugins.push(PluginEntity {
+                        origin: o(format!("{rplace}.plugins[{pi}]")),
+                        plugin: p,
+                        service: None,
+                        route: None,
+                        consumer: None,
+                    });
                 }
             }
             for (pi, p) in s.plugins.iter().enumerate() {
-                plugins.push(PluginEntity { origin: o(format!("services[{si}].plugins[{pi}]")), plugin: p, service: None, route: None, consumer: None });
+                plugins.push(PluginEntity {
+                    origin: o(format!("services[{si}].plugins[{pi}]")),
+                    plugin: p,
+                    service: None,
+                    route: None,
+                    consumer: None,
+                });
             }
         }
         for (ri, r) in f.deck.routes.iter().enumerate() {
             routes.push(RouteEntity { origin: o(format!("routes[{ri}]")), route: r, nested_in: None });
             for (pi, p) in r.plugins.iter().enumerate() {
-                plugins.push(PluginEntity { origin: o(format!("routes[{ri}].plugins[{pi}]")), plugin: p, service: None, route: None, consumer: None });
+                plugins.push(PluginEntity {
+                    origin: o(format!("routes[{ri}].plugins[{pi}]")),
+                    plugin: p,
+                    service: None,
+                    route: None,
+                    consumer: None,
+                });
             }
         }
         for (ci, c) in f.deck.consumers.iter().enumerate() {
             consumers.push((o(format!("consumers[{ci}]")), c));
             for (pi, p) in c.plugins.iter().enumerate() {
-                plugins.push(PluginEntity { origin: o(format!("consumers[{ci}].plugins[{pi}]")), plugin: p, service: None, route: None, consumer: None });
+                plugins.push(PluginEntity {
+                    origin: o(format!("consumers[{ci}].plugins[{pi}]")),
+                    plugin: p,
+                    service: None,
+                    route: None,
+                    consumer: None,
+                });
             }
         }
         for (pi, p) in f.deck.plugins.iter().enumerate() {
@@ -118,7 +149,12 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
         let id = s.id.clone().unwrap_or_else(|| derived_id("service", &name));
         for key in [&name, &id] {
             if service_index.insert(key.clone(), i).is_some() && key == &name {
-                cx.problem(origin, "name", format!("service name \"{name}\" is used more than once"), "give every service a unique name");
+                cx.problem(
+                    origin,
+                    "name",
+                    format!("service name \"{name}\" is used more than once"),
+                    "give every service a unique name",
+                );
             }
         }
         let endpoint = service_endpoint(s).unwrap_or_else(|e| {
@@ -154,7 +190,12 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
         for (field, v) in [("username", &username), ("custom_id", &custom_id), ("id", &c.id)] {
             if let Some(v) = v {
                 if !seen_consumer.insert(format!("{field}\u{0}{v}")) {
-                    cx.problem(origin, field, format!("consumer {field} \"{v}\" is used more than once"), "make it unique");
+                    cx.problem(
+                        origin,
+                        field,
+                        format!("consumer {field} \"{v}\" is used more than once"),
+                        "make it unique",
+                    );
                 }
             }
         }
@@ -179,14 +220,29 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
             match parse_key(&k.key) {
                 Ok(digest) => {
                     if k.ttl.is_some_and(|t| t > 0) {
-                        cx.problem(origin, &format!("keyauth_credentials[{ki}].ttl"), "key expiry (ttl) is not supported", "remove ttl; rotate keys by editing the file and reloading");
+                        cx.problem(
+                            origin,
+                            &format!("keyauth_credentials[{ki}].ttl"),
+                            "key expiry (ttl) is not supported",
+                            "remove ttl; rotate keys by editing the file and reloading",
+                        );
                     }
                     let cred_id = k.id.clone().unwrap_or_else(|| derived_id("keyauth", &format!("{id}/{ki}")));
                     if !model_consumers.add_key(digest, cid, cred_id) {
-                        cx.problem(origin, &format!("keyauth_credentials[{ki}].key"), "this key is already given to a consumer", "every key must be unique");
+                        cx.problem(
+                            origin,
+                            &format!("keyauth_credentials[{ki}].key"),
+                            "this key is already given to a consumer",
+                            "every key must be unique",
+                        );
                     }
                 }
-                Err(e) => cx.problem(origin, &format!("keyauth_credentials[{ki}].key"), e, "write the key, or its stored form from `aigate hash-key`"),
+                Err(e) => cx.problem(
+                    origin,
+                    &format!("keyauth_credentials[{ki}].key"),
+                    e,
+                    "write the key, or its stored form from `aigate hash-key`",
+                ),
             }
         }
         if !c.jwt_secrets.is_empty() {
@@ -205,12 +261,22 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
             (None, Some(sref)) => match sref.key().and_then(|k| service_index.get(k)) {
                 Some(&s) => Some(s),
                 None => {
-                    cx.problem(&re.origin, "service", format!("service \"{}\" is not defined", sref.key().unwrap_or("")), "name a service from the services list");
+                    cx.problem(
+                        &re.origin,
+                        "service",
+                        format!("service \"{}\" is not defined", sref.key().unwrap_or("")),
+                        "name a service from the services list",
+                    );
                     None
                 }
             },
             (None, None) => {
-                cx.problem(&re.origin, "", "the route has no service", "nest it under a service or set service: {name: ...}");
+                cx.problem(
+                    &re.origin,
+                    "",
+                    "the route has no service",
+                    "nest it under a service or set service: {name: ...}",
+                );
                 None
             }
         };
@@ -219,7 +285,12 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
             format!("{svc}.route-{i}")
         });
         if route_index.insert(name.clone(), i).is_some() {
-            cx.problem(&re.origin, "name", format!("route name \"{name}\" is used more than once"), "give every route a unique name");
+            cx.problem(
+                &re.origin,
+                "name",
+                format!("route name \"{name}\" is used more than once"),
+                "give every route a unique name",
+            );
         }
         if let Some(id) = &r.id {
             if id != &name {
@@ -229,7 +300,12 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
         if let Some(protocols) = &r.protocols {
             for (pi, p) in protocols.iter().enumerate() {
                 if p != "http" && p != "https" {
-                    cx.problem(&re.origin, &format!("protocols[{pi}]"), format!("protocol \"{p}\" is not supported"), "use http and https");
+                    cx.problem(
+                        &re.origin,
+                        &format!("protocols[{pi}]"),
+                        format!("protocol \"{p}\" is not supported"),
+                        "use http and https",
+                    );
                 }
             }
         }
@@ -257,12 +333,17 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
 
     // ---- plugins
     let mut instances: Vec<Instance> = Vec::new();
-    let mut scopes_seen: HashSet<(PluginKind, Option<ServiceId>, Option<RouteId>, Option<ConsumerId>)> = HashSet::new();
+    let mut scopes_seen: HashSet<Scope> = HashSet::new();
     let mut next_target = 0usize;
     for pe in &plugins {
         let p = pe.plugin;
         let Some(kind) = PluginKind::from_name(&p.name) else {
-            cx.problem(&pe.origin, "name", format!("plugin \"{}\" is not supported by aigate", p.name), &format!("remove it, or use one of: {}", PluginKind::known_names()));
+            cx.problem(
+                &pe.origin,
+                "name",
+                format!("plugin \"{}\" is not supported by aigate", p.name),
+                &format!("remove it, or use one of: {}", PluginKind::known_names()),
+            );
             continue;
         };
         // Scope: explicit references, or the entity the plugin is nested in.
@@ -270,19 +351,34 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
         if let Some(sref) = pe.service {
             match sref.key().and_then(|k| service_index.get(k)) {
                 Some(&s) => service = Some(s),
-                None => cx.problem(&pe.origin, "service", format!("service \"{}\" is not defined", sref.key().unwrap_or("")), "name a service from the services list"),
+                None => cx.problem(
+                    &pe.origin,
+                    "service",
+                    format!("service \"{}\" is not defined", sref.key().unwrap_or("")),
+                    "name a service from the services list",
+                ),
             }
         }
         if let Some(rref) = pe.route {
             match rref.key().and_then(|k| route_index.get(k)) {
                 Some(&r) => route = Some(r),
-                None => cx.problem(&pe.origin, "route", format!("route \"{}\" is not defined", rref.key().unwrap_or("")), "name a route from the routes list"),
+                None => cx.problem(
+                    &pe.origin,
+                    "route",
+                    format!("route \"{}\" is not defined", rref.key().unwrap_or("")),
+                    "name a route from the routes list",
+                ),
             }
         }
         if let Some(cref) = pe.consumer {
             match cref.key().and_then(|k| model_consumers.find(k)) {
                 Some(c) => consumer = Some(c),
-                None => cx.problem(&pe.origin, "consumer", format!("consumer \"{}\" is not defined", cref.key().unwrap_or("")), "name a consumer (username or id)"),
+                None => cx.problem(
+                    &pe.origin,
+                    "consumer",
+                    format!("consumer \"{}\" is not defined", cref.key().unwrap_or("")),
+                    "name a consumer (username or id)",
+                ),
             }
         }
         if let Some((owner, idx)) = nested_owner(&pe.origin.place, &routes, &services, &consumers, pe.origin.file) {
@@ -292,16 +388,17 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
                 Owner::Consumer => {
                     // Consumers are added in order, skipping invalid ones: find by label.
                     let c = consumers[idx].1;
-                    consumer = c
-                        .username
-                        .as_deref()
-                        .or(c.custom_id.as_deref())
-                        .and_then(|k| model_consumers.find(k));
+                    consumer = c.username.as_deref().or(c.custom_id.as_deref()).and_then(|k| model_consumers.find(k));
                 }
             }
         }
         if kind.is_auth() && consumer.is_some() {
-            cx.problem(&pe.origin, "consumer", format!("{} cannot be scoped to a consumer: it is what identifies the consumer", kind.name()), "scope it to a service or route, or make it global");
+            cx.problem(
+                &pe.origin,
+                "consumer",
+                format!("{} cannot be scoped to a consumer: it is what identifies the consumer", kind.name()),
+                "scope it to a service or route, or make it global",
+            );
             continue;
         }
         if let Some(protocols) = &p.protocols {
@@ -324,7 +421,8 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
             }
             Err(issues) => {
                 for issue in issues {
-                    let sub = if issue.path.is_empty() { "config".to_string() } else { format!("config.{}", issue.path) };
+                    let sub =
+                        if issue.path.is_empty() { "config".to_string() } else { format!("config.{}", issue.path) };
                     cx.problem(&pe.origin, &sub, format!("{}: {}", kind.name(), issue.what), &issue.fix);
                 }
                 continue;
@@ -335,7 +433,12 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
         }
         let slot = if kind == PluginKind::AiProxyAdvanced { PluginKind::AiProxy } else { kind };
         if !scopes_seen.insert((slot, service, route, consumer)) {
-            cx.problem(&pe.origin, "name", format!("{} is configured twice for the same scope", kind.name()), "keep one configuration per scope (ai-proxy and ai-proxy-advanced count as one)");
+            cx.problem(
+                &pe.origin,
+                "name",
+                format!("{} is configured twice for the same scope", kind.name()),
+                "keep one configuration per scope (ai-proxy and ai-proxy-advanced count as one)",
+            );
             continue;
         }
         instances.push(Instance { kind: slot, service, route, consumer, compiled });
@@ -382,8 +485,18 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
                         policies.key_auth = Some(k.clone());
                     }
                 }
-                PluginKind::Acl => policies.acl = scoped(base, &by_consumer, |c| match c { Compiled::Acl(a) => Some(a.clone()), _ => None }),
-                PluginKind::AiProxy => policies.ai_proxy = scoped(base, &by_consumer, |c| match c { Compiled::AiProxy(a) => Some(a.clone()), _ => None }),
+                PluginKind::Acl => {
+                    policies.acl = scoped(base, &by_consumer, |c| match c {
+                        Compiled::Acl(a) => Some(a.clone()),
+                        _ => None,
+                    })
+                }
+                PluginKind::AiProxy => {
+                    policies.ai_proxy = scoped(base, &by_consumer, |c| match c {
+                        Compiled::AiProxy(a) => Some(a.clone()),
+                        _ => None,
+                    })
+                }
                 _ => {}
             }
         }
@@ -393,7 +506,13 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
     // ---- router
     let specs: Vec<RouteSpec> = route_specs_data
         .iter()
-        .map(|(id, r)| RouteSpec { id: *id, paths: &r.paths, methods: &r.methods, hosts: &r.hosts, regex_priority: r.regex_priority.unwrap_or(0) })
+        .map(|(id, r)| RouteSpec {
+            id: *id,
+            paths: &r.paths,
+            methods: &r.methods,
+            hosts: &r.hosts,
+            regex_priority: r.regex_priority.unwrap_or(0),
+        })
         .collect();
     let router = match Router::build(&specs) {
         Ok(r) => r,
@@ -406,14 +525,22 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
         }
     };
 
-    let mut upstream_hosts: Vec<(String, u16)> = model_services.iter().map(|s| (s.endpoint.host.clone(), s.endpoint.port)).collect();
+    let mut upstream_hosts: Vec<(String, u16)> =
+        model_services.iter().map(|s| (s.endpoint.host.clone(), s.endpoint.port)).collect();
     for i in &instances {
         if let Compiled::AiProxy(ai) = &i.compiled {
             upstream_hosts.extend(ai.targets.iter().map(|t| (t.endpoint.host.clone(), t.endpoint.port)));
         }
     }
     Ok(Loaded {
-        gateway: Gateway { services: model_services, routes: model_routes, router, consumers: model_consumers, digest, ai_target_count: next_target },
+        gateway: Gateway {
+            services: model_services,
+            routes: model_routes,
+            router,
+            consumers: model_consumers,
+            digest,
+            ai_target_count: next_target,
+        },
         upstream_hosts,
     })
 }
@@ -451,7 +578,11 @@ enum Compiled {
     AiProxy(Arc<AiProxy>),
 }
 
-fn compile(kind: PluginKind, config: Option<&serde_yaml::Value>, consumers: &Consumers) -> Result<Compiled, Vec<ConfigIssue>> {
+fn compile(
+    kind: PluginKind,
+    config: Option<&serde_yaml::Value>,
+    consumers: &Consumers,
+) -> Result<Compiled, Vec<ConfigIssue>> {
     match kind {
         PluginKind::KeyAuth => {
             let schema: KeyAuthSchema = parse_config(config).map_err(|e| vec![e])?;
@@ -468,12 +599,19 @@ fn compile(kind: PluginKind, config: Option<&serde_yaml::Value>, consumers: &Con
         PluginKind::AiProxyAdvanced => {
             let ai = AiProxy::compile_advanced(parse_config(config).map_err(|e| vec![e])?)?;
             if ai.targets.len() > MAX_TARGETS {
-                return Err(vec![ConfigIssue::new("targets", format!("at most {MAX_TARGETS} targets are supported"), "split the route")]);
+                return Err(vec![ConfigIssue::new(
+                    "targets",
+                    format!("at most {MAX_TARGETS} targets are supported"),
+                    "split the route",
+                )]);
             }
             Ok(Compiled::AiProxy(Arc::new(ai)))
         }
     }
 }
+
+/// A plugin's scope: kind, service, route, consumer.
+type Scope = (PluginKind, Option<ServiceId>, Option<RouteId>, Option<ConsumerId>);
 
 /// A compiled plugin with its scope.
 struct Instance {
@@ -484,7 +622,11 @@ struct Instance {
     compiled: Compiled,
 }
 
-fn scoped<T>(base: Option<&Instance>, by_consumer: &HashMap<ConsumerId, &Instance>, get: impl Fn(&Compiled) -> Option<Arc<T>>) -> Scoped<T> {
+fn scoped<T>(
+    base: Option<&Instance>,
+    by_consumer: &HashMap<ConsumerId, &Instance>,
+    get: impl Fn(&Compiled) -> Option<Arc<T>>,
+) -> Scoped<T> {
     Scoped {
         default: base.and_then(|b| get(&b.compiled)),
         by_consumer: by_consumer.iter().filter_map(|(c, i)| get(&i.compiled).map(|v| (*c, v))).collect(),

@@ -42,13 +42,23 @@ pub fn load(paths: &[PathBuf], defaults: &Timeouts, env: &dyn Fn(&str) -> Option
     let mut secrets = Vec::new();
     let mut digest = Sha256::new();
     if paths.is_empty() {
-        problems.push(Problem::new(Path::new("<settings>"), None, "no decK file is configured".into(), "set declarative_config"));
+        problems.push(Problem::new(
+            Path::new("<settings>"),
+            None,
+            "no decK file is configured".into(),
+            "set declarative_config",
+        ));
     }
     for path in paths {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(Problem::new(path, None, format!("cannot read the decK file: {e}"), "check declarative_config"));
+                problems.push(Problem::new(
+                    path,
+                    None,
+                    format!("cannot read the decK file: {e}"),
+                    "check declarative_config",
+                ));
                 continue;
             }
         };
@@ -74,7 +84,11 @@ pub fn load(paths: &[PathBuf], defaults: &Timeouts, env: &dyn Fn(&str) -> Option
 
 type ParseOk = (SourceFile, String, Vec<String>);
 
-fn parse_file(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ParseOk, (Problems, Vec<String>)> {
+fn parse_file(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ParseOk, (Problems, Vec<String>)> {
     let rendered = match template::render(text, env) {
         Ok(r) => r,
         Err(errors) => {
@@ -95,7 +109,12 @@ fn parse_file(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> 
             Err(e) => {
                 let line = e.location().map(|l| l.line());
                 return Err((
-                    Problems::one(Problem::new(path, line, explain_yaml_error(&e.to_string()), "fix the field named; see the decK format in README.md")),
+                    Problems::one(Problem::new(
+                        path,
+                        line,
+                        explain_yaml_error(&e.to_string()),
+                        "fix the field named; see the decK format in README.md",
+                    )),
                     secrets,
                 ));
             }
@@ -105,8 +124,18 @@ fn parse_file(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> 
     let mut p = Problems::default();
     match deck.format_version.as_deref() {
         Some("1.1" | "2.1" | "3.0") => {}
-        Some(v) => p.push(Problem::new(path, lines.line("_format_version"), format!("_format_version \"{v}\" is not supported"), "use \"3.0\"")),
-        None => p.push(Problem::new(path, Some(1), "_format_version is missing".into(), "start the file with _format_version: \"3.0\"")),
+        Some(v) => p.push(Problem::new(
+            path,
+            lines.line("_format_version"),
+            format!("_format_version \"{v}\" is not supported"),
+            "use \"3.0\"",
+        )),
+        None => p.push(Problem::new(
+            path,
+            Some(1),
+            "_format_version is missing".into(),
+            "start the file with _format_version: \"3.0\"",
+        )),
     }
     if !p.is_empty() {
         return Err((p, secrets));

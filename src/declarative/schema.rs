@@ -93,11 +93,7 @@ impl EntityRef {
     pub fn key(&self) -> Option<&str> {
         match self {
             EntityRef::Bare(s) => Some(s.as_str()),
-            EntityRef::Object(o) => o
-                .name
-                .as_deref()
-                .or(o.username.as_deref())
-                .or(o.id.as_deref()),
+            EntityRef::Object(o) => o.name.as_deref().or(o.username.as_deref()).or(o.id.as_deref()),
         }
     }
 }

@@ -34,15 +34,15 @@ pub struct Rendered {
 /// The rendered text holds secrets: print only its size.
 impl std::fmt::Debug for Rendered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rendered").field("text_len", &self.text.len()).field("substitutions", &self.substitutions).finish()
+        f.debug_struct("Rendered")
+            .field("text_len", &self.text.len())
+            .field("substitutions", &self.substitutions)
+            .finish()
     }
 }
 
 /// Render `${{ ... }}` expressions of `text` with variables from `env`.
-pub fn render(
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Rendered, Vec<TemplateError>> {
+pub fn render(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Rendered, Vec<TemplateError>> {
     let mut out = String::with_capacity(text.len());
     let mut subs = Vec::new();
     let mut errors = Vec::new();
@@ -78,21 +78,14 @@ pub fn render(
     }
     out.push_str(rest);
     if errors.is_empty() {
-        Ok(Rendered {
-            text: out,
-            substitutions: subs,
-        })
+        Ok(Rendered { text: out, substitutions: subs })
     } else {
         Err(errors)
     }
 }
 
 fn line_of(text: &str, byte: usize) -> usize {
-    text.as_bytes()[..byte.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..byte.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 type EvalError = (String, &'static str);

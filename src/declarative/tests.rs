@@ -136,7 +136,10 @@ consumers:
   keyauth_credentials: [{key: k1}]
 "#]);
     let g = &l.gateway;
-    assert_eq!(g.services[0].endpoint, Endpoint { tls: false, host: "upstream.local".into(), port: 8080, path: "/api".into() });
+    assert_eq!(
+        g.services[0].endpoint,
+        Endpoint { tls: false, host: "upstream.local".into(), port: 8080, path: "/api".into() }
+    );
     assert_eq!(g.services[0].timeouts.read, Duration::from_millis(5000));
     assert_eq!(g.services[0].timeouts.connect, Duration::from_secs(60));
     let p = &g.routes[0].policies;
@@ -265,7 +268,8 @@ fn format_version_is_required() {
 
 #[test]
 fn auth_plugins_cannot_be_consumer_scoped() {
-    let p = problems(&["_format_version: \"3.0\"\nconsumers:\n- username: u\nplugins:\n- name: key-auth\n  consumer: u\n"]);
+    let p =
+        problems(&["_format_version: \"3.0\"\nconsumers:\n- username: u\nplugins:\n- name: key-auth\n  consumer: u\n"]);
     assert!(p.contains("cannot be scoped to a consumer"), "{p}");
 }
 
@@ -273,13 +277,18 @@ fn auth_plugins_cannot_be_consumer_scoped() {
 fn disabled_plugins_are_validated_but_not_applied() {
     let l = ok(&["_format_version: \"3.0\"\nservices:\n- {name: s, url: 'http://x', routes: [{name: r, paths: [/]}]}\nplugins:\n- name: key-auth\n  enabled: false\n"]);
     assert!(l.gateway.routes[0].policies.key_auth.is_none());
-    assert!(problems(&["_format_version: \"3.0\"\nplugins:\n- name: key-auth\n  enabled: false\n  config: {bad: 1}\n"]).contains("bad"));
+    assert!(problems(&[
+        "_format_version: \"3.0\"\nplugins:\n- name: key-auth\n  enabled: false\n  config: {bad: 1}\n"
+    ])
+    .contains("bad"));
 }
 
 #[test]
 fn prehashed_keys() {
     let stored = crate::consumers::stored_form(b"s3cret");
-    let l = ok(&[&format!("_format_version: \"3.0\"\nconsumers:\n- username: u\n  keyauth_credentials: [{{key: \"{stored}\"}}]\n")]);
+    let l = ok(&[&format!(
+        "_format_version: \"3.0\"\nconsumers:\n- username: u\n  keyauth_credentials: [{{key: \"{stored}\"}}]\n"
+    )]);
     assert!(l.gateway.consumers.find_key(b"s3cret").is_some());
 }
 

@@ -31,21 +31,18 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
     };
     let handles = match ctx.route {
         Some(r) => generation.route_metrics[r].get(ctx.consumer, || {
-            shared.metrics.route_handles(service_name.unwrap_or(""), route_name.unwrap_or(""), consumer_label.unwrap_or(""))
+            shared.metrics.route_handles(
+                service_name.unwrap_or(""),
+                route_name.unwrap_or(""),
+                consumer_label.unwrap_or(""),
+            )
         }),
         None => generation.unrouted_metrics.get(None, || shared.metrics.route_handles("", "", "")),
     };
     let bytes_in = ctx.body_bytes.max(session.as_downstream().body_bytes_read() as u64);
     handles.record(
         &shared.metrics,
-        &RequestRecord {
-            status,
-            total,
-            upstream_ttfb: ctx.upstream_ttfb,
-            gateway,
-            bytes_in,
-            bytes_out: ctx.bytes_out,
-        },
+        &RequestRecord { status, total, upstream_ttfb: ctx.upstream_ttfb, gateway, bytes_in, bytes_out: ctx.bytes_out },
     );
 
     // LLM accounting.
@@ -72,7 +69,12 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
             };
             let model = bounded_model(target.model.as_deref(), facts.model.as_deref());
             let llm = generation.llm_metrics[target.id].get(ctx.consumer, || {
-                shared.metrics.llm_handles(consumer_label.unwrap_or(""), target.provider, &model, target.route_type.as_str())
+                shared.metrics.llm_handles(
+                    consumer_label.unwrap_or(""),
+                    target.provider,
+                    &model,
+                    target.route_type.as_str(),
+                )
             });
             shared.metrics.llm_request(&llm, stream, status);
             if (200..300).contains(&status) {
@@ -95,9 +97,13 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
             .mcp
             .iter()
             .map(|m| match m {
-                McpItem::Call { server_label, tool, ok } => McpLog { server_label, tool: Some(tool), event: if *ok { "call" } else { "call_error" } },
+                McpItem::Call { server_label, tool, ok } => {
+                    McpLog { server_label, tool: Some(tool), event: if *ok { "call" } else { "call_error" } }
+                }
                 McpItem::ListTools { server_label, .. } => McpLog { server_label, tool: None, event: "list_tools" },
-                McpItem::ApprovalRequest { server_label, tool } => McpLog { server_label, tool: Some(tool), event: "approval_request" },
+                McpItem::ApprovalRequest { server_label, tool } => {
+                    McpLog { server_label, tool: Some(tool), event: "approval_request" }
+                }
             })
             .collect();
         let entry = Entry {

@@ -56,7 +56,10 @@ pub async fn drain(session: &mut Session) -> bool {
 
 /// Read the whole body now if its declared length fits the early window. `Ok(None)`: it will be
 /// held back while Pingora reads it instead.
-pub async fn read_early(session: &mut Session, ctx: &mut RequestCtx) -> std::result::Result<Option<Bytes>, GatewayError> {
+pub async fn read_early(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> std::result::Result<Option<Bytes>, GatewayError> {
     if session.as_downstream_mut().is_body_empty() {
         return Ok(Some(Bytes::new()));
     }
@@ -104,19 +107,28 @@ pub async fn read_early(session: &mut Session, ctx: &mut RequestCtx) -> std::res
 
 /// Kong reads a body without Content-Type as JSON; any other type cannot be inspected.
 pub fn check_content_type(req: &RequestHeader) -> std::result::Result<(), GatewayError> {
-    let Some(ct) = req.headers.get(http::header::CONTENT_TYPE) else { return Ok(()) };
+    let Some(ct) = req.headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
     let essence = ct.as_bytes().split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
-    if essence.eq_ignore_ascii_case(b"application/json") || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json")) {
+    if essence.eq_ignore_ascii_case(b"application/json")
+        || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
+    {
         Ok(())
     } else {
-        Err(GatewayError::Ai(AiRefusal::bad_request(format!("{BAD_BODY}: the content type must be application/json"), "invalid_content_type")))
+        Err(GatewayError::Ai(AiRefusal::bad_request(
+            format!("{BAD_BODY}: the content type must be application/json"),
+            "invalid_content_type",
+        )))
     }
 }
 
 /// Check and rewrite a complete LLM request body for the current target.
 pub fn inspect(ctx: &mut RequestCtx, original: &Bytes) -> std::result::Result<Bytes, GatewayError> {
     let strip = body_key_to_strip(ctx);
-    let Some(ai) = ctx.ai.as_mut() else { return Ok(original.clone()) };
+    let Some(ai) = ctx.ai.as_mut() else {
+        return Ok(original.clone());
+    };
     let target = &ai.plugin.targets[ai.target];
     let mut doc = RequestDoc::parse(original).map_err(AiRefusal::from)?;
     let facts = apply_target(&mut doc, target, ai.plugin.response_streaming)?;
@@ -130,7 +142,9 @@ pub fn inspect(ctx: &mut RequestCtx, original: &Bytes) -> std::result::Result<By
 
 /// A key-auth key found in the body is never sent to an LLM provider.
 fn body_key_to_strip(ctx: &RequestCtx) -> Option<String> {
-    let Some(KeyLocation::Body(i)) = ctx.key_location else { return None };
+    let Some(KeyLocation::Body(i)) = ctx.key_location else {
+        return None;
+    };
     let route = ctx.generation.gw.route(ctx.route?);
     route.policies.key_auth.as_ref()?.key_names.get(i).cloned()
 }
@@ -155,7 +169,12 @@ pub fn render_for_current_target(ctx: &mut RequestCtx) -> std::result::Result<()
 }
 
 /// `request_body_filter`: what goes upstream for each chunk Pingora read.
-pub fn forward_chunk(_shared: &Shared, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) -> Result<()> {
+pub fn forward_chunk(
+    _shared: &Shared,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
     match &mut ctx.body {
         BodyState::Passthrough => {
             if let Some(b) = body {

@@ -36,7 +36,9 @@ fn record_failure(shared: &Shared, ctx: &RequestCtx, failure: UpstreamFailure) {
 
 /// Move an LLM request to its next target if the failure counts under `failover_criteria`.
 fn fail_over(shared: &Shared, ctx: &mut RequestCtx, failure: Option<UpstreamFailure>, status: Option<u16>) -> bool {
-    let Some(ai) = ctx.ai.as_mut() else { return false };
+    let Some(ai) = ctx.ai.as_mut() else {
+        return false;
+    };
     let criteria = &ai.plugin.balancer.failover;
     let counts = match (failure, status) {
         (Some(f), _) if f.is_timeout() => criteria.timeout,
@@ -78,16 +80,27 @@ pub fn on_connect_error(shared: &Shared, ctx: &mut RequestCtx, mut e: Box<Error>
     let retry = if ctx.ai.is_some() {
         fail_over(shared, ctx, Some(failure), None)
     } else {
+        // Another address of the same host may answer; the same address will not.
         let gw = &ctx.generation.gw;
-        let retries = ctx.route.map_or(0, |r| gw.service_of(gw.route(r)).retries);
-        failure == UpstreamFailure::ConnectRefused && ctx.attempts <= retries
+        let (retries, addresses) = ctx.route.map_or((0, 0), |r| {
+            let s = gw.service_of(gw.route(r));
+            (s.retries, shared.resolver.address_count(&s.endpoint.host, s.endpoint.port))
+        });
+        failure == UpstreamFailure::ConnectRefused && addresses > 1 && ctx.attempts <= retries
     };
     e.set_retry(retry);
     e
 }
 
 /// `error_while_proxy`: the connection was made (or reused) and something failed after.
-pub fn on_proxy_error(shared: &Shared, peer: &HttpPeer, session: &mut Session, ctx: &mut RequestCtx, e: Box<Error>, client_reused: bool) -> Box<Error> {
+pub fn on_proxy_error(
+    shared: &Shared,
+    peer: &HttpPeer,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    e: Box<Error>,
+    client_reused: bool,
+) -> Box<Error> {
     let mut e = e.more_context(format!("peer {peer}"));
     if ctx.error.is_some() {
         // The gateway refused the request (body check): final.
@@ -109,7 +122,13 @@ pub fn on_proxy_error(shared: &Shared, peer: &HttpPeer, session: &mut Session, c
         ErrorType::HTTPStatus(code) if *e.esource() == ErrorSource::Upstream => Some(*code),
         _ => None,
     };
-    let failure = if status.is_some() { None } else if is_upstream(&e) { Some(classify(&e)) } else { None };
+    let failure = if status.is_some() {
+        None
+    } else if is_upstream(&e) {
+        Some(classify(&e))
+    } else {
+        None
+    };
     if let Some(f) = failure {
         record_failure(shared, ctx, f);
     }

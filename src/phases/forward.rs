@@ -66,7 +66,12 @@ pub fn choose_peer(shared: &Shared, _session: &mut Session, ctx: &mut RequestCtx
     Ok(Box::new(peer))
 }
 
-pub fn rewrite_request(shared: &Shared, session: &mut Session, req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
+pub fn rewrite_request(
+    shared: &Shared,
+    session: &mut Session,
+    req: &mut RequestHeader,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
     if let Err(e) = body::render_for_current_target(ctx) {
         let status = e.status();
         ctx.error = Some(e);
@@ -116,7 +121,10 @@ pub fn rewrite_request(shared: &Shared, session: &mut Session, req: &mut Request
             if let ProviderAuth::Query { name, value } = &t.auth {
                 let client_has = query.as_deref().is_some_and(|q| query::values(q, name).next().is_some());
                 if !(t.allow_override && client_has) {
-                    let mut q = query.as_deref().and_then(|q| query::without(q, name)).unwrap_or_else(|| query.as_deref().unwrap_or_default().to_vec());
+                    let mut q = query
+                        .as_deref()
+                        .and_then(|q| query::without(q, name))
+                        .unwrap_or_else(|| query.as_deref().unwrap_or_default().to_vec());
                     if !q.is_empty() {
                         q.push(b'&');
                     }
@@ -134,7 +142,13 @@ pub fn rewrite_request(shared: &Shared, session: &mut Session, req: &mut Request
             (path, Some(t.endpoint.authority()))
         }
         None => {
-            let p = upstream_path(&service.endpoint.path, &ctx.path, ctx.matched_len, route.strip_path, route.path_handling);
+            let p = upstream_path(
+                &service.endpoint.path,
+                &ctx.path,
+                ctx.matched_len,
+                route.strip_path,
+                route.path_handling,
+            );
             (p, (!route.preserve_host).then(|| service.endpoint.authority()))
         }
     };

@@ -55,7 +55,7 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
     let mut early_read = false;
     if let Some(ka) = &policies.key_auth {
         let preflight = session.req_header().method == http::Method::OPTIONS;
-        if !(preflight && !ka.run_on_preflight) {
+        if !preflight || ka.run_on_preflight {
             if ka.key_in_body {
                 early_read = true;
                 match body::read_early(session, ctx).await {
@@ -63,7 +63,9 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
                     Err(e) => return refuse(session, ctx, e, envelope).await,
                 }
             }
-            let kind = BodyKind::from_content_type(session.req_header().headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+            let kind = BodyKind::from_content_type(
+                session.req_header().headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()),
+            );
             let body_view = early_body.as_ref().map(|b| (b.as_ref(), kind));
             match ka.authenticate(session.req_header(), body_view, &gw.consumers) {
                 Ok((cred, location)) => {
@@ -78,7 +80,10 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
                     }
                     None => {
                         shared.metrics.auth_failure(&route.name, failure.reason());
-                        let err = GatewayError::Unauthorized { message: failure.message(), www_authenticate: Some(ka.www_authenticate.clone()) };
+                        let err = GatewayError::Unauthorized {
+                            message: failure.message(),
+                            www_authenticate: Some(ka.www_authenticate.clone()),
+                        };
                         return refuse(session, ctx, err, Envelope::Kong).await;
                     }
                 },
@@ -98,7 +103,8 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
             }
             AclDecision::Forbidden => {
                 shared.metrics.auth_failure(&route.name, "forbidden");
-                return refuse(session, ctx, GatewayError::Forbidden { message: FORBIDDEN_MESSAGE }, Envelope::Kong).await;
+                return refuse(session, ctx, GatewayError::Forbidden { message: FORBIDDEN_MESSAGE }, Envelope::Kong)
+                    .await;
             }
         }
     }
@@ -126,7 +132,16 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
     let Some(target) = plugin.state.pick(plugin.balancer.algorithm, Tried::default(), hash_key.as_deref()) else {
         return refuse(session, ctx, GatewayError::Upstream(UpstreamFailure::NoHealthyTarget), Envelope::OpenAi).await;
     };
-    ctx.ai = Some(AiState { plugin, target, tried: Tried::default(), inference, suffix, facts: None, rendered_for: None, started_at: None });
+    ctx.ai = Some(AiState {
+        plugin,
+        target,
+        tried: Tried::default(),
+        inference,
+        suffix,
+        facts: None,
+        rendered_for: None,
+        started_at: None,
+    });
     if !inference {
         if let Some(b) = early_body {
             ctx.body = BodyState::Complete { upstream: b.clone(), original: b };
@@ -158,12 +173,7 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
 fn request_host(req: &RequestHeader) -> (String, String) {
     let raw = match req.uri.authority() {
         Some(a) => a.as_str().to_string(),
-        None => req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
+        None => req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string(),
     };
     let with_port = raw.to_ascii_lowercase();
     let host = split_host_port(&with_port, 0).map(|(h, _)| h).unwrap_or_else(|| with_port.clone());
@@ -171,7 +181,12 @@ fn request_host(req: &RequestHeader) -> (String, String) {
 }
 
 /// The consistent-hashing key: the configured header, else the consumer.
-fn hash_key(req: &RequestHeader, plugin: &crate::plugins::ai_proxy::AiProxy, ctx: &RequestCtx, gw: &crate::model::Gateway) -> Option<Vec<u8>> {
+fn hash_key(
+    req: &RequestHeader,
+    plugin: &crate::plugins::ai_proxy::AiProxy,
+    ctx: &RequestCtx,
+    gw: &crate::model::Gateway,
+) -> Option<Vec<u8>> {
     if plugin.balancer.algorithm != crate::upstream::balancer::Algorithm::ConsistentHashing {
         return None;
     }

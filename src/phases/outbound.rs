@@ -34,10 +34,8 @@ pub fn upstream_response(shared: &Shared, resp: &mut ResponseHeader, ctx: &mut R
         // Compressed despite `Accept-Encoding: identity`: usage cannot be read (counted as missing).
         return Ok(());
     }
-    let is_sse = resp
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let is_sse =
+        resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     ctx.scan = if is_sse {
         ResponseScan::Sse(Box::new(SseScanner::new(shared.settings.usage_scan_limit)))
     } else {

@@ -10,7 +10,12 @@ use crate::errors::{Envelope, ErrorResponse, GatewayError};
 
 /// Write a JSON error and finish the request. The unread request body is drained first (up to
 /// a bound) so the client's connection can be kept alive; a larger one closes it.
-pub async fn refuse(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError, envelope: Envelope) -> Result<bool> {
+pub async fn refuse(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    err: GatewayError,
+    envelope: Envelope,
+) -> Result<bool> {
     let close = match err {
         // The body is over the limit or the client is too slow: do not read more of it.
         GatewayError::BodyTooLarge { .. } | GatewayError::RequestTimeout => true,

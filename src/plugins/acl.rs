@@ -49,23 +49,32 @@ impl Acl {
             (Some(a), None) => AclRule::Allow(a),
             (None, Some(d)) => AclRule::Deny(d),
             (Some(_), Some(_)) => {
-                return Err(vec![ConfigIssue::new("", "only one of allow and deny may be set", "keep either allow or deny")])
+                return Err(vec![ConfigIssue::new(
+                    "",
+                    "only one of allow and deny may be set",
+                    "keep either allow or deny",
+                )])
             }
             (None, None) => {
-                return Err(vec![ConfigIssue::new("", "one of allow or deny must be set", "list the groups to allow, or to deny")])
+                return Err(vec![ConfigIssue::new(
+                    "",
+                    "one of allow or deny must be set",
+                    "list the groups to allow, or to deny",
+                )])
             }
         };
         if schema.include_consumer_groups || schema.always_use_authenticated_groups {
             return Err(vec![ConfigIssue::new(
-                if schema.include_consumer_groups { "include_consumer_groups" } else { "always_use_authenticated_groups" },
+                if schema.include_consumer_groups {
+                    "include_consumer_groups"
+                } else {
+                    "always_use_authenticated_groups"
+                },
                 "consumer groups and authenticated groups are not supported by aigate",
                 "remove the field or set it to false",
             )]);
         }
-        Ok(Acl {
-            rule,
-            hide_groups_header: schema.hide_groups_header,
-        })
+        Ok(Acl { rule, hide_groups_header: schema.hide_groups_header })
     }
 
     pub fn decide(&self, consumer: Option<&Consumer>) -> AclDecision {

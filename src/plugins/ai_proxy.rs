@@ -299,7 +299,11 @@ fn compile_common(
         }
     }
     if max_request_body_size == Some(0) {
-        issues.push(ConfigIssue::new("max_request_body_size", "max_request_body_size must be above 0", "remove it to use the gateway's limit"));
+        issues.push(ConfigIssue::new(
+            "max_request_body_size",
+            "max_request_body_size must be above 0",
+            "remove it to use the gateway's limit",
+        ));
     }
     (streaming, max_request_body_size, model_name_header.unwrap_or(true))
 }
@@ -325,12 +329,20 @@ fn compile_target(
             None
         }
         None => {
-            issues.push(ConfigIssue::new(format!("{at}route_type"), "route_type is required", "set llm/v1/responses or llm/v1/chat"));
+            issues.push(ConfigIssue::new(
+                format!("{at}route_type"),
+                "route_type is required",
+                "set llm/v1/responses or llm/v1/chat",
+            ));
             None
         }
     };
     let Some(model) = model else {
-        issues.push(ConfigIssue::new(format!("{at}model"), "model is required", "set model.provider (openai) and usually model.name"));
+        issues.push(ConfigIssue::new(
+            format!("{at}model"),
+            "model is required",
+            "set model.provider (openai) and usually model.name",
+        ));
         return Err(issues);
     };
     if model.provider != "openai" {
@@ -362,31 +374,55 @@ fn compile_target(
         });
     }
     if o.top_k.is_some() {
-        issues.push(ConfigIssue::new(format!("{at}model.options.top_k"), "top_k is not an OpenAI parameter", "remove it"));
+        issues.push(ConfigIssue::new(
+            format!("{at}model.options.top_k"),
+            "top_k is not an OpenAI parameter",
+            "remove it",
+        ));
     }
     if o.upstream_path.is_some() {
-        issues.push(ConfigIssue::new(format!("{at}model.options.upstream_path"), "upstream_path is not supported", "put the whole URL in upstream_url"));
+        issues.push(ConfigIssue::new(
+            format!("{at}model.options.upstream_path"),
+            "upstream_path is not supported",
+            "put the whole URL in upstream_url",
+        ));
     }
     if let Some(t) = o.temperature {
         if !(0.0..=5.0).contains(&t) {
-            issues.push(ConfigIssue::new(format!("{at}model.options.temperature"), format!("temperature {t} is out of range"), "use a value from 0 to 5"));
+            issues.push(ConfigIssue::new(
+                format!("{at}model.options.temperature"),
+                format!("temperature {t} is out of range"),
+                "use a value from 0 to 5",
+            ));
         }
     }
     if let Some(p) = o.top_p {
         if !(0.0..=1.0).contains(&p) {
-            issues.push(ConfigIssue::new(format!("{at}model.options.top_p"), format!("top_p {p} is out of range"), "use a value from 0 to 1"));
+            issues.push(ConfigIssue::new(
+                format!("{at}model.options.top_p"),
+                format!("top_p {p} is out of range"),
+                "use a value from 0 to 1",
+            ));
         }
     }
     for (name, cost) in [("input_cost", o.input_cost), ("output_cost", o.output_cost)] {
         if cost.is_some_and(|c| !(c >= 0.0 && c.is_finite())) {
-            issues.push(ConfigIssue::new(format!("{at}model.options.{name}"), format!("{name} must be a positive number"), "give the price per million tokens"));
+            issues.push(ConfigIssue::new(
+                format!("{at}model.options.{name}"),
+                format!("{name} must be a positive number"),
+                "give the price per million tokens",
+            ));
         }
     }
     let (endpoint, custom_url) = match o.upstream_url.as_deref() {
         Some(url) => match Endpoint::parse_url(url) {
             Ok(e) => (Some(e), true),
             Err(e) => {
-                issues.push(ConfigIssue::new(format!("{at}model.options.upstream_url"), e, "give a full URL such as https://api.openai.com/v1/responses"));
+                issues.push(ConfigIssue::new(
+                    format!("{at}model.options.upstream_url"),
+                    e,
+                    "give a full URL such as https://api.openai.com/v1/responses",
+                ));
                 (None, true)
             }
         },
@@ -423,11 +459,19 @@ fn compile_target(
         ));
     }
     if weight == Some(0) || weight.is_some_and(|w| w > 65535) {
-        issues.push(ConfigIssue::new(format!("{at}weight"), "weight must be from 1 to 65535", "use a weight such as 100"));
+        issues.push(ConfigIssue::new(
+            format!("{at}weight"),
+            "weight must be from 1 to 65535",
+            "use a weight such as 100",
+        ));
     }
     if let Some(name) = model.name.as_deref() {
         if name.is_empty() {
-            issues.push(ConfigIssue::new(format!("{at}model.name"), "model.name is empty", "name the model or remove the field"));
+            issues.push(ConfigIssue::new(
+                format!("{at}model.name"),
+                "model.name is empty",
+                "name the model or remove the field",
+            ));
         }
     }
     match (route_type, endpoint) {
@@ -465,19 +509,31 @@ fn compile_auth(a: &AuthSchema, at: &str, issues: &mut Vec<ConfigIssue>) -> Prov
                     Some(ProviderAuth::Header { name, value })
                 }
                 (Err(_), _) => {
-                    issues.push(ConfigIssue::new(format!("{at}auth.header_name"), format!("`{n}` is not a valid header name"), "use a header name such as Authorization"));
+                    issues.push(ConfigIssue::new(
+                        format!("{at}auth.header_name"),
+                        format!("`{n}` is not a valid header name"),
+                        "use a header name such as Authorization",
+                    ));
                     None
                 }
                 // The value is a secret: say what is wrong without repeating it.
                 (_, Err(_)) => {
-                    issues.push(ConfigIssue::new(format!("{at}auth.header_value"), "the header value has characters not allowed in a header (a newline?)", "check the variable that fills it"));
+                    issues.push(ConfigIssue::new(
+                        format!("{at}auth.header_value"),
+                        "the header value has characters not allowed in a header (a newline?)",
+                        "check the variable that fills it",
+                    ));
                     None
                 }
             }
         }
         (None, None) => None,
         _ => {
-            issues.push(ConfigIssue::new(format!("{at}auth"), "header_name and header_value go together", "set both or neither"));
+            issues.push(ConfigIssue::new(
+                format!("{at}auth"),
+                "header_name and header_value go together",
+                "set both or neither",
+            ));
             None
         }
     };
@@ -496,13 +552,21 @@ fn compile_auth(a: &AuthSchema, at: &str, issues: &mut Vec<ConfigIssue>) -> Prov
         },
         (None, None) => None,
         _ => {
-            issues.push(ConfigIssue::new(format!("{at}auth"), "param_name and param_value go together", "set both or neither"));
+            issues.push(ConfigIssue::new(
+                format!("{at}auth"),
+                "param_name and param_value go together",
+                "set both or neither",
+            ));
             None
         }
     };
     match (header, param) {
         (Some(_), Some(_)) => {
-            issues.push(ConfigIssue::new(format!("{at}auth"), "configure the credential either as a header or as a parameter", "keep one of them"));
+            issues.push(ConfigIssue::new(
+                format!("{at}auth"),
+                "configure the credential either as a header or as a parameter",
+                "keep one of them",
+            ));
             ProviderAuth::None
         }
         (Some(h), None) => h,
@@ -555,16 +619,28 @@ fn compile_balancer(b: BalancerSchema, issues: &mut Vec<ConfigIssue>) -> Balance
     if let Some(h) = b.hash_on_header {
         match HeaderName::from_bytes(h.as_bytes()) {
             Ok(n) => cfg.hash_on_header = Some(n),
-            Err(_) => issues.push(ConfigIssue::new("balancer.hash_on_header", format!("`{h}` is not a header name"), "name a request header")),
+            Err(_) => issues.push(ConfigIssue::new(
+                "balancer.hash_on_header",
+                format!("`{h}` is not a header name"),
+                "name a request header",
+            )),
         }
     }
     match b.latency_strategy.as_deref() {
         None | Some("tpot") | Some("e2e") => {}
-        Some(other) => issues.push(ConfigIssue::new("balancer.latency_strategy", format!("`{other}` is not supported"), "use tpot or e2e")),
+        Some(other) => issues.push(ConfigIssue::new(
+            "balancer.latency_strategy",
+            format!("`{other}` is not supported"),
+            "use tpot or e2e",
+        )),
     }
     match b.tokens_count_strategy.as_deref() {
         None | Some("total-tokens") | Some("prompt-tokens") | Some("completion-tokens") => {}
-        Some(other) => issues.push(ConfigIssue::new("balancer.tokens_count_strategy", format!("`{other}` is not supported"), "use total-tokens")),
+        Some(other) => issues.push(ConfigIssue::new(
+            "balancer.tokens_count_strategy",
+            format!("`{other}` is not supported"),
+            "use total-tokens",
+        )),
     }
     cfg
 }
@@ -598,7 +674,10 @@ targets:
         assert_eq!(t.route_type, RouteType::Responses);
         assert_eq!(t.model.as_deref(), Some("gpt-4o"));
         assert_eq!(t.options.max_tokens, Some(512));
-        assert_eq!(t.endpoint, Endpoint { tls: true, host: "api.openai.com".into(), port: 443, path: "/v1/responses".into() });
+        assert_eq!(
+            t.endpoint,
+            Endpoint { tls: true, host: "api.openai.com".into(), port: 443, path: "/v1/responses".into() }
+        );
         match &t.auth {
             ProviderAuth::Header { name, value } => {
                 assert_eq!(name, "authorization");
@@ -612,8 +691,16 @@ targets:
 
     #[test]
     fn upstream_url_overrides_the_endpoint() {
-        let p = advanced(&WALKTHROUGH.replace("temperature: 1.0", "temperature: 1.0\n      upstream_url: http://127.0.0.1:9000/v1/responses")).unwrap();
-        assert_eq!(p.targets[0].endpoint, Endpoint { tls: false, host: "127.0.0.1".into(), port: 9000, path: "/v1/responses".into() });
+        let p =
+            advanced(&WALKTHROUGH.replace(
+                "temperature: 1.0",
+                "temperature: 1.0\n      upstream_url: http://127.0.0.1:9000/v1/responses",
+            ))
+            .unwrap();
+        assert_eq!(
+            p.targets[0].endpoint,
+            Endpoint { tls: false, host: "127.0.0.1".into(), port: 9000, path: "/v1/responses".into() }
+        );
         assert!(p.targets[0].custom_url);
     }
 
@@ -656,7 +743,10 @@ targets:
 
     #[test]
     fn failover_criteria() {
-        let p = advanced(&format!("{WALKTHROUGH}balancer:\n  failover_criteria: [error, timeout, http_429, http_503]\n  retries: 2\n")).unwrap();
+        let p = advanced(&format!(
+            "{WALKTHROUGH}balancer:\n  failover_criteria: [error, timeout, http_429, http_503]\n  retries: 2\n"
+        ))
+        .unwrap();
         assert!(p.balancer.failover.http_429);
         assert_eq!(p.balancer.failover.http_5xx, vec![503]);
         assert_eq!(p.balancer.retries, 2);

@@ -63,10 +63,8 @@ impl KeyAuth {
             issues.push(ConfigIssue::new("key_names", "key_names is empty", "name at least one key, e.g. [apikey]"));
         }
         for (i, name) in schema.key_names.iter().enumerate() {
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~!#$&'*+^`|".contains(&b));
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~!#$&'*+^`|".contains(&b));
             if !valid {
                 issues.push(ConfigIssue::new(
                     format!("key_names[{i}]"),
@@ -131,9 +129,11 @@ impl KeyAuth {
         for (i, name) in self.key_names.iter().enumerate() {
             let mut found: Option<(Cow<'r, [u8]>, KeyLocation)> = None;
             let mut count = 0usize;
+            let mut empty = false;
             if self.key_in_header {
                 for v in req.headers.get_all(name.as_str()) {
                     if v.is_empty() {
+                        empty = true;
                         continue;
                     }
                     count += 1;
@@ -144,6 +144,7 @@ impl KeyAuth {
                 if let Some(q) = req.uri.query() {
                     for v in query::values(q.as_bytes(), name) {
                         if v.is_empty() {
+                            empty = true;
                             continue;
                         }
                         count += 1;
@@ -166,6 +167,10 @@ impl KeyAuth {
             if count > 1 {
                 return Err(KeyAuthFailure::Duplicate);
             }
+            if count == 0 && empty {
+                // Kong: an empty key is a missing key, and the search stops there.
+                return Err(KeyAuthFailure::Missing);
+            }
             if let Some((key, location)) = found {
                 return match consumers.find_key(&key) {
                     Some(cred) => Ok((cred, location)),
@@ -179,7 +184,9 @@ impl KeyAuth {
 
 fn is_default_realms(v: &serde_yaml::Value) -> bool {
     // Kong's default: [{scope: cp, id: null, region: null}]
-    let Some(seq) = v.as_sequence() else { return false };
+    let Some(seq) = v.as_sequence() else {
+        return false;
+    };
     seq.iter().all(|item| {
         item.get("scope").and_then(|s| s.as_str()) == Some("cp")
             && item.get("id").is_none_or(|x| x.is_null())
@@ -253,7 +260,9 @@ fn body_values<'a>(body: &'a [u8], kind: BodyKind, name: &'a str) -> Vec<Cow<'a,
                 return Vec::new();
             };
             match map.get(name) {
-                Some(serde_json::Value::String(s)) if !s.is_empty() => vec![Cow::Owned(s.as_bytes().to_vec())],
+                Some(serde_json::Value::String(s)) if !s.is_empty() => {
+                    vec![Cow::Owned(s.as_bytes().to_vec())]
+                }
                 _ => Vec::new(),
             }
         }
@@ -304,9 +313,18 @@ mod tests {
         let ok = ka.authenticate(&req("/anything", &[("apikey", "hello_world")]), None, &c).unwrap();
         assert_eq!(c.get(ok.0.consumer).label, "alex");
         assert_eq!(ok.1, KeyLocation::Header(0));
-        assert_eq!(ka.authenticate(&req("/anything", &[("apikey", "another_key")]), None, &c), Err(KeyAuthFailure::Invalid));
+        assert_eq!(
+            ka.authenticate(&req("/anything", &[("apikey", "another_key")]), None, &c),
+            Err(KeyAuthFailure::Invalid)
+        );
         assert_eq!(ka.authenticate(&req("/anything", &[]), None, &c), Err(KeyAuthFailure::Missing));
         assert_eq!(ka.authenticate(&req("/anything", &[("apikey", "")]), None, &c), Err(KeyAuthFailure::Missing));
+        // An empty key stops the search, as in Kong.
+        let ka2 = plugin("key_names: [apikey, x-key]", &c);
+        assert_eq!(
+            ka2.authenticate(&req("/anything", &[("apikey", ""), ("x-key", "hello_world")]), None, &c),
+            Err(KeyAuthFailure::Missing)
+        );
         assert_eq!(KeyAuthFailure::Missing.message(), "No API key found in request");
         assert_eq!(KeyAuthFailure::Invalid.message(), "Unauthorized");
     }
@@ -339,9 +357,8 @@ mod tests {
     fn first_key_name_present_decides() {
         let c = consumers();
         let ka = plugin("key_names: [x-api-key, apikey]", &c);
-        let (_, loc) = ka
-            .authenticate(&req("/a", &[("apikey", "nope"), ("x-api-key", "hello_world")]), None, &c)
-            .unwrap();
+        let (_, loc) =
+            ka.authenticate(&req("/a", &[("apikey", "nope"), ("x-api-key", "hello_world")]), None, &c).unwrap();
         assert_eq!(loc, KeyLocation::Header(0));
     }
 

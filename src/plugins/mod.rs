@@ -17,11 +17,7 @@ pub struct ConfigIssue {
 
 impl ConfigIssue {
     pub fn new(path: impl Into<String>, what: impl Into<String>, fix: impl Into<String>) -> Self {
-        ConfigIssue {
-            path: path.into(),
-            what: what.into(),
-            fix: fix.into(),
-        }
+        ConfigIssue { path: path.into(), what: what.into(), fix: fix.into() }
     }
 }
 
@@ -35,7 +31,8 @@ pub enum PluginKind {
 }
 
 impl PluginKind {
-    pub const ALL: &'static [PluginKind] = &[PluginKind::KeyAuth, PluginKind::Acl, PluginKind::AiProxy, PluginKind::AiProxyAdvanced];
+    pub const ALL: &'static [PluginKind] =
+        &[PluginKind::KeyAuth, PluginKind::Acl, PluginKind::AiProxy, PluginKind::AiProxyAdvanced];
 
     pub fn from_name(name: &str) -> Option<PluginKind> {
         Self::ALL.iter().copied().find(|k| k.name() == name)

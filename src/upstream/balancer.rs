@@ -28,13 +28,7 @@ pub struct FailoverCriteria {
 
 impl Default for FailoverCriteria {
     fn default() -> Self {
-        FailoverCriteria {
-            error: true,
-            timeout: true,
-            http_429: false,
-            http_5xx: Vec::new(),
-            non_idempotent: false,
-        }
+        FailoverCriteria { error: true, timeout: true, http_429: false, http_5xx: Vec::new(), non_idempotent: false }
     }
 }
 
@@ -144,11 +138,7 @@ impl Balancer {
     pub fn pick(&self, algorithm: Algorithm, tried: Tried, hash_key: Option<&[u8]>) -> Option<usize> {
         let untried = |i: &usize| !tried.contains(*i);
         let healthy: Vec<usize> = (0..self.len()).filter(untried).filter(|&i| self.is_healthy(i)).collect();
-        let pool: Vec<usize> = if healthy.is_empty() {
-            (0..self.len()).filter(untried).collect()
-        } else {
-            healthy
-        };
+        let pool: Vec<usize> = if healthy.is_empty() { (0..self.len()).filter(untried).collect() } else { healthy };
         if pool.is_empty() {
             return None;
         }
@@ -314,8 +304,14 @@ mod tests {
     fn consistent_hashing_is_stable_and_moves_little() {
         let b = Balancer::new(vec![1, 1, 1, 1]);
         let keys: Vec<String> = (0..1000).map(|i| format!("consumer-{i}")).collect();
-        let first: Vec<usize> = keys.iter().map(|k| b.pick(Algorithm::ConsistentHashing, Tried::default(), Some(k.as_bytes())).unwrap()).collect();
-        let again: Vec<usize> = keys.iter().map(|k| b.pick(Algorithm::ConsistentHashing, Tried::default(), Some(k.as_bytes())).unwrap()).collect();
+        let first: Vec<usize> = keys
+            .iter()
+            .map(|k| b.pick(Algorithm::ConsistentHashing, Tried::default(), Some(k.as_bytes())).unwrap())
+            .collect();
+        let again: Vec<usize> = keys
+            .iter()
+            .map(|k| b.pick(Algorithm::ConsistentHashing, Tried::default(), Some(k.as_bytes())).unwrap())
+            .collect();
         assert_eq!(first, again);
         let mut per = [0; 4];
         for &i in &first {

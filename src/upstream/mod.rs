@@ -17,7 +17,13 @@ use crate::model::{Endpoint, Timeouts};
 /// A peer for `endpoint` at a resolved address. Built from a `SocketAddr`, so nothing here
 /// resolves names. TLS peers always send SNI and verify the certificate and host name, unless
 /// the service disables `tls_verify`.
-pub fn build_peer(addr: SocketAddr, endpoint: &Endpoint, timeouts: &Timeouts, idle: Duration, verify: bool) -> HttpPeer {
+pub fn build_peer(
+    addr: SocketAddr,
+    endpoint: &Endpoint,
+    timeouts: &Timeouts,
+    idle: Duration,
+    verify: bool,
+) -> HttpPeer {
     let mut peer = HttpPeer::new(addr, endpoint.tls, endpoint.host.clone());
     let o = &mut peer.options;
     o.connection_timeout = Some(timeouts.connect);
@@ -57,7 +63,8 @@ mod tests {
     #[test]
     fn peers_verify_and_time_out() {
         let e = Endpoint { tls: true, host: "api.openai.com".into(), port: 443, path: "/".into() };
-        let t = Timeouts { connect: Duration::from_secs(1), read: Duration::from_secs(2), write: Duration::from_secs(3) };
+        let t =
+            Timeouts { connect: Duration::from_secs(1), read: Duration::from_secs(2), write: Duration::from_secs(3) };
         let p = build_peer("127.0.0.1:9443".parse().unwrap(), &e, &t, Duration::from_secs(60), true);
         assert_eq!(p.sni, "api.openai.com");
         assert!(p.options.verify_cert && p.options.verify_hostname);

@@ -53,6 +53,14 @@ impl Resolver {
         }
     }
 
+    /// How many addresses `host:port` has (1 for literals and overrides).
+    pub fn address_count(&self, host: &str, port: u16) -> usize {
+        if self.override_for(host, port).is_some() || host.parse::<IpAddr>().is_ok() {
+            return 1;
+        }
+        self.answers.load().map.get(&(host.to_string(), port)).map_or(0, Vec::len)
+    }
+
     fn override_for(&self, host: &str, port: u16) -> Option<SocketAddr> {
         if self.overrides.is_empty() {
             return None;
@@ -97,11 +105,7 @@ impl Resolver {
                     Vec::new()
                 }
             };
-            let addrs = if fresh.is_empty() {
-                previous.map.get(&key).cloned().unwrap_or_default()
-            } else {
-                fresh
-            };
+            let addrs = if fresh.is_empty() { previous.map.get(&key).cloned().unwrap_or_default() } else { fresh };
             if addrs.is_empty() {
                 unresolved.push(format!("{}:{}", key.0, key.1));
             }
@@ -126,7 +130,11 @@ mod tests {
         assert_eq!(r.lookup("::1", 80), Some("[::1]:80".parse().unwrap()));
         // Not resolved yet: no answer, no blocking lookup.
         assert_eq!(r.lookup("localhost", 8080), None);
-        r.set_hosts([("localhost".to_string(), 8080), ("api.openai.com".to_string(), 443), ("no-such-host.invalid".to_string(), 80)]);
+        r.set_hosts([
+            ("localhost".to_string(), 8080),
+            ("api.openai.com".to_string(), 443),
+            ("no-such-host.invalid".to_string(), 80),
+        ]);
         let unresolved = r.refresh(Duration::from_secs(5)).await;
         assert_eq!(unresolved, vec!["no-such-host.invalid:80".to_string()]);
         assert_eq!(r.lookup("localhost", 8080).map(|a| a.port()), Some(8080));
