@@ -5,6 +5,7 @@
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -19,14 +20,17 @@ enum Msg {
     Flush(SyncSender<()>),
 }
 
-#[derive(Clone)]
+/// The access log. The output is opened when the log is created (so a bad path fails the
+/// start), the writer thread starts on first use — after Pingora has forked into the
+/// background when running as a daemon, since a fork keeps only the calling thread.
 pub struct AccessLog {
-    tx: Option<SyncSender<Msg>>,
+    out: Mutex<Option<Box<dyn Write + Send>>>,
+    tx: OnceLock<Option<SyncSender<Msg>>>,
 }
 
 impl AccessLog {
     pub fn off() -> AccessLog {
-        AccessLog { tx: None }
+        AccessLog { out: Mutex::new(None), tx: OnceLock::from(None) }
     }
 
     pub fn start(target: &AccessLogTarget) -> std::io::Result<AccessLog> {
@@ -35,18 +39,37 @@ impl AccessLog {
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
             AccessLogTarget::File(path) => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
         };
-        let (tx, rx) = sync_channel::<Msg>(QUEUE);
-        std::thread::Builder::new().name("aigate-access-log".into()).spawn(move || write_lines(rx, out))?;
-        Ok(AccessLog { tx: Some(tx) })
+        Ok(AccessLog { out: Mutex::new(Some(out)), tx: OnceLock::new() })
+    }
+
+    fn sender(&self) -> Option<&SyncSender<Msg>> {
+        self.tx
+            .get_or_init(|| {
+                let out = self.out.lock().ok()?.take()?;
+                let (tx, rx) = sync_channel::<Msg>(QUEUE);
+                match std::thread::Builder::new().name("aigate-access-log".into()).spawn(move || write_lines(rx, out)) {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        log::error!("cannot start the access log writer: {e}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// Start the writer now (after any fork), instead of at the first request.
+    pub fn start_writer(&self) {
+        let _ = self.sender();
     }
 
     pub fn enabled(&self) -> bool {
-        self.tx.is_some()
+        self.sender().is_some()
     }
 
     /// Queue a line; returns false when it had to be dropped.
     pub fn write(&self, entry: &Entry<'_>) -> bool {
-        let Some(tx) = &self.tx else { return true };
+        let Some(tx) = self.sender() else { return true };
         let mut line = Vec::with_capacity(512);
         if serde_json::to_writer(&mut line, entry).is_err() {
             return false;
@@ -60,7 +83,7 @@ impl AccessLog {
 
     /// Wait (up to a second) until every queued line is written.
     pub fn flush(&self) {
-        let Some(tx) = &self.tx else { return };
+        let Some(tx) = self.sender() else { return };
         let (done_tx, done_rx) = sync_channel(1);
         if tx.send(Msg::Flush(done_tx)).is_ok() {
             let _ = done_rx.recv_timeout(std::time::Duration::from_secs(1));

@@ -59,6 +59,7 @@ fn listener_up(addr: SocketAddr) -> bool {
 impl BackgroundService for Lifecycle {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let shared = self.shared.clone();
+        shared.access_log.start_writer();
 
         // Ready once the proxy listeners accept connections.
         let ready_shared = shared.clone();

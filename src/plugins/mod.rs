@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod ai_proxy;
+pub mod jwt;
 pub mod key_auth;
 
 use serde::de::DeserializeOwned;

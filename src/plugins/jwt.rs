@@ -1,0 +1,1936 @@
+//! jwt: identify the consumer by a signed JSON Web Token in the query string, a cookie or a
+//! `Bearer` header, with Kong's schema, messages and `WWW-Authenticate` values.
+//!
+//! The credential (a consumer's `jwt_secrets` entry) is chosen by the token's `iss` claim (or
+//! `key_claim_name`), and the token's `alg` must equal the credential's algorithm: the signature
+//! is only ever checked with the credential's own algorithm and key, so `none`, HS256-with-a-
+//! public-key and other algorithm confusions cannot succeed. Public keys are parsed and checked
+//! when the configuration loads; nothing on the request path can panic on a hostile token.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use pingora_http::RequestHeader;
+use ring::{hmac, signature};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::ConfigIssue;
+use crate::consumers::Consumers;
+use crate::model::ConsumerId;
+use crate::query;
+
+/// Longer tokens are refused as "Unrecognizable token" before any decoding.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Kong's upper bound for `maximum_expiration` (one year, in seconds).
+pub const MAX_MAXIMUM_EXPIRATION: f64 = 31_536_000.0;
+
+/// Kong's jwt schema.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSchema {
+    #[serde(default = "default_uri_param_names")]
+    pub uri_param_names: Vec<String>,
+    #[serde(default)]
+    pub cookie_names: Vec<String>,
+    #[serde(default = "default_header_names")]
+    pub header_names: Vec<String>,
+    #[serde(default = "default_key_claim_name")]
+    pub key_claim_name: String,
+    #[serde(default)]
+    pub secret_is_base64: bool,
+    /// A set of `exp`, `nbf`; absent or null verifies no claim.
+    pub claims_to_verify: Option<Vec<String>>,
+    pub anonymous: Option<String>,
+    #[serde(default = "yes")]
+    pub run_on_preflight: bool,
+    /// Seconds, 0 (off) to 31536000; Kong's type is "number".
+    pub maximum_expiration: Option<f64>,
+    pub realm: Option<String>,
+}
+
+fn default_uri_param_names() -> Vec<String> {
+    vec!["jwt".to_string()]
+}
+
+fn default_header_names() -> Vec<String> {
+    vec!["authorization".to_string()]
+}
+
+fn default_key_claim_name() -> String {
+    "iss".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The registered claims `claims_to_verify` may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Exp,
+    Nbf,
+}
+
+impl Claim {
+    pub fn name(self) -> &'static str {
+        match self {
+            Claim::Exp => "exp",
+            Claim::Nbf => "nbf",
+        }
+    }
+}
+
+/// jwt as compiled for the request path.
+#[derive(Debug)]
+pub struct Jwt {
+    /// Query parameter names, as written (case-sensitive).
+    pub uri_param_names: Vec<String>,
+    /// Cookie names (matched case-insensitively, as nginx's `$cookie_` variables).
+    pub cookie_names: Vec<String>,
+    /// Lower-cased header names with `_` read as `-` (Kong's header table does the same).
+    pub header_names: Vec<String>,
+    pub key_claim_name: Arc<str>,
+    pub secret_is_base64: bool,
+    /// Deduplicated, in configuration order.
+    pub claims_to_verify: Vec<Claim>,
+    pub anonymous: Option<ConsumerId>,
+    pub run_on_preflight: bool,
+    /// Seconds; 0 means no limit.
+    pub maximum_expiration: f64,
+    /// `Bearer` or `Bearer realm="<realm>"`.
+    pub www_authenticate: String,
+    /// The same with ` error="invalid_token"`.
+    pub www_authenticate_error: String,
+}
+
+impl Jwt {
+    pub fn compile(schema: JwtSchema, consumers: &Consumers) -> Result<Jwt, Vec<ConfigIssue>> {
+        let mut issues = Vec::new();
+        for (field, names) in [("uri_param_names", &schema.uri_param_names), ("cookie_names", &schema.cookie_names)] {
+            for (i, name) in names.iter().enumerate() {
+                if name.is_empty() {
+                    issues.push(ConfigIssue::new(format!("{field}[{i}]"), "the name is empty", "remove it"));
+                }
+            }
+        }
+        for (i, name) in schema.header_names.iter().enumerate() {
+            let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                issues.push(ConfigIssue::new(
+                    format!("header_names[{i}]"),
+                    format!("`{name}` is not a valid header name"),
+                    "use letters, digits, - and _",
+                ));
+            }
+        }
+        if schema.key_claim_name.is_empty() {
+            issues.push(ConfigIssue::new("key_claim_name", "key_claim_name is empty", "use a claim name, e.g. iss"));
+        }
+        let mut claims_to_verify = Vec::new();
+        for (i, name) in schema.claims_to_verify.iter().flatten().enumerate() {
+            let claim = match name.as_str() {
+                "exp" => Claim::Exp,
+                "nbf" => Claim::Nbf,
+                _ => {
+                    issues.push(ConfigIssue::new(
+                        format!("claims_to_verify[{i}]"),
+                        format!("`{name}` is not a claim the jwt plugin can verify"),
+                        "use exp and/or nbf",
+                    ));
+                    continue;
+                }
+            };
+            if !claims_to_verify.contains(&claim) {
+                claims_to_verify.push(claim);
+            }
+        }
+        let maximum_expiration = schema.maximum_expiration.unwrap_or(0.0);
+        if !(0.0..=MAX_MAXIMUM_EXPIRATION).contains(&maximum_expiration) {
+            issues.push(ConfigIssue::new(
+                "maximum_expiration",
+                format!("maximum_expiration must be between 0 and {MAX_MAXIMUM_EXPIRATION} seconds"),
+                "use 0 (no limit) up to 31536000 (one year)",
+            ));
+        } else if maximum_expiration > 0.0 && !claims_to_verify.contains(&Claim::Exp) {
+            issues.push(ConfigIssue::new(
+                "claims_to_verify",
+                "maximum_expiration is set but claims_to_verify does not contain exp",
+                "add exp to claims_to_verify, or set maximum_expiration to 0",
+            ));
+        }
+        let anonymous = match schema.anonymous.as_deref().filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => match consumers.find(a) {
+                Some(id) => Some(id),
+                None => {
+                    issues.push(ConfigIssue::new(
+                        "anonymous",
+                        format!("anonymous consumer `{a}` is not defined"),
+                        "name a consumer (username or id) from the consumers list",
+                    ));
+                    None
+                }
+            },
+        };
+        let www_authenticate = match schema.realm.as_deref() {
+            Some(realm) => format!("Bearer realm=\"{realm}\""),
+            None => "Bearer".to_string(),
+        };
+        let www_authenticate_error = format!("{www_authenticate} error=\"invalid_token\"");
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        Ok(Jwt {
+            uri_param_names: dedup(schema.uri_param_names),
+            cookie_names: dedup(schema.cookie_names),
+            header_names: dedup(
+                schema.header_names.iter().map(|n| n.to_ascii_lowercase().replace('_', "-")).collect::<Vec<_>>(),
+            ),
+            key_claim_name: Arc::from(schema.key_claim_name),
+            secret_is_base64: schema.secret_is_base64,
+            claims_to_verify,
+            anonymous,
+            run_on_preflight: schema.run_on_preflight,
+            maximum_expiration,
+            www_authenticate,
+            www_authenticate_error,
+        })
+    }
+
+    /// Find the request's token, check it and name its consumer.
+    ///
+    /// As Kong: every configured query parameter, cookie and `Bearer` header is collected; the
+    /// same token in several places is fine, two different ones are refused. `now_unix` is the
+    /// current time in seconds, used only for the `exp`/`nbf` checks (no leeway).
+    pub fn authenticate(
+        &self,
+        req: &RequestHeader,
+        creds: &JwtCredentials,
+        now_unix: u64,
+    ) -> Result<JwtOk, JwtFailure> {
+        let token = self.find_token(req)?;
+        let decoded = decode_token(&token).map_err(JwtFailure::BadToken)?;
+
+        let key = match key_claim(&decoded.claims, &decoded.header, &self.key_claim_name) {
+            KeyClaim::Absent => return Err(JwtFailure::NoKeyClaim(self.key_claim_name.clone())),
+            KeyClaim::Invalid => return Err(JwtFailure::InvalidKeyClaim(self.key_claim_name.clone())),
+            KeyClaim::Key(k) => k,
+        };
+        let Some(cred) = creds.by_key.get(key) else {
+            return Err(JwtFailure::NoCredentials(self.key_claim_name.clone()));
+        };
+        if decoded.alg != cred.algorithm {
+            return Err(JwtFailure::InvalidAlgorithm);
+        }
+        if !cred.verify(decoded.signing_input, &decoded.signature, self.secret_is_base64)? {
+            return Err(JwtFailure::InvalidSignature);
+        }
+
+        let now = now_unix as f64;
+        let mut errors = Vec::new();
+        for claim in &self.claims_to_verify {
+            let value = match decoded.claims.get(claim.name()) {
+                Some(Value::Number(n)) => n.as_f64(),
+                _ => None,
+            };
+            let problem = match (claim, value) {
+                (_, None) => Some("must be a number"),
+                (Claim::Exp, Some(exp)) => (exp <= now).then_some("token expired"),
+                (Claim::Nbf, Some(nbf)) => (nbf > now).then_some("token not valid yet"),
+            };
+            if let Some(problem) = problem {
+                errors.push((claim.name(), problem));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(JwtFailure::Claims(errors));
+        }
+        if self.maximum_expiration > 0.0 {
+            let within = match decoded.claims.get("exp") {
+                Some(Value::Number(n)) => n.as_f64().is_some_and(|exp| exp - now <= self.maximum_expiration),
+                _ => false,
+            };
+            if !within {
+                return Err(JwtFailure::Claims(vec![("exp", "exceeds maximum allowed expiration")]));
+            }
+        }
+        Ok(JwtOk { consumer: cred.consumer, key: cred.key.clone() })
+    }
+
+    /// The `WWW-Authenticate` value Kong sends with this failure, if any.
+    pub fn www_authenticate(&self, failure: &JwtFailure) -> Option<&str> {
+        match failure.www_authenticate_error() {
+            None => None,
+            Some(false) => Some(&self.www_authenticate),
+            Some(true) => Some(&self.www_authenticate_error),
+        }
+    }
+
+    /// Kong's whole answer to a failure: 401, this body, this `WWW-Authenticate`.
+    pub fn answer<'a>(&'a self, failure: &'a JwtFailure) -> JwtAnswer<'a> {
+        let body = match failure {
+            JwtFailure::Claims(claims) => JwtBody::Claims(claims),
+            other => JwtBody::Message(other.message().unwrap_or(Cow::Borrowed("Unauthorized"))),
+        };
+        JwtAnswer { body, www_authenticate: self.www_authenticate(failure) }
+    }
+
+    fn find_token<'r>(&self, req: &'r RequestHeader) -> Result<Cow<'r, [u8]>, JwtFailure> {
+        let mut found = TokenSet::default();
+        if let Some(q) = req.uri.query() {
+            for pair in q.as_bytes().split(|&b| b == b'&') {
+                let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                    Some(i) => (&pair[..i], Some(&pair[i + 1..])),
+                    None => (pair, None),
+                };
+                if name.is_empty() {
+                    continue;
+                }
+                let name = query::decode(name);
+                if !self.uri_param_names.iter().any(|n| n.as_bytes() == name.as_ref()) {
+                    continue;
+                }
+                match value {
+                    // `?jwt` without `=`: Kong reads `true`, a token that is not a string.
+                    None => found.add(Seen::Flag),
+                    Some(v) if !v.is_empty() => found.add(Seen::Text(query::decode(v))),
+                    Some(_) => {}
+                }
+                if found.multiple {
+                    return Err(JwtFailure::MultipleTokens);
+                }
+            }
+        }
+        for name in &self.cookie_names {
+            if let Some(v) = cookie(req, name) {
+                found.add(Seen::Text(Cow::Borrowed(v)));
+            }
+        }
+        for name in &self.header_names {
+            if let Some(t) = req.headers.get(name.as_str()).and_then(|v| bearer(v.as_bytes())) {
+                found.add(Seen::Text(Cow::Borrowed(t)));
+            }
+        }
+        if found.multiple {
+            return Err(JwtFailure::MultipleTokens);
+        }
+        match found.first {
+            None => Err(JwtFailure::NoToken),
+            Some(Seen::Flag) => Err(JwtFailure::Unrecognizable),
+            Some(Seen::Text(t)) if t.len() > MAX_TOKEN_LEN => Err(JwtFailure::Unrecognizable),
+            Some(Seen::Text(t)) => Ok(t),
+        }
+    }
+}
+
+fn dedup(names: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// A successful authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtOk {
+    pub consumer: ConsumerId,
+    /// The credential's `key` (Kong sends it upstream as `X-Credential-Identifier`).
+    pub key: Arc<str>,
+}
+
+/// The parser's complaints, answered as `Bad token; <reason>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadToken {
+    InvalidJson,
+    InvalidAlg,
+    InvalidClaims,
+    InvalidSignature,
+}
+
+impl BadToken {
+    pub fn message(self) -> &'static str {
+        match self {
+            BadToken::InvalidJson => "Bad token; invalid JSON",
+            BadToken::InvalidAlg => "Bad token; invalid alg",
+            BadToken::InvalidClaims => "Bad token; invalid claims",
+            BadToken::InvalidSignature => "Bad token; invalid signature",
+        }
+    }
+}
+
+/// Why a request was refused. Every case is HTTP 401 in Kong 3.x.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtFailure {
+    /// "Unauthorized" (no token anywhere).
+    NoToken,
+    /// "Multiple tokens provided".
+    MultipleTokens,
+    /// "Unrecognizable token" (`?jwt` without a value, or a token over 16 KiB).
+    Unrecognizable,
+    /// "Bad token; ...".
+    BadToken(BadToken),
+    /// "No mandatory '<claim>' in claims".
+    NoKeyClaim(Arc<str>),
+    /// "Invalid '<claim>' in claims" (empty, or not a string).
+    InvalidKeyClaim(Arc<str>),
+    /// "No credentials found for given '<claim>'".
+    NoCredentials(Arc<str>),
+    /// "Invalid algorithm": the token's `alg` is not the credential's algorithm.
+    InvalidAlgorithm,
+    /// "Invalid key/secret": `secret_is_base64` and the secret is not base64.
+    InvalidSecret,
+    /// "Invalid signature".
+    InvalidSignature,
+    /// A claim → message object: `{"exp":"token expired"}`, `{"nbf":"token not valid yet"}`,
+    /// `{"exp":"must be a number"}`, `{"exp":"exceeds maximum allowed expiration"}`.
+    Claims(Vec<(&'static str, &'static str)>),
+    /// "Could not find consumer for '<claim>=<key>'" (sent without `WWW-Authenticate`).
+    /// `authenticate` never returns it: credentials always name a loaded consumer. It is here
+    /// for callers that resolve consumers separately.
+    ConsumerNotFound { claim: Arc<str>, key: String },
+}
+
+impl JwtFailure {
+    pub fn status(&self) -> u16 {
+        401
+    }
+
+    /// The `message` of a `{"message": ...}` body; `None` for `Claims`, whose body is the map.
+    pub fn message(&self) -> Option<Cow<'static, str>> {
+        Some(match self {
+            JwtFailure::NoToken => Cow::Borrowed("Unauthorized"),
+            JwtFailure::MultipleTokens => Cow::Borrowed("Multiple tokens provided"),
+            JwtFailure::Unrecognizable => Cow::Borrowed("Unrecognizable token"),
+            JwtFailure::BadToken(b) => Cow::Borrowed(b.message()),
+            JwtFailure::NoKeyClaim(c) => Cow::Owned(format!("No mandatory '{c}' in claims")),
+            JwtFailure::InvalidKeyClaim(c) => Cow::Owned(format!("Invalid '{c}' in claims")),
+            JwtFailure::NoCredentials(c) => Cow::Owned(format!("No credentials found for given '{c}'")),
+            JwtFailure::InvalidAlgorithm => Cow::Borrowed("Invalid algorithm"),
+            JwtFailure::InvalidSecret => Cow::Borrowed("Invalid key/secret"),
+            JwtFailure::InvalidSignature => Cow::Borrowed("Invalid signature"),
+            JwtFailure::ConsumerNotFound { claim, key } => {
+                Cow::Owned(format!("Could not find consumer for '{claim}={key}'"))
+            }
+            JwtFailure::Claims(_) => return None,
+        })
+    }
+
+    /// The claim → message body of claim failures.
+    pub fn claims(&self) -> Option<&[(&'static str, &'static str)]> {
+        match self {
+            JwtFailure::Claims(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Which `WWW-Authenticate` Kong sends: `None` (no header), `Some(false)` (`Bearer`, with
+    /// the realm if any) or `Some(true)` (the same plus ` error="invalid_token"`).
+    pub fn www_authenticate_error(&self) -> Option<bool> {
+        match self {
+            JwtFailure::NoToken => Some(false),
+            JwtFailure::ConsumerNotFound { .. } => None,
+            _ => Some(true),
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JwtFailure::NoToken => "missing",
+            JwtFailure::MultipleTokens => "multiple_tokens",
+            JwtFailure::Unrecognizable => "unrecognizable",
+            JwtFailure::BadToken(_) => "bad_token",
+            JwtFailure::NoKeyClaim(_) | JwtFailure::InvalidKeyClaim(_) => "bad_key_claim",
+            JwtFailure::NoCredentials(_) => "unknown_key",
+            JwtFailure::InvalidAlgorithm => "invalid_algorithm",
+            JwtFailure::InvalidSecret => "invalid_secret",
+            JwtFailure::InvalidSignature => "invalid_signature",
+            JwtFailure::Claims(_) => "claims",
+            JwtFailure::ConsumerNotFound { .. } => "consumer_not_found",
+        }
+    }
+}
+
+/// A failure as Kong answers it (always status 401).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtAnswer<'a> {
+    pub body: JwtBody<'a>,
+    pub www_authenticate: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtBody<'a> {
+    /// `{"message":"..."}`
+    Message(Cow<'static, str>),
+    /// `{"exp":"token expired", ...}`
+    Claims(&'a [(&'static str, &'static str)]),
+}
+
+impl JwtAnswer<'_> {
+    /// The body as Kong sends it (`kong.response.exit`: plain JSON, no `request_id`).
+    pub fn body_json(&self) -> Vec<u8> {
+        let map: Map<String, Value> = match &self.body {
+            JwtBody::Message(m) => std::iter::once(("message".to_string(), Value::from(m.as_ref()))).collect(),
+            JwtBody::Claims(c) => c.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect(),
+        };
+        serde_json::to_vec(&map).unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token search
+
+#[derive(PartialEq)]
+enum Seen<'r> {
+    Text(Cow<'r, [u8]>),
+    /// A query parameter without `=`.
+    Flag,
+}
+
+/// Only 0, 1 or "more than 1" distinct tokens matter.
+#[derive(Default)]
+struct TokenSet<'r> {
+    first: Option<Seen<'r>>,
+    multiple: bool,
+}
+
+impl<'r> TokenSet<'r> {
+    fn add(&mut self, t: Seen<'r>) {
+        match &self.first {
+            None => self.first = Some(t),
+            Some(f) => {
+                if *f != t {
+                    self.multiple = true;
+                }
+            }
+        }
+    }
+}
+
+/// The first cookie called `name` (case-insensitive), as nginx's `$cookie_<name>`; an empty
+/// value counts as absent.
+fn cookie<'r>(req: &'r RequestHeader, name: &str) -> Option<&'r [u8]> {
+    for header in req.headers.get_all("cookie") {
+        for pair in header.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii_start();
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else { continue };
+            if pair[..eq].trim_ascii_end().eq_ignore_ascii_case(name.as_bytes()) {
+                let value = pair[eq + 1..].trim_ascii_start();
+                return (!value.is_empty()).then_some(value);
+            }
+        }
+    }
+    None
+}
+
+/// PCRE's `\s`.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// Kong's `\s*[Bb]earer\s+(.+)` (unanchored, first match): the text after the first
+/// `Bearer`/`bearer` that is followed by white space and something else.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let mut end = value.len();
+    while end > 0 && is_space(value[end - 1]) {
+        end -= 1;
+    }
+    let value = &value[..end];
+    (0..value.len()).find_map(|i| {
+        let rest = &value[i..];
+        if !(rest.starts_with(b"Bearer") || rest.starts_with(b"bearer")) {
+            return None;
+        }
+        let after = &rest[6..];
+        let ws = after.iter().take_while(|&&b| is_space(b)).count();
+        (ws > 0 && ws < after.len()).then(|| &after[ws..])
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token decoding
+
+/// Kong's base64 decoding: URL-safe or standard alphabet, padding optional, anything from the
+/// first `=` on ignored (as `ngx.decode_base64`), unused trailing bits allowed.
+fn kong_b64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let end = input.iter().position(|&b| b == b'=').unwrap_or(input.len());
+    let mapped: Vec<u8> = input[..end]
+        .iter()
+        .map(|&b| match b {
+            b'-' => b'+',
+            b'_' => b'/',
+            b => b,
+        })
+        .collect();
+    LENIENT.decode(mapped).ok()
+}
+
+struct Decoded<'t> {
+    /// `<header>.<claims>` as received.
+    signing_input: &'t [u8],
+    header: Value,
+    claims: Map<String, Value>,
+    alg: Algorithm,
+    signature: Vec<u8>,
+}
+
+/// Kong's `jwt_parser` checks, in its order.
+fn decode_token(token: &[u8]) -> Result<Decoded<'_>, BadToken> {
+    let mut parts = token.splitn(3, |&b| b == b'.');
+    let (Some(h64), Some(c64), Some(s64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(BadToken::InvalidJson);
+    };
+    let signing_input = token.get(..h64.len() + 1 + c64.len()).ok_or(BadToken::InvalidJson)?;
+    let json = |part: &[u8]| {
+        kong_b64_decode(part).and_then(|b| serde_json::from_slice::<Value>(&b).ok()).ok_or(BadToken::InvalidJson)
+    };
+    let header = json(h64)?;
+    let claims = json(c64)?;
+    let signature = kong_b64_decode(s64);
+    let alg = header.get("alg").and_then(Value::as_str).and_then(Algorithm::from_name).ok_or(BadToken::InvalidAlg)?;
+    let claims = match claims {
+        Value::Object(m) => m,
+        // Kong indexes strings and arrays as tables without those fields.
+        Value::Array(_) | Value::String(_) => Map::new(),
+        _ => return Err(BadToken::InvalidClaims),
+    };
+    let signature = signature.ok_or(BadToken::InvalidSignature)?;
+    Ok(Decoded { signing_input, header, claims, alg, signature })
+}
+
+enum KeyClaim<'a> {
+    Absent,
+    Invalid,
+    Key(&'a str),
+}
+
+/// `claims[name] or header[name]`, as Kong (a `false` claim falls through to the header).
+fn key_claim<'a>(claims: &'a Map<String, Value>, header: &'a Value, name: &str) -> KeyClaim<'a> {
+    let pick = |v: Option<&'a Value>| match v {
+        None | Some(Value::Bool(false)) => None,
+        Some(v) => Some(v),
+    };
+    match pick(claims.get(name)).or_else(|| pick(header.get(name))) {
+        None => KeyClaim::Absent,
+        Some(Value::String(s)) if !s.is_empty() => KeyClaim::Key(s),
+        Some(_) => KeyClaim::Invalid,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+
+/// The signing algorithms Kong's jwt plugin knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Hs256,
+    Hs384,
+    Hs512,
+    Rs256,
+    Rs384,
+    Rs512,
+    Es256,
+    Es384,
+    /// Recognised in tokens (as Kong) but refused for credentials: ring has no P-521.
+    Es512,
+    Ps256,
+    Ps384,
+    Ps512,
+    EdDsa,
+}
+
+impl Algorithm {
+    pub const ALL: &'static [Algorithm] = &[
+        Algorithm::Hs256,
+        Algorithm::Hs384,
+        Algorithm::Hs512,
+        Algorithm::Rs256,
+        Algorithm::Rs384,
+        Algorithm::Rs512,
+        Algorithm::Es256,
+        Algorithm::Es384,
+        Algorithm::Es512,
+        Algorithm::Ps256,
+        Algorithm::Ps384,
+        Algorithm::Ps512,
+        Algorithm::EdDsa,
+    ];
+
+    /// Exact, case-sensitive JOSE names, as Kong.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Self::ALL.iter().copied().find(|a| a.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Hs256 => "HS256",
+            Algorithm::Hs384 => "HS384",
+            Algorithm::Hs512 => "HS512",
+            Algorithm::Rs256 => "RS256",
+            Algorithm::Rs384 => "RS384",
+            Algorithm::Rs512 => "RS512",
+            Algorithm::Es256 => "ES256",
+            Algorithm::Es384 => "ES384",
+            Algorithm::Es512 => "ES512",
+            Algorithm::Ps256 => "PS256",
+            Algorithm::Ps384 => "PS384",
+            Algorithm::Ps512 => "PS512",
+            Algorithm::EdDsa => "EdDSA",
+        }
+    }
+
+    fn hmac(self) -> Option<hmac::Algorithm> {
+        match self {
+            Algorithm::Hs256 => Some(hmac::HMAC_SHA256),
+            Algorithm::Hs384 => Some(hmac::HMAC_SHA384),
+            Algorithm::Hs512 => Some(hmac::HMAC_SHA512),
+            _ => None,
+        }
+    }
+
+    fn rsa(self) -> Option<&'static signature::RsaParameters> {
+        match self {
+            Algorithm::Rs256 => Some(&signature::RSA_PKCS1_2048_8192_SHA256),
+            Algorithm::Rs384 => Some(&signature::RSA_PKCS1_2048_8192_SHA384),
+            Algorithm::Rs512 => Some(&signature::RSA_PKCS1_2048_8192_SHA512),
+            Algorithm::Ps256 => Some(&signature::RSA_PSS_2048_8192_SHA256),
+            Algorithm::Ps384 => Some(&signature::RSA_PSS_2048_8192_SHA384),
+            Algorithm::Ps512 => Some(&signature::RSA_PSS_2048_8192_SHA512),
+            _ => None,
+        }
+    }
+}
+
+/// Every consumer's `jwt_secrets`, by key.
+#[derive(Debug, Default)]
+pub struct JwtCredentials {
+    by_key: HashMap<String, JwtCredential>,
+}
+
+#[derive(Debug)]
+struct JwtCredential {
+    consumer: ConsumerId,
+    key: Arc<str>,
+    algorithm: Algorithm,
+    verifier: Verifier,
+}
+
+#[derive(Debug)]
+enum Verifier {
+    /// Boxed: ring's HMAC keys hold precomputed digest states and are large.
+    Hmac(Box<HmacKeys>),
+    Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
+    /// An uncompressed EC point (ES256/ES384) or a raw Ed25519 key.
+    Point(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct HmacKeys {
+    raw: hmac::Key,
+    /// The secret base64-decoded (for `secret_is_base64`), when it decodes to something.
+    decoded: Option<hmac::Key>,
+}
+
+impl JwtCredential {
+    /// `Err(InvalidSecret)` when the secret is unusable under this plugin's settings.
+    fn verify(&self, msg: &[u8], sig: &[u8], secret_is_base64: bool) -> Result<bool, JwtFailure> {
+        Ok(match &self.verifier {
+            Verifier::Hmac(keys) => {
+                let key = match (secret_is_base64, &keys.decoded) {
+                    (false, _) => &keys.raw,
+                    (true, Some(decoded)) => decoded,
+                    (true, None) => return Err(JwtFailure::InvalidSecret),
+                };
+                // Constant time.
+                hmac::verify(key, msg, sig).is_ok()
+            }
+            Verifier::Rsa(components) => match self.algorithm.rsa() {
+                Some(params) => components.verify(params, msg, sig).is_ok(),
+                None => false,
+            },
+            Verifier::Point(bytes) => {
+                let alg: &'static dyn signature::VerificationAlgorithm = match self.algorithm {
+                    Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
+                    Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
+                    Algorithm::EdDsa => &signature::ED25519,
+                    _ => return Ok(false),
+                };
+                signature::UnparsedPublicKey::new(alg, bytes).verify(msg, sig).is_ok()
+            }
+        })
+    }
+}
+
+impl JwtCredentials {
+    /// Add one `jwt_secrets` entry of `consumer`. The algorithm defaults to HS256. HS* use
+    /// `secret`; the others use `rsa_public_key`, a PEM public key (`BEGIN PUBLIC KEY`, or
+    /// `BEGIN RSA PUBLIC KEY` for RSA) of the algorithm's type. The unused field is ignored
+    /// (decK dumps carry Kong's generated `secret` on RSA credentials too).
+    pub fn add(
+        &mut self,
+        consumer: ConsumerId,
+        key: Option<String>,
+        algorithm: Option<String>,
+        secret: Option<String>,
+        rsa_public_key: Option<String>,
+    ) -> Result<(), String> {
+        let key = key.ok_or_else(|| {
+            "key is required: aigate does not generate jwt_secrets keys (set it to the `iss` your tokens carry)"
+                .to_string()
+        })?;
+        if key.is_empty() {
+            return Err("key is empty".into());
+        }
+        if self.by_key.contains_key(&key) {
+            return Err(format!("key `{key}` is already used by another jwt_secrets entry"));
+        }
+        let algorithm = match algorithm.as_deref() {
+            None => Algorithm::Hs256,
+            Some(name) => Algorithm::from_name(name).ok_or_else(|| {
+                let known: Vec<&str> =
+                    Algorithm::ALL.iter().filter(|a| **a != Algorithm::Es512).map(|a| a.name()).collect();
+                format!("algorithm `{name}` is not one of {}", known.join(", "))
+            })?,
+        };
+        let verifier = match algorithm {
+            Algorithm::Es512 => {
+                return Err("algorithm ES512 (curve P-521) is not supported by aigate; use ES256 or ES384".into())
+            }
+            Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512 => {
+                let alg = algorithm.hmac().ok_or("internal: not an HMAC algorithm")?;
+                let secret = secret.ok_or_else(|| {
+                    format!("secret is required for {}: aigate does not generate secrets", algorithm.name())
+                })?;
+                if secret.is_empty() {
+                    return Err("secret is empty".into());
+                }
+                let decoded = kong_b64_decode(secret.as_bytes()).filter(|d| !d.is_empty());
+                Verifier::Hmac(Box::new(HmacKeys {
+                    raw: hmac::Key::new(alg, secret.as_bytes()),
+                    decoded: decoded.map(|d| hmac::Key::new(alg, &d)),
+                }))
+            }
+            _ => {
+                let pem = rsa_public_key
+                    .ok_or_else(|| format!("rsa_public_key (a PEM public key) is required for {}", algorithm.name()))?;
+                public_key_verifier(&pem, algorithm).map_err(|e| format!("rsa_public_key {e}"))?
+            }
+        };
+        let key: Arc<str> = Arc::from(key);
+        self.by_key.insert(key.to_string(), JwtCredential { consumer, key, algorithm, verifier });
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// The consumer and algorithm of a credential key.
+    pub fn get(&self, key: &str) -> Option<(ConsumerId, Algorithm)> {
+        self.by_key.get(key).map(|c| (c.consumer, c.algorithm))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public keys: PEM → DER → the forms ring verifies with
+
+/// The first PEM block: its label and decoded body.
+fn pem_decode(text: &str) -> Result<(&str, Vec<u8>), String> {
+    const BEGIN: &str = "-----BEGIN ";
+    const DASHES: &str = "-----";
+    let engine = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let start = text.find(BEGIN).ok_or("is not PEM (no -----BEGIN line)")?;
+    let after = &text[start + BEGIN.len()..];
+    let label_end = after.find(DASHES).ok_or("is not PEM (unterminated -----BEGIN line)")?;
+    let label = &after[..label_end];
+    let rest = &after[label_end + DASHES.len()..];
+    let end_line = format!("-----END {label}-----");
+    let body_end = rest.find(&end_line).ok_or_else(|| format!("is not PEM (no {end_line} line)"))?;
+    let body = &rest[..body_end];
+    if body.contains(':') {
+        return Err("has PEM headers (an encrypted key?); give a plain public key".into());
+    }
+    let b64: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let der = engine.decode(b64).map_err(|_| "is not PEM (its body is not base64)".to_string())?;
+    if der.is_empty() {
+        return Err("is an empty PEM block".into());
+    }
+    Ok((label, der))
+}
+
+/// A minimal DER reader: definite lengths, single-byte tags.
+struct Der<'a>(&'a [u8]);
+
+impl<'a> Der<'a> {
+    fn read(&mut self, tag: u8) -> Result<&'a [u8], String> {
+        let bad = || "is not a valid DER public key".to_string();
+        let (&t, rest) = self.0.split_first().ok_or_else(bad)?;
+        if t != tag {
+            return Err(bad());
+        }
+        let (&first, rest) = rest.split_first().ok_or_else(bad)?;
+        let (len, rest) = if first < 0x80 {
+            (first as usize, rest)
+        } else {
+            let n = (first & 0x7f) as usize;
+            if n == 0 || n > 4 || rest.len() < n {
+                return Err(bad());
+            }
+            let (len_bytes, rest) = rest.split_at(n);
+            if len_bytes[0] == 0 {
+                return Err(bad());
+            }
+            let len = len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+            if len < 0x80 {
+                return Err(bad());
+            }
+            (len, rest)
+        };
+        if rest.len() < len {
+            return Err(bad());
+        }
+        let (content, rest) = rest.split_at(len);
+        self.0 = rest;
+        Ok(content)
+    }
+
+    fn done(&self) -> Result<(), String> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err("is not a valid DER public key (trailing data)".into())
+        }
+    }
+}
+
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyType {
+    Rsa,
+    P256,
+    P384,
+    P521,
+    Ed25519,
+}
+
+impl KeyType {
+    fn describe(self) -> &'static str {
+        match self {
+            KeyType::Rsa => "an RSA key",
+            KeyType::P256 => "an EC P-256 key",
+            KeyType::P384 => "an EC P-384 key",
+            KeyType::P521 => "an EC P-521 key",
+            KeyType::Ed25519 => "an Ed25519 key",
+        }
+    }
+}
+
+/// SubjectPublicKeyInfo → key type and the subjectPublicKey bytes.
+fn parse_spki(der: &[u8]) -> Result<(KeyType, &[u8]), String> {
+    let mut outer = Der(der);
+    let spki = outer.read(0x30)?;
+    outer.done()?;
+    let mut s = Der(spki);
+    let alg_id = s.read(0x30)?;
+    let bits = s.read(0x03)?;
+    s.done()?;
+    let key = match bits.split_first() {
+        Some((0, key)) if !key.is_empty() => key,
+        _ => return Err("is not a valid DER public key (bad BIT STRING)".into()),
+    };
+    let mut a = Der(alg_id);
+    let oid = a.read(0x06)?;
+    let params = a.0;
+    let kind = match oid {
+        OID_RSA if params.is_empty() || params == [0x05, 0x00] => KeyType::Rsa,
+        OID_EC => {
+            let mut p = Der(params);
+            let curve = p.read(0x06)?;
+            p.done()?;
+            match curve {
+                OID_P256 => KeyType::P256,
+                OID_P384 => KeyType::P384,
+                OID_P521 => KeyType::P521,
+                _ => return Err("holds an EC key on an unsupported curve (use P-256 or P-384)".into()),
+            }
+        }
+        OID_ED25519 if params.is_empty() => KeyType::Ed25519,
+        OID_RSA_PSS => {
+            return Err("holds an RSASSA-PSS-restricted key; give a plain RSA public key (rsaEncryption)".into())
+        }
+        OID_ED448 => return Err("holds an Ed448 key, which is not supported (EdDSA means Ed25519)".into()),
+        _ => return Err("holds a public key of an unsupported type".into()),
+    };
+    Ok((kind, key))
+}
+
+/// A DER INTEGER's content as an unsigned big-endian number without leading zeros.
+fn positive_integer(bytes: &[u8]) -> Result<&[u8], String> {
+    match bytes {
+        [] | [0] => Err("is not a valid RSA public key".into()),
+        [first, ..] if first & 0x80 != 0 => Err("is not a valid RSA public key (negative integer)".into()),
+        [0, second, ..] if second & 0x80 == 0 => Err("is not a valid RSA public key (non-minimal integer)".into()),
+        [0, rest @ ..] => Ok(rest),
+        _ => Ok(bytes),
+    }
+}
+
+/// PKCS#1 RSAPublicKey → (n, e), checked against ring's limits (2048-8192 bits, odd e in
+/// 3..2^33).
+fn parse_rsa_public_key(der: &[u8]) -> Result<signature::RsaPublicKeyComponents<Vec<u8>>, String> {
+    let mut outer = Der(der);
+    let seq = outer.read(0x30)?;
+    outer.done()?;
+    let mut s = Der(seq);
+    let n = positive_integer(s.read(0x02)?)?;
+    let e = positive_integer(s.read(0x02)?)?;
+    s.done()?;
+    let bits = (n.len() - 1) * 8 + (8 - n[0].leading_zeros() as usize);
+    if n.len() * 8 < 2048 {
+        return Err(format!("holds a {bits}-bit RSA key; aigate needs at least 2048 bits"));
+    }
+    if bits > 8192 {
+        return Err(format!("holds a {bits}-bit RSA key; aigate accepts at most 8192 bits"));
+    }
+    if n[n.len() - 1] & 1 == 0 {
+        return Err("is not a valid RSA public key (even modulus)".into());
+    }
+    if e.len() > 5 {
+        return Err("holds an RSA key with an unsupported public exponent".into());
+    }
+    let e_value = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    if !(3..1u64 << 33).contains(&e_value) || e_value & 1 == 0 {
+        return Err("holds an RSA key with an unsupported public exponent".into());
+    }
+    Ok(signature::RsaPublicKeyComponents { n: n.to_vec(), e: e.to_vec() })
+}
+
+fn public_key_verifier(pem: &str, algorithm: Algorithm) -> Result<Verifier, String> {
+    let (label, der) = pem_decode(pem)?;
+    let (kind, key): (KeyType, &[u8]) = match label {
+        "PUBLIC KEY" => parse_spki(&der)?,
+        "RSA PUBLIC KEY" => (KeyType::Rsa, &der),
+        l if l.contains("PRIVATE KEY") => {
+            return Err("holds a private key; give the public key (BEGIN PUBLIC KEY) instead".into())
+        }
+        "CERTIFICATE" => {
+            return Err("holds a certificate; give its public key (openssl x509 -pubkey -noout) instead".into())
+        }
+        other => return Err(format!("holds a PEM `{other}` block; expected BEGIN PUBLIC KEY")),
+    };
+    let wanted = match algorithm {
+        Algorithm::Rs256
+        | Algorithm::Rs384
+        | Algorithm::Rs512
+        | Algorithm::Ps256
+        | Algorithm::Ps384
+        | Algorithm::Ps512 => KeyType::Rsa,
+        Algorithm::Es256 => KeyType::P256,
+        Algorithm::Es384 => KeyType::P384,
+        Algorithm::EdDsa => KeyType::Ed25519,
+        _ => return Err(format!("is not used by {}", algorithm.name())),
+    };
+    if kind != wanted {
+        return Err(format!("holds {} but {} needs {}", kind.describe(), algorithm.name(), wanted.describe()));
+    }
+    match kind {
+        KeyType::Rsa => Ok(Verifier::Rsa(parse_rsa_public_key(key)?)),
+        KeyType::P256 | KeyType::P384 => {
+            let coord = if kind == KeyType::P256 { 32 } else { 48 };
+            match key.first() {
+                Some(4) if key.len() == 1 + 2 * coord => Ok(Verifier::Point(key.to_vec())),
+                Some(2 | 3) => Err("holds a compressed EC point; give the uncompressed form".into()),
+                _ => Err("is not a valid EC public key".into()),
+            }
+        }
+        KeyType::Ed25519 if key.len() == 32 => Ok(Verifier::Point(key.to_vec())),
+        _ => Err("is not a valid public key".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumers::Consumer;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+    use serde_json::json;
+
+    const NOW: u64 = 1_700_000_000;
+
+    // Test-only RSA 2048 key pair generated with `openssl genpkey -algorithm RSA` (ring cannot
+    // generate RSA keys). The public key in both PEM forms, from `openssl pkey -pubout` and
+    // `openssl rsa -RSAPublicKey_out`.
+    const RSA_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDBiblKp4ExiP5G
+uKu+GKoOxYYhZrE/f+i7mz4lu2XJGxsqlX8zvhpXinh8UBtgcWHBNmNyRdcIrBKh
+AZsm7Gw3GUZi/l/rhkwm9f5Bvl2Elc5E0xH78FGcCxZIXm//CuPqgyFX7YVfSvay
+f3xUhvEIzJmVTTV4wAXOPlmCfU3q9xTHdoCH+4bPhWs8J/baPRBYjgNnXjXjf3mA
+OCqZjLOmhBLQc+MBUOzuTBNvN+k6jtKFLn2sy34w0MQWnPbTdzx75JYy4kASwSiP
+rGyMKIZqH+Oe9U1k2J5+OjPXeP6rbhPR/sNa5UfwShdmXenV4QieGdR+ZyRUFLYh
+8up2vVaXAgMBAAECggEARjPrgwF8sxeyyLt/DL8MnLwYmfAStmpy5O58nho6YzcS
+ZSGCWSYJjxya9Njn/VVTdM8CRra/uBUW0tFu0rEq1de0uP71k00NPYq4tmdTq97d
+SgjYOq+jIrvA0vJypKxyHSSAyVDOstDR6NCmrFCgiSUSRt6RWWIqGPRz6ooCZAqn
+rkoTe4ZNdE1B9sHsHcDHORonK5r5WDKjruAqJmz/w4I0O9mOYYkD/9bmbHv3orvX
+r4t5NJ4cRZiSSrCeVhf4K/jFNiw4CsZy/YbyoZg4YEQ3wrsatVoZFGzQUxvsCrLM
+FmOsKyAiA8Y5YMLb1SRa1bSTtcEv9fMqZPEeTQ++qQKBgQDlr/hVeJyXPP10AH+k
+bZck8GaY85+00mSTc1aTEAIcZV2MGE/m5xx8pE9hME6E814wp0NskGlyTnkWJP5k
+X0IUkBKKKRD4ehBuU/uXlsfpZwsyHvZxCVxPCu3eqCIn8TjPkUBIvI/SjMAFy7p0
+TDyAV+qsb9bwRqF8cFYJ0mqHWQKBgQDXtZoom+vjXspXaJYAFE1u21k8B9m9JjDB
+TUOIjTTenQ6DxKEScO6aWnFcrbUEQaOQBjaRtzOsCOKxxPDcdbkFkcteUUu5L2uq
+Jnob2URmR6//+k70N0s+SOW7GISAhFKwauVAUDQNaYYwvJWdahEU3sieDUWrp3U8
+RDECfzP/bwKBgACZa/F1Jhty6kpiMfMQ4iMTiYD+qb0EC4Ui+OfbU9YVIaBa8+Jr
+WfStTRO414ubQvSnixJ+cff9Ym1/XTaP1RFOqu23W7b6Qo63I2Hq38ypGytfT09O
+MfJ22dYJ5ETsaTSJcXx/GXT4LwwU0wC4rjO7hv46MHpiBMvZUzAlX2fJAoGBAJoS
+MivzQodCe0/3ebxQxAX8Uj5YdSNvFb/byfLMuQiQMX/YgBvF4gcJtpK11+dUYtlK
+NsvZiOTF6/WBb3Bn/WGHAzU459c7kbEUjn85rmtHpOQ3CxHQNMQmGUCLgIiy+sTb
+dSd8odE6oAhLiqnGyrCXd7+8RxkWINyM8FySMretAoGAecElqIydAWcg4KoGyQKu
+3zuB2BD3e5T0RDK+HSox4ve77Tn0MtQoBzY2Cv5tLVoW/DS6DuaCs9DOZDfGG4mK
+PjvD/pPCRGMbtwQJB3Nzx7Dc42I5Ona+e3l7CAWb2KimJwPP6R5r9Se/0ENqjoC4
+XtDSl7Vk64hBtmarVIzFz7I=
+-----END PRIVATE KEY-----
+";
+
+    const RSA_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwYm5SqeBMYj+Rrirvhiq
+DsWGIWaxP3/ou5s+JbtlyRsbKpV/M74aV4p4fFAbYHFhwTZjckXXCKwSoQGbJuxs
+NxlGYv5f64ZMJvX+Qb5dhJXORNMR+/BRnAsWSF5v/wrj6oMhV+2FX0r2sn98VIbx
+CMyZlU01eMAFzj5Zgn1N6vcUx3aAh/uGz4VrPCf22j0QWI4DZ1414395gDgqmYyz
+poQS0HPjAVDs7kwTbzfpOo7ShS59rMt+MNDEFpz203c8e+SWMuJAEsEoj6xsjCiG
+ah/jnvVNZNiefjoz13j+q24T0f7DWuVH8EoXZl3p1eEInhnUfmckVBS2IfLqdr1W
+lwIDAQAB
+-----END PUBLIC KEY-----
+";
+
+    const RSA_PUBLIC_PKCS1_PEM: &str = "-----BEGIN RSA PUBLIC KEY-----
+MIIBCgKCAQEAwYm5SqeBMYj+RrirvhiqDsWGIWaxP3/ou5s+JbtlyRsbKpV/M74a
+V4p4fFAbYHFhwTZjckXXCKwSoQGbJuxsNxlGYv5f64ZMJvX+Qb5dhJXORNMR+/BR
+nAsWSF5v/wrj6oMhV+2FX0r2sn98VIbxCMyZlU01eMAFzj5Zgn1N6vcUx3aAh/uG
+z4VrPCf22j0QWI4DZ1414395gDgqmYyzpoQS0HPjAVDs7kwTbzfpOo7ShS59rMt+
+MNDEFpz203c8e+SWMuJAEsEoj6xsjCiGah/jnvVNZNiefjoz13j+q24T0f7DWuVH
+8EoXZl3p1eEInhnUfmckVBS2IfLqdr1WlwIDAQAB
+-----END RSA PUBLIC KEY-----
+";
+
+    // Tokens {"iss":"rsa-key","sub":"openssl"} signed by `openssl dgst -sign` with the key
+    // above: an independent check of the RSA verification paths.
+    const OPENSSL_RS256: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJyc2Eta2V5Iiwic3ViIjoib3BlbnNzbCJ9.Ac2FdZUBtlXe6U7Puf_9pRsxbX8Dmp64MIuIhZ8kyrI2pCCzsmd2_EiTKq1rGxvfJ3zGCZCnvCfQlFouTS7RLI0-zvC41ZsoMlxFGux1FubvQmOQxqCZD4B655lux1OqbAUASeOXYzRkAryoIQhqhGdAW98rAM_uEpfmT_LSFKrsGU166KAd10DVGTk12NDJE-YsLcJeBhv3JL8pl3XdIqTyqzBGLWlZs0MxZ5kth-qwr3KWdX_eEik7VSfohgxeaphcWY6Gz0KH8BPQfahmHmU_T22OrdOvehK8HXKqc_nJql8P4ukpAL8DSLcJAHm9dpS4yV6ShFLEDdwxMXav_g";
+    const OPENSSL_PS256: &str = "eyJhbGciOiJQUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJyc2Eta2V5Iiwic3ViIjoib3BlbnNzbCJ9.RfFo6DsYons67FfcRKTnQOfC-mkoh9wP44rXzQt9q0NmaMYs_-2A7YkW83mL3scGlqFhrTcfvh9lFJcxp4jvAxO14B9ZduvlWes0LS7eyTIMw0q2OmuXCFCY7pwmGJVsHIXhHI-wABB6dyXKVLpPlr6tCXtDPMMVuVgb_b-huSNb_3Vj3MtcrX_HOWXZMFp0z-tcc-QwwWn_D6O_8UZaly1w0dmYe4hAWwXzCKmPmJ03wOIBypcF2E-Pj5Miju9TEN418ST4gVKPUT97B2bFlOqMKe1OzYpeuG9el1UzNuCGspnC5MCLkL06qsk3P0eWHFnJtKlPq7m44uwtm5ylWQ";
+
+    // `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024` then `pkey -pubout`.
+    const RSA_1024_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDGlHNzwCM6xufcS9JXCoPbOvbM
+FTXrqapCZfkt1+k21wn4Mjd3dlf6x6zaqTgw8XdnT2YwmZtalwIC1a0tsWYqMHXe
+zFL1XJsxFxsVjmr2lQglLkvVIgQaMgRlfhfjl6kDGBftxE/HkPyRK3JsvIPdRxKu
+7TIec6dyAYlqQbRk+QIDAQAB
+-----END PUBLIC KEY-----
+";
+
+    // openssl: a P-521 public key, a compressed P-256 point, an RSASSA-PSS key.
+    const P521_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQBdmPrRBUSUmID4uK3MLZpxjlWLWKP
+RRSuzrjtWMgsGDO6/WKVCigay0AFkDtChdn097ND82qP+2lhk6lLNbh8CI0AuyOB
+1EDoGAryjJVSgsfxLtGhgcqnHObHuPFhuWWpI+njNAYpQtrtftcRms3BX7QLSPzi
+ENUT6gD5vFou0xyX2l8=
+-----END PUBLIC KEY-----
+";
+    const P256_COMPRESSED_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MDkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDIgACdmZWxF554d7XkrQUexsAphI85Htz
+Wi0Gvs//hVW9Fao=
+-----END PUBLIC KEY-----
+";
+    const P256_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEdmZWxF554d7XkrQUexsAphI85Htz
+Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
+-----END PUBLIC KEY-----
+";
+
+    fn consumers() -> Consumers {
+        let mut c = Consumers::default();
+        for name in ["alex", "bo", "anon"] {
+            c.add(Consumer {
+                id: format!("id-{name}"),
+                username: Some(name.into()),
+                custom_id: None,
+                label: name.into(),
+                groups: vec![],
+                groups_header: String::new(),
+            });
+        }
+        c
+    }
+
+    fn plugin(yaml: &str) -> Jwt {
+        let schema: JwtSchema = serde_yaml::from_str(yaml).unwrap();
+        Jwt::compile(schema, &consumers()).unwrap()
+    }
+
+    fn req(path: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", path.as_bytes(), None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn bearer_req(token: &str) -> RequestHeader {
+        req("/", &[("authorization", &format!("Bearer {token}"))])
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// `<header>.<claims>.<sign(header.claims)>`
+    fn token(header: Value, claims: Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let sig = sign(input.as_bytes());
+        format!("{input}.{}", b64(&sig))
+    }
+
+    fn hmac_signer(alg: hmac::Algorithm, secret: &[u8]) -> impl Fn(&[u8]) -> Vec<u8> {
+        let key = hmac::Key::new(alg, secret);
+        move |m| hmac::sign(&key, m).as_ref().to_vec()
+    }
+
+    fn hs256(claims: Value, secret: &str) -> String {
+        token(json!({"alg": "HS256", "typ": "JWT"}), claims, hmac_signer(hmac::HMAC_SHA256, secret.as_bytes()))
+    }
+
+    fn creds_hs256() -> JwtCredentials {
+        let mut c = JwtCredentials::default();
+        c.add(0, Some("alex-key".into()), None, Some("alex-secret".into()), None).unwrap();
+        c.add(1, Some("bo-key".into()), Some("HS256".into()), Some("bo-secret".into()), None).unwrap();
+        c
+    }
+
+    fn rsa_pair() -> RsaKeyPair {
+        let (label, der) = pem_decode(RSA_PRIVATE_PEM).unwrap();
+        assert_eq!(label, "PRIVATE KEY");
+        RsaKeyPair::from_pkcs8(&der).unwrap()
+    }
+
+    fn rsa_signer<'a>(
+        pair: &'a RsaKeyPair,
+        pad: &'static dyn signature::RsaEncoding,
+    ) -> impl Fn(&[u8]) -> Vec<u8> + 'a {
+        move |m| {
+            let mut sig = vec![0u8; pair.public().modulus_len()];
+            pair.sign(pad, &SystemRandom::new(), m, &mut sig).unwrap();
+            sig
+        }
+    }
+
+    fn check(jwt: &Jwt, creds: &JwtCredentials, token: &str) -> Result<JwtOk, JwtFailure> {
+        jwt.authenticate(&bearer_req(token), creds, NOW)
+    }
+
+    fn message(jwt: &Jwt, r: Result<JwtOk, JwtFailure>) -> String {
+        let f = r.unwrap_err();
+        String::from_utf8(jwt.answer(&f).body_json()).unwrap()
+    }
+
+    #[test]
+    fn schema_defaults() {
+        let j = plugin("{}");
+        assert_eq!(j.uri_param_names, vec!["jwt"]);
+        assert!(j.cookie_names.is_empty());
+        assert_eq!(j.header_names, vec!["authorization"]);
+        assert_eq!(&*j.key_claim_name, "iss");
+        assert!(!j.secret_is_base64);
+        assert!(j.claims_to_verify.is_empty());
+        assert!(j.run_on_preflight);
+        assert_eq!(j.maximum_expiration, 0.0);
+        assert_eq!(j.anonymous, None);
+        // A decK dump writes every field, nulls included.
+        let j = plugin(
+            "{uri_param_names: [jwt], cookie_names: [], header_names: [authorization], key_claim_name: iss, \
+             secret_is_base64: false, claims_to_verify: null, anonymous: null, run_on_preflight: true, \
+             maximum_expiration: 0, realm: null}",
+        );
+        assert_eq!(j.www_authenticate, "Bearer");
+        let j = plugin("{claims_to_verify: [exp, nbf, exp], maximum_expiration: 60, header_names: [X_Token]}");
+        assert_eq!(j.claims_to_verify, vec![Claim::Exp, Claim::Nbf]);
+        assert_eq!(j.maximum_expiration, 60.0);
+        assert_eq!(j.header_names, vec!["x-token"]);
+    }
+
+    #[test]
+    fn schema_errors() {
+        let c = consumers();
+        let bad = |yaml: &str| {
+            let schema: JwtSchema = serde_yaml::from_str(yaml).unwrap();
+            Jwt::compile(schema, &c).unwrap_err()
+        };
+        assert!(serde_yaml::from_str::<JwtSchema>("uri_param_name: [jwt]").is_err());
+        assert!(serde_yaml::from_str::<JwtSchema>("hide_credentials: true").is_err());
+        assert_eq!(bad("claims_to_verify: [iat]")[0].path, "claims_to_verify[0]");
+        assert_eq!(bad("maximum_expiration: 60")[0].path, "claims_to_verify");
+        assert_eq!(bad("{maximum_expiration: 60, claims_to_verify: [nbf]}")[0].path, "claims_to_verify");
+        assert_eq!(bad("{maximum_expiration: 31536001, claims_to_verify: [exp]}")[0].path, "maximum_expiration");
+        assert_eq!(bad("{maximum_expiration: -1, claims_to_verify: [exp]}")[0].path, "maximum_expiration");
+        assert!(plugin("{maximum_expiration: 31536000, claims_to_verify: [exp]}").maximum_expiration > 0.0);
+        assert_eq!(bad("header_names: ['bad name']")[0].path, "header_names[0]");
+        assert_eq!(bad("uri_param_names: ['']")[0].path, "uri_param_names[0]");
+        assert_eq!(bad("cookie_names: [a, '']")[0].path, "cookie_names[1]");
+        assert_eq!(bad("key_claim_name: ''")[0].path, "key_claim_name");
+    }
+
+    #[test]
+    fn anonymous_resolves() {
+        let c = consumers();
+        assert_eq!(plugin("anonymous: anon").anonymous, c.find("anon"));
+        assert_eq!(plugin("anonymous: id-bo").anonymous, c.find("bo"));
+        assert_eq!(plugin("anonymous: ''").anonymous, None);
+        let schema: JwtSchema = serde_yaml::from_str("anonymous: ghost").unwrap();
+        let issues = Jwt::compile(schema, &c).unwrap_err();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].path, "anonymous");
+        assert!(issues[0].what.contains("ghost"));
+    }
+
+    #[test]
+    fn realm_header_values() {
+        let j = plugin("{}");
+        assert_eq!(j.www_authenticate(&JwtFailure::NoToken), Some("Bearer"));
+        assert_eq!(j.www_authenticate(&JwtFailure::InvalidSignature), Some("Bearer error=\"invalid_token\""));
+        let j = plugin("realm: kong");
+        assert_eq!(j.www_authenticate(&JwtFailure::NoToken), Some("Bearer realm=\"kong\""));
+        assert_eq!(
+            j.www_authenticate(&JwtFailure::MultipleTokens),
+            Some("Bearer realm=\"kong\" error=\"invalid_token\"")
+        );
+        let gone = JwtFailure::ConsumerNotFound { claim: "iss".into(), key: "k".into() };
+        assert_eq!(j.www_authenticate(&gone), None);
+    }
+
+    #[test]
+    fn kong_answers_for_every_case() {
+        let j = plugin("realm: api");
+        let iss: Arc<str> = Arc::from("iss");
+        let err = Some("Bearer realm=\"api\" error=\"invalid_token\"");
+        let cases: Vec<(JwtFailure, &str, Option<&str>)> = vec![
+            (JwtFailure::NoToken, r#"{"message":"Unauthorized"}"#, Some("Bearer realm=\"api\"")),
+            (JwtFailure::MultipleTokens, r#"{"message":"Multiple tokens provided"}"#, err),
+            (JwtFailure::Unrecognizable, r#"{"message":"Unrecognizable token"}"#, err),
+            (JwtFailure::BadToken(BadToken::InvalidJson), r#"{"message":"Bad token; invalid JSON"}"#, err),
+            (JwtFailure::BadToken(BadToken::InvalidAlg), r#"{"message":"Bad token; invalid alg"}"#, err),
+            (JwtFailure::BadToken(BadToken::InvalidClaims), r#"{"message":"Bad token; invalid claims"}"#, err),
+            (JwtFailure::BadToken(BadToken::InvalidSignature), r#"{"message":"Bad token; invalid signature"}"#, err),
+            (JwtFailure::NoKeyClaim(iss.clone()), r#"{"message":"No mandatory 'iss' in claims"}"#, err),
+            (JwtFailure::InvalidKeyClaim(iss.clone()), r#"{"message":"Invalid 'iss' in claims"}"#, err),
+            (JwtFailure::NoCredentials(iss.clone()), r#"{"message":"No credentials found for given 'iss'"}"#, err),
+            (JwtFailure::InvalidAlgorithm, r#"{"message":"Invalid algorithm"}"#, err),
+            (JwtFailure::InvalidSecret, r#"{"message":"Invalid key/secret"}"#, err),
+            (JwtFailure::InvalidSignature, r#"{"message":"Invalid signature"}"#, err),
+            (JwtFailure::Claims(vec![("exp", "token expired")]), r#"{"exp":"token expired"}"#, err),
+            (JwtFailure::Claims(vec![("nbf", "token not valid yet")]), r#"{"nbf":"token not valid yet"}"#, err),
+            (
+                JwtFailure::Claims(vec![("exp", "exceeds maximum allowed expiration")]),
+                r#"{"exp":"exceeds maximum allowed expiration"}"#,
+                err,
+            ),
+            (
+                JwtFailure::ConsumerNotFound { claim: iss.clone(), key: "k1".into() },
+                r#"{"message":"Could not find consumer for 'iss=k1'"}"#,
+                None,
+            ),
+        ];
+        for (failure, body, www) in cases {
+            assert_eq!(failure.status(), 401);
+            let answer = j.answer(&failure);
+            assert_eq!(String::from_utf8(answer.body_json()).unwrap(), body, "{failure:?}");
+            assert_eq!(answer.www_authenticate, www, "{failure:?}");
+            assert_eq!(failure.message().is_none(), failure.claims().is_some());
+            assert!(!failure.reason().is_empty());
+        }
+        assert_eq!(JwtFailure::InvalidSignature.www_authenticate_error(), Some(true));
+        assert_eq!(JwtFailure::NoToken.www_authenticate_error(), Some(false));
+    }
+
+    #[test]
+    fn hmac_algorithms_round_trip() {
+        let j = plugin("{}");
+        for (name, alg) in [("HS256", hmac::HMAC_SHA256), ("HS384", hmac::HMAC_SHA384), ("HS512", hmac::HMAC_SHA512)] {
+            let mut c = JwtCredentials::default();
+            c.add(1, Some("k".into()), Some(name.into()), Some("s3cret".into()), None).unwrap();
+            let t = token(json!({"alg": name, "typ": "JWT"}), json!({"iss": "k"}), hmac_signer(alg, b"s3cret"));
+            assert_eq!(check(&j, &c, &t), Ok(JwtOk { consumer: 1, key: Arc::from("k") }), "{name}");
+            let wrong = token(json!({"alg": name}), json!({"iss": "k"}), hmac_signer(alg, b"s3cret!"));
+            assert_eq!(check(&j, &c, &wrong), Err(JwtFailure::InvalidSignature), "{name}");
+            // A truncated MAC is not a MAC.
+            let (head, sig) = t.rsplit_once('.').unwrap();
+            let short = format!("{head}.{}", &sig[..sig.len() - 4]);
+            assert_eq!(check(&j, &c, &short), Err(JwtFailure::InvalidSignature), "{name}");
+        }
+    }
+
+    #[test]
+    fn jwt_io_reference_token() {
+        // The well-known jwt.io example (HS256, secret "your-256-bit-secret", sub 1234567890).
+        let t = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        let mut c = JwtCredentials::default();
+        c.add(2, Some("1234567890".into()), None, Some("your-256-bit-secret".into()), None).unwrap();
+        let j = plugin("key_claim_name: sub");
+        assert_eq!(check(&j, &c, t).unwrap().consumer, 2);
+        let j = plugin("{}");
+        assert_eq!(message(&j, check(&j, &c, t)), r#"{"message":"No mandatory 'iss' in claims"}"#);
+    }
+
+    #[test]
+    fn secret_is_base64() {
+        let j = plugin("secret_is_base64: true");
+        let raw = b"\x00\x01binary\xffsecret";
+        let mut c = JwtCredentials::default();
+        // URL-safe alphabet, no padding: as Kong decodes it.
+        c.add(0, Some("k".into()), None, Some(URL_SAFE_NO_PAD.encode(raw)), None).unwrap();
+        c.add(1, Some("bad".into()), None, Some("not base64!".into()), None).unwrap();
+        let t = token(json!({"alg": "HS256"}), json!({"iss": "k"}), hmac_signer(hmac::HMAC_SHA256, raw));
+        assert_eq!(check(&j, &c, &t).unwrap().consumer, 0);
+        // Without secret_is_base64 the encoded text itself is the secret.
+        assert_eq!(check(&plugin("{}"), &c, &t), Err(JwtFailure::InvalidSignature));
+        let t = token(json!({"alg": "HS256"}), json!({"iss": "bad"}), hmac_signer(hmac::HMAC_SHA256, b"x"));
+        assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidSecret));
+    }
+
+    #[test]
+    fn rsa_algorithms_round_trip() {
+        let pair = rsa_pair();
+        let j = plugin("{}");
+        let cases: [(&str, &'static dyn signature::RsaEncoding); 6] = [
+            ("RS256", &signature::RSA_PKCS1_SHA256),
+            ("RS384", &signature::RSA_PKCS1_SHA384),
+            ("RS512", &signature::RSA_PKCS1_SHA512),
+            ("PS256", &signature::RSA_PSS_SHA256),
+            ("PS384", &signature::RSA_PSS_SHA384),
+            ("PS512", &signature::RSA_PSS_SHA512),
+        ];
+        for (pem_name, pem) in [("spki", RSA_PUBLIC_PEM), ("pkcs1", RSA_PUBLIC_PKCS1_PEM)] {
+            for (name, pad) in cases {
+                let mut c = JwtCredentials::default();
+                c.add(1, Some("rsa-key".into()), Some(name.into()), Some("ignored".into()), Some(pem.into()))
+                    .unwrap_or_else(|e| panic!("{pem_name} {name}: {e}"));
+                let t = token(json!({"alg": name, "typ": "JWT"}), json!({"iss": "rsa-key"}), rsa_signer(&pair, pad));
+                assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(1), "{pem_name} {name}");
+                // Tamper with the claims: the signature no longer holds.
+                let mut parts: Vec<&str> = t.split('.').collect();
+                let other = b64(json!({"iss": "rsa-key", "admin": true}).to_string().as_bytes());
+                parts[1] = &other;
+                assert_eq!(check(&j, &c, &parts.join(".")), Err(JwtFailure::InvalidSignature), "{name}");
+            }
+        }
+        // The ring key pair's public key is the PEM's key.
+        let (_, pkcs1) = pem_decode(RSA_PUBLIC_PKCS1_PEM).unwrap();
+        assert_eq!(pair.public().as_ref(), &pkcs1[..]);
+    }
+
+    #[test]
+    fn openssl_signed_rsa_tokens_verify() {
+        let j = plugin("{}");
+        for (alg, t) in [("RS256", OPENSSL_RS256), ("PS256", OPENSSL_PS256)] {
+            let mut c = JwtCredentials::default();
+            c.add(0, Some("rsa-key".into()), Some(alg.into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
+            assert_eq!(check(&j, &c, t).unwrap().key.as_ref(), "rsa-key", "{alg}");
+        }
+        // PKCS#1 v1.5 and PSS are different algorithms for the same key.
+        let mut c = JwtCredentials::default();
+        c.add(0, Some("rsa-key".into()), Some("PS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
+        assert_eq!(check(&j, &c, OPENSSL_RS256), Err(JwtFailure::InvalidAlgorithm));
+    }
+
+    #[test]
+    fn ecdsa_and_eddsa_round_trip() {
+        let rng = SystemRandom::new();
+        let j = plugin("{}");
+        for (name, gen_alg, sign_alg) in [
+            ("ES256", &rcgen::PKCS_ECDSA_P256_SHA256, &signature::ECDSA_P256_SHA256_FIXED_SIGNING),
+            ("ES384", &rcgen::PKCS_ECDSA_P384_SHA384, &signature::ECDSA_P384_SHA384_FIXED_SIGNING),
+        ] {
+            // rcgen writes the SubjectPublicKeyInfo PEM; ring signs.
+            let kp = rcgen::KeyPair::generate_for(gen_alg).unwrap();
+            let signer = EcdsaKeyPair::from_pkcs8(sign_alg, &kp.serialize_der(), &rng).unwrap();
+            let mut c = JwtCredentials::default();
+            c.add(2, Some("ec".into()), Some(name.into()), None, Some(kp.public_key_pem())).unwrap();
+            let sign = |m: &[u8]| signer.sign(&rng, m).unwrap().as_ref().to_vec();
+            let t = token(json!({"alg": name}), json!({"iss": "ec"}), sign);
+            assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(2), "{name}");
+            let other = rcgen::KeyPair::generate_for(gen_alg).unwrap();
+            let other = EcdsaKeyPair::from_pkcs8(sign_alg, &other.serialize_der(), &rng).unwrap();
+            let t =
+                token(json!({"alg": name}), json!({"iss": "ec"}), |m| other.sign(&rng, m).unwrap().as_ref().to_vec());
+            assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidSignature), "{name}");
+            // An ASN.1 (DER) signature is not the JOSE r||s form.
+            let asn1_alg = if name == "ES256" {
+                &signature::ECDSA_P256_SHA256_ASN1_SIGNING
+            } else {
+                &signature::ECDSA_P384_SHA384_ASN1_SIGNING
+            };
+            let asn1 = EcdsaKeyPair::from_pkcs8(asn1_alg, &kp.serialize_der(), &rng).unwrap();
+            let t =
+                token(json!({"alg": name}), json!({"iss": "ec"}), |m| asn1.sign(&rng, m).unwrap().as_ref().to_vec());
+            assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidSignature), "{name}");
+        }
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let signer = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&kp.serialize_der()).unwrap();
+        let mut c = JwtCredentials::default();
+        c.add(0, Some("ed".into()), Some("EdDSA".into()), None, Some(kp.public_key_pem())).unwrap();
+        let t = token(json!({"alg": "EdDSA"}), json!({"iss": "ed"}), |m| signer.sign(m).as_ref().to_vec());
+        assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(0));
+        let mut forged = t.clone();
+        forged.replace_range(forged.len() - 3.., "AAA");
+        assert_eq!(check(&j, &c, &forged), Err(JwtFailure::InvalidSignature));
+        // The ring key pair's public key is what the PEM held.
+        assert_eq!(c.get("ed"), Some((0, Algorithm::EdDsa)));
+        assert_eq!(signer.public_key().as_ref().len(), 32);
+    }
+
+    #[test]
+    fn algorithm_confusion_is_refused() {
+        let j = plugin("{}");
+        let mut c = JwtCredentials::default();
+        c.add(0, Some("rsa".into()), Some("RS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
+        // The classic attack: HS256 keyed with the (public) PEM text.
+        for secret in [RSA_PUBLIC_PEM.as_bytes(), pem_decode(RSA_PUBLIC_PEM).unwrap().1.as_slice()] {
+            let t = token(json!({"alg": "HS256"}), json!({"iss": "rsa"}), hmac_signer(hmac::HMAC_SHA256, secret));
+            assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidAlgorithm));
+            // Claiming RS256 in the header while the signature is an HMAC fails verification.
+            let t = token(json!({"alg": "RS256"}), json!({"iss": "rsa"}), hmac_signer(hmac::HMAC_SHA256, secret));
+            assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidSignature));
+        }
+        // And the other way round: an HS256 credential never accepts an RSA-signed token.
+        let mut c = JwtCredentials::default();
+        c.add(0, Some("hs".into()), None, Some(RSA_PUBLIC_PEM.into()), None).unwrap();
+        let pair = rsa_pair();
+        let t = token(json!({"alg": "RS256"}), json!({"iss": "hs"}), rsa_signer(&pair, &signature::RSA_PKCS1_SHA256));
+        assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidAlgorithm));
+        // alg names are case-sensitive.
+        let t = token(json!({"alg": "hs256"}), json!({"iss": "hs"}), hmac_signer(hmac::HMAC_SHA256, b"x"));
+        assert_eq!(check(&j, &c, &t), Err(JwtFailure::BadToken(BadToken::InvalidAlg)));
+        // A known alg that is not the credential's.
+        let t = token(json!({"alg": "ES512"}), json!({"iss": "hs"}), |_| vec![1, 2, 3]);
+        assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidAlgorithm));
+    }
+
+    #[test]
+    fn alg_none_and_missing_alg_are_refused() {
+        let j = plugin("{}");
+        let c = creds_hs256();
+        for header in [
+            json!({"alg": "none"}),
+            json!({"alg": "None"}),
+            json!({"alg": "NONE"}),
+            json!({"alg": ""}),
+            json!({"alg": null}),
+            json!({"alg": ["HS256"]}),
+            json!({"typ": "JWT"}),
+            json!(["HS256"]),
+            json!("HS256"),
+            json!(42),
+        ] {
+            let unsigned = format!(
+                "{}.{}.",
+                b64(header.to_string().as_bytes()),
+                b64(json!({"iss": "alex-key"}).to_string().as_bytes())
+            );
+            assert_eq!(check(&j, &c, &unsigned), Err(JwtFailure::BadToken(BadToken::InvalidAlg)), "{header}");
+        }
+        // alg none with the real HMAC appended still fails on alg.
+        let t =
+            token(json!({"alg": "none"}), json!({"iss": "alex-key"}), hmac_signer(hmac::HMAC_SHA256, b"alex-secret"));
+        assert_eq!(check(&j, &c, &t), Err(JwtFailure::BadToken(BadToken::InvalidAlg)));
+        // HS256 with an empty signature.
+        let t = format!("{}.{}.", b64(br#"{"alg":"HS256"}"#), b64(json!({"iss": "alex-key"}).to_string().as_bytes()));
+        assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidSignature));
+    }
+
+    #[test]
+    fn bad_tokens() {
+        let j = plugin("{}");
+        let c = creds_hs256();
+        let h = b64(br#"{"alg":"HS256"}"#);
+        let cl = b64(br#"{"iss":"alex-key"}"#);
+        let json_err = Err(JwtFailure::BadToken(BadToken::InvalidJson));
+        assert_eq!(check(&j, &c, "abc"), json_err);
+        assert_eq!(check(&j, &c, &format!("{h}.{cl}")), json_err);
+        assert_eq!(check(&j, &c, "..."), json_err);
+        assert_eq!(check(&j, &c, &format!("{h}.!!!.sig")), json_err);
+        assert_eq!(check(&j, &c, &format!("{}.{cl}.sig", b64(b"{not json"))), json_err);
+        assert_eq!(check(&j, &c, &format!("{h}.{}.sig", b64(b""))), json_err);
+        // Claims that are not an object.
+        for claims in ["false", "null", "12", "true"] {
+            let t = format!("{h}.{}.c2ln", b64(claims.as_bytes()));
+            assert_eq!(check(&j, &c, &t), Err(JwtFailure::BadToken(BadToken::InvalidClaims)), "{claims}");
+        }
+        // An array or a string reads as claims without fields (as in Kong).
+        let t = format!("{h}.{}.c2ln", b64(b"[1,2]"));
+        assert_eq!(check(&j, &c, &t), Err(JwtFailure::NoKeyClaim("iss".into())));
+        // Signature that is not base64 (a fourth part makes the third contain a dot).
+        assert_eq!(check(&j, &c, &format!("{h}.{cl}.a.b")), Err(JwtFailure::BadToken(BadToken::InvalidSignature)));
+        assert_eq!(check(&j, &c, &format!("{h}.{cl}.***")), Err(JwtFailure::BadToken(BadToken::InvalidSignature)));
+        assert_eq!(check(&j, &c, &format!("{h}.{cl}.A")), Err(JwtFailure::BadToken(BadToken::InvalidSignature)));
+        // Too long: refused before decoding.
+        let long = format!("{h}.{}.sig", "A".repeat(MAX_TOKEN_LEN));
+        assert_eq!(check(&j, &c, &long), Err(JwtFailure::Unrecognizable));
+    }
+
+    #[test]
+    fn kong_base64_is_lenient() {
+        let j = plugin("{}");
+        let c = creds_hs256();
+        let good = hs256(json!({"iss": "alex-key", "x": "??>>"}), "alex-secret");
+        let parts: Vec<&str> = good.split('.').collect();
+        // Padded segments and the standard alphabet in the signature are accepted, as Kong does.
+        let pad = |s: &str| format!("{s}{}", "=".repeat((4 - s.len() % 4) % 4));
+        let padded = format!("{}.{}.{}", parts[0], parts[1], pad(parts[2]));
+        assert_eq!(check(&j, &c, &padded).unwrap().consumer, 0);
+        // Padding the signed parts changes the signing input, so the HMAC no longer matches.
+        let padded = format!("{}.{}.{}", pad(parts[0]), pad(parts[1]), parts[2]);
+        assert_eq!(check(&j, &c, &padded), Err(JwtFailure::InvalidSignature));
+        let std_sig = parts[2].replace('-', "+").replace('_', "/");
+        let t = format!("{}.{}.{}", parts[0], parts[1], std_sig);
+        assert_eq!(check(&j, &c, &t).unwrap().consumer, 0);
+        assert_eq!(kong_b64_decode(b"aGk").as_deref(), Some(&b"hi"[..]));
+        assert_eq!(kong_b64_decode(b"aGk=").as_deref(), Some(&b"hi"[..]));
+        assert_eq!(kong_b64_decode(b"aGk=garbage").as_deref(), Some(&b"hi"[..]));
+        assert_eq!(kong_b64_decode(b"a"), None);
+        assert_eq!(kong_b64_decode(b"a*bc"), None);
+        assert_eq!(kong_b64_decode(b"").as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn key_claim_rules() {
+        let j = plugin("{}");
+        let c = creds_hs256();
+        let r = check(&j, &c, &hs256(json!({"sub": "x"}), "alex-secret"));
+        assert_eq!(message(&j, r), r#"{"message":"No mandatory 'iss' in claims"}"#);
+        let r = check(&j, &c, &hs256(json!({"iss": ""}), "alex-secret"));
+        assert_eq!(message(&j, r), r#"{"message":"Invalid 'iss' in claims"}"#);
+        let r = check(&j, &c, &hs256(json!({"iss": 7}), "alex-secret"));
+        assert_eq!(r, Err(JwtFailure::InvalidKeyClaim("iss".into())));
+        let r = check(&j, &c, &hs256(json!({"iss": "nobody"}), "alex-secret"));
+        assert_eq!(message(&j, r), r#"{"message":"No credentials found for given 'iss'"}"#);
+        // A key claim in the JOSE header (e.g. kid) is found there.
+        let j = plugin("key_claim_name: kid");
+        let t = token(
+            json!({"alg": "HS256", "kid": "bo-key"}),
+            json!({"sub": "x"}),
+            hmac_signer(hmac::HMAC_SHA256, b"bo-secret"),
+        );
+        assert_eq!(check(&j, &c, &t).unwrap(), JwtOk { consumer: 1, key: Arc::from("bo-key") });
+        // The claims win over the header; a false claim falls through to the header, as in Lua.
+        let t = token(
+            json!({"alg": "HS256", "kid": "bo-key"}),
+            json!({"kid": "alex-key"}),
+            hmac_signer(hmac::HMAC_SHA256, b"alex-secret"),
+        );
+        assert_eq!(check(&j, &c, &t).unwrap().consumer, 0);
+        let t = token(
+            json!({"alg": "HS256", "kid": "bo-key"}),
+            json!({"kid": false}),
+            hmac_signer(hmac::HMAC_SHA256, b"bo-secret"),
+        );
+        assert_eq!(check(&j, &c, &t).unwrap().consumer, 1);
+        let r = check(&j, &c, &hs256(json!({"iss": "alex-key"}), "alex-secret"));
+        assert_eq!(message(&j, r), r#"{"message":"No mandatory 'kid' in claims"}"#);
+    }
+
+    #[test]
+    fn signature_from_another_consumer() {
+        let j = plugin("{}");
+        let c = creds_hs256();
+        // bo's token claiming to be alex.
+        let r = check(&j, &c, &hs256(json!({"iss": "alex-key"}), "bo-secret"));
+        assert_eq!(message(&j, r), r#"{"message":"Invalid signature"}"#);
+        let ok = check(&j, &c, &hs256(json!({"iss": "bo-key"}), "bo-secret")).unwrap();
+        assert_eq!((ok.consumer, ok.key.as_ref()), (1, "bo-key"));
+    }
+
+    #[test]
+    fn exp_and_nbf() {
+        let c = creds_hs256();
+        let t = |claims: Value| hs256(claims, "alex-secret");
+        let now = NOW as i64;
+        // Not verified unless configured: an expired token passes.
+        let j = plugin("{}");
+        assert!(check(&j, &c, &t(json!({"iss": "alex-key", "exp": now - 10}))).is_ok());
+        let j = plugin("claims_to_verify: [exp]");
+        assert!(check(&j, &c, &t(json!({"iss": "alex-key", "exp": now + 1}))).is_ok());
+        // exp == now is expired (no leeway).
+        let r = check(&j, &c, &t(json!({"iss": "alex-key", "exp": now})));
+        assert_eq!(message(&j, r), r#"{"exp":"token expired"}"#);
+        let r = check(&j, &c, &t(json!({"iss": "alex-key", "exp": (now as f64) - 0.5})));
+        assert_eq!(r, Err(JwtFailure::Claims(vec![("exp", "token expired")])));
+        for bad in [json!("9999999999"), json!(null), json!(true), json!([1])] {
+            let r = check(&j, &c, &t(json!({"iss": "alex-key", "exp": bad})));
+            assert_eq!(message(&j, r), r#"{"exp":"must be a number"}"#);
+        }
+        let r = check(&j, &c, &t(json!({"iss": "alex-key"})));
+        assert_eq!(message(&j, r), r#"{"exp":"must be a number"}"#);
+        let j = plugin("claims_to_verify: [nbf]");
+        assert!(check(&j, &c, &t(json!({"iss": "alex-key", "nbf": now}))).is_ok());
+        let r = check(&j, &c, &t(json!({"iss": "alex-key", "nbf": now + 1})));
+        assert_eq!(message(&j, r), r#"{"nbf":"token not valid yet"}"#);
+        // Both at once: one object with both claims, in configuration order.
+        let j = plugin("claims_to_verify: [nbf, exp]");
+        let r = check(&j, &c, &t(json!({"iss": "alex-key", "nbf": now + 5, "exp": now - 5})));
+        assert_eq!(r, Err(JwtFailure::Claims(vec![("nbf", "token not valid yet"), ("exp", "token expired")])));
+        let body: Value = serde_json::from_str(&message(&j, r)).unwrap();
+        assert_eq!(body, json!({"exp": "token expired", "nbf": "token not valid yet"}));
+        // Claims are only checked once the signature holds.
+        let r = check(&j, &c, &hs256(json!({"iss": "alex-key", "exp": now - 5}), "wrong"));
+        assert_eq!(r, Err(JwtFailure::InvalidSignature));
+    }
+
+    #[test]
+    fn maximum_expiration() {
+        let c = creds_hs256();
+        let t = |claims: Value| hs256(claims, "alex-secret");
+        let now = NOW as i64;
+        let j = plugin("{claims_to_verify: [exp], maximum_expiration: 3600}");
+        assert!(check(&j, &c, &t(json!({"iss": "alex-key", "exp": now + 3600}))).is_ok());
+        let r = check(&j, &c, &t(json!({"iss": "alex-key", "exp": now + 3601})));
+        assert_eq!(message(&j, r), r#"{"exp":"exceeds maximum allowed expiration"}"#);
+        // Expiry is reported before the maximum.
+        let r = check(&j, &c, &t(json!({"iss": "alex-key", "exp": now - 1})));
+        assert_eq!(message(&j, r), r#"{"exp":"token expired"}"#);
+        let r = check(&j, &c, &t(json!({"iss": "alex-key"})));
+        assert_eq!(message(&j, r), r#"{"exp":"must be a number"}"#);
+    }
+
+    #[test]
+    fn token_sources() {
+        let c = creds_hs256();
+        let alex = hs256(json!({"iss": "alex-key"}), "alex-secret");
+        let bo = hs256(json!({"iss": "bo-key"}), "bo-secret");
+        let j = plugin("cookie_names: [session]");
+        let who = |r: &RequestHeader| j.authenticate(r, &c, NOW).map(|ok| ok.consumer);
+        // Query parameter.
+        assert_eq!(who(&req(&format!("/x?a=1&jwt={alex}"), &[])), Ok(0));
+        // Cookie, name matched case-insensitively.
+        assert_eq!(who(&req("/x", &[("cookie", &format!("a=b; Session={bo}; c=d"))])), Ok(1));
+        assert_eq!(who(&req("/x", &[("cookie", "a=b"), ("cookie", &format!("session={bo}"))])), Ok(1));
+        // Header, Bearer or bearer, extra white space.
+        assert_eq!(who(&req("/x", &[("authorization", &format!("Bearer {alex}"))])), Ok(0));
+        assert_eq!(who(&req("/x", &[("authorization", &format!("bearer \t {alex}"))])), Ok(0));
+        // Kong's regex is not anchored.
+        assert_eq!(who(&req("/x", &[("authorization", &format!("Token x, Bearer {alex}"))])), Ok(0));
+        // Without the prefix (or with another casing) the header is not a token.
+        assert_eq!(who(&req("/x", &[("authorization", &alex)])), Err(JwtFailure::NoToken));
+        assert_eq!(who(&req("/x", &[("authorization", &format!("BEARER {alex}"))])), Err(JwtFailure::NoToken));
+        assert_eq!(who(&req("/x", &[("authorization", "Bearer")])), Err(JwtFailure::NoToken));
+        assert_eq!(who(&req("/x", &[("authorization", "Bearer   ")])), Err(JwtFailure::NoToken));
+        assert_eq!(who(&req("/x", &[("authorization", &format!("Basic {alex}"))])), Err(JwtFailure::NoToken));
+        // Cookies must be configured, and are off by default.
+        let default = plugin("{}");
+        let r = req("/x", &[("cookie", &format!("session={bo}"))]);
+        assert_eq!(default.authenticate(&r, &c, NOW), Err(JwtFailure::NoToken));
+        // Nothing at all.
+        let r = default.authenticate(&req("/x", &[]), &c, NOW);
+        assert_eq!(message(&default, r), r#"{"message":"Unauthorized"}"#);
+        // Empty values are no token.
+        assert_eq!(who(&req("/x?jwt=", &[("cookie", "session=")])), Err(JwtFailure::NoToken));
+        // `?jwt` without `=` is a token Kong cannot read.
+        assert_eq!(who(&req("/x?jwt", &[])), Err(JwtFailure::Unrecognizable));
+        // Query names are case-sensitive and percent-decoded.
+        assert_eq!(who(&req(&format!("/x?JWT={alex}"), &[])), Err(JwtFailure::NoToken));
+        assert_eq!(who(&req(&format!("/x?%6Awt={alex}"), &[])), Ok(0));
+    }
+
+    #[test]
+    fn custom_header_names() {
+        let c = creds_hs256();
+        let alex = hs256(json!({"iss": "alex-key"}), "alex-secret");
+        let j = plugin("header_names: [X_Api_Token]\nuri_param_names: [token, access_token]");
+        assert_eq!(
+            j.authenticate(&req("/", &[("x-api-token", &format!("Bearer {alex}"))]), &c, NOW).unwrap().consumer,
+            0
+        );
+        assert_eq!(
+            j.authenticate(&req("/", &[("authorization", &format!("Bearer {alex}"))]), &c, NOW),
+            Err(JwtFailure::NoToken)
+        );
+        assert_eq!(j.authenticate(&req(&format!("/?access_token={alex}"), &[]), &c, NOW).unwrap().consumer, 0);
+        assert_eq!(j.authenticate(&req(&format!("/?jwt={alex}"), &[]), &c, NOW), Err(JwtFailure::NoToken));
+        // Only the first value of a repeated header is read, as Kong.
+        let r = req("/", &[("x-api-token", &format!("Bearer {alex}")), ("x-api-token", "Bearer other")]);
+        assert_eq!(j.authenticate(&r, &c, NOW).unwrap().consumer, 0);
+    }
+
+    #[test]
+    fn multiple_tokens() {
+        let c = creds_hs256();
+        let alex = hs256(json!({"iss": "alex-key"}), "alex-secret");
+        let bo = hs256(json!({"iss": "bo-key"}), "bo-secret");
+        let j = plugin("cookie_names: [session]");
+        let r = |path: &str, h: &[(&str, &str)]| j.authenticate(&req(path, h), &c, NOW);
+        let auth = format!("Bearer {alex}");
+        // The same token in several places is one token.
+        assert_eq!(r(&format!("/?jwt={alex}&jwt={alex}"), &[("authorization", &auth)]).unwrap().consumer, 0);
+        assert_eq!(r("/", &[("cookie", &format!("session={alex}")), ("authorization", &auth)]).unwrap().consumer, 0);
+        // Different ones are refused, wherever they are.
+        let m = r(&format!("/?jwt={bo}"), &[("authorization", &auth)]);
+        assert_eq!(message(&j, m), r#"{"message":"Multiple tokens provided"}"#);
+        assert_eq!(r(&format!("/?jwt={alex}&jwt={bo}"), &[]), Err(JwtFailure::MultipleTokens));
+        assert_eq!(
+            r("/", &[("cookie", &format!("session={bo}")), ("authorization", &auth)]),
+            Err(JwtFailure::MultipleTokens)
+        );
+        assert_eq!(r(&format!("/?jwt&jwt={alex}"), &[]), Err(JwtFailure::MultipleTokens));
+        // Even when one of them is garbage.
+        assert_eq!(r("/?jwt=garbage", &[("authorization", &auth)]), Err(JwtFailure::MultipleTokens));
+        let www = j.www_authenticate(&JwtFailure::MultipleTokens);
+        assert_eq!(www, Some("Bearer error=\"invalid_token\""));
+    }
+
+    #[test]
+    fn credential_errors() {
+        let mut c = JwtCredentials::default();
+        let mut add = |key: Option<&str>, alg: Option<&str>, secret: Option<&str>, pem: Option<&str>| {
+            c.add(0, key.map(Into::into), alg.map(Into::into), secret.map(Into::into), pem.map(Into::into))
+        };
+        assert!(add(None, None, Some("s"), None).unwrap_err().contains("key is required"));
+        assert!(add(Some(""), None, Some("s"), None).unwrap_err().contains("empty"));
+        add(Some("k"), None, Some("s"), None).unwrap();
+        assert!(add(Some("k"), None, Some("t"), None).unwrap_err().contains("already used"));
+        assert!(add(Some("k2"), Some("HS1024"), Some("s"), None).unwrap_err().contains("not one of"));
+        assert!(add(Some("k2"), Some("hs256"), Some("s"), None).unwrap_err().contains("not one of"));
+        assert!(add(Some("k2"), Some("none"), Some("s"), None).unwrap_err().contains("not one of"));
+        assert!(add(Some("k2"), Some("ES512"), None, Some(P521_PUBLIC_PEM)).unwrap_err().contains("ES512"));
+        assert!(add(Some("k2"), None, None, None).unwrap_err().contains("secret is required"));
+        assert!(add(Some("k2"), Some("HS512"), Some(""), None).unwrap_err().contains("empty"));
+        assert!(add(Some("k2"), Some("RS256"), Some("s"), None).unwrap_err().contains("rsa_public_key"));
+        let pem_err = |alg: &str, pem: &str| {
+            let mut c = JwtCredentials::default();
+            c.add(0, Some("k".into()), Some(alg.into()), None, Some(pem.into())).unwrap_err()
+        };
+        assert!(pem_err("RS256", "not a pem").contains("not PEM"));
+        assert!(pem_err("RS256", "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----").contains("base64"));
+        assert!(pem_err("RS256", "-----BEGIN PUBLIC KEY-----\nAAAA\n").contains("END"));
+        assert!(pem_err("RS256", "-----BEGIN PUBLIC KEY-----\nMAMCAQE=\n-----END PUBLIC KEY-----").contains("DER"));
+        assert!(pem_err("RS256", RSA_PRIVATE_PEM).contains("private key"));
+        assert!(
+            pem_err("RS256", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").contains("certificate")
+        );
+        assert!(pem_err("RS256", RSA_1024_PUBLIC_PEM).contains("1024-bit"));
+        assert!(pem_err("RS256", P256_PUBLIC_PEM).contains("needs an RSA key"));
+        assert!(pem_err("ES384", P256_PUBLIC_PEM).contains("needs an EC P-384 key"));
+        assert!(pem_err("EdDSA", RSA_PUBLIC_PEM).contains("needs an Ed25519 key"));
+        assert!(pem_err("ES256", RSA_PUBLIC_PKCS1_PEM).contains("needs an EC P-256 key"));
+        assert!(pem_err("ES256", P521_PUBLIC_PEM).contains("P-521"));
+        assert!(pem_err("ES256", P256_COMPRESSED_PEM).contains("compressed"));
+        // The openssl-made uncompressed P-256 key loads.
+        let mut ok = JwtCredentials::default();
+        ok.add(3, Some("p256".into()), Some("ES256".into()), None, Some(P256_PUBLIC_PEM.into())).unwrap();
+        // A PEM with CRLF line ends and surrounding text loads too.
+        let crlf = format!("comment\r\n{}\r\n", RSA_PUBLIC_PEM.replace('\n', "\r\n"));
+        ok.add(3, Some("crlf".into()), Some("RS256".into()), None, Some(crlf)).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert!(!ok.is_empty());
+        assert_eq!(ok.get("p256"), Some((3, Algorithm::Es256)));
+        assert_eq!(ok.get("nope"), None);
+    }
+
+    #[test]
+    fn der_parsing_never_panics() {
+        // Every truncation and many single-byte corruptions of real keys are refused cleanly.
+        for pem in [RSA_PUBLIC_PEM, RSA_PUBLIC_PKCS1_PEM, P256_PUBLIC_PEM, P521_PUBLIC_PEM] {
+            let (label, der) = pem_decode(pem).unwrap();
+            for cut in 0..der.len() {
+                let _ = parse_spki(&der[..cut]);
+                let _ = parse_rsa_public_key(&der[..cut]);
+            }
+            for i in 0..der.len() {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut d = der.clone();
+                    d[i] ^= flip;
+                    let _ = parse_spki(&d);
+                    let _ = parse_rsa_public_key(&d);
+                }
+            }
+            assert!(label.contains("PUBLIC KEY"));
+        }
+        // Long-form length edge cases.
+        assert!(Der(&[0x30, 0x80]).read(0x30).is_err());
+        assert!(Der(&[0x30, 0x85, 1, 1, 1, 1, 1]).read(0x30).is_err());
+        assert!(Der(&[0x30, 0x81, 0x05, 0, 0, 0, 0, 0]).read(0x30).is_err());
+        assert!(Der(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).read(0x30).is_err());
+        assert_eq!(Der(&[0x30, 0x02, 1, 2]).read(0x30).unwrap(), &[1, 2]);
+    }
+
+    #[test]
+    fn hostile_tokens_never_panic() {
+        let j = plugin("{claims_to_verify: [exp, nbf]}");
+        let mut c = creds_hs256();
+        c.add(2, Some("rsa".into()), Some("RS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
+        let samples = [
+            hs256(json!({"iss": "alex-key", "exp": 1e300, "nbf": -1e300}), "alex-secret"),
+            hs256(json!({"iss": "rsa"}), "x"),
+            token(json!({"alg": "RS256"}), json!({"iss": "rsa"}), |_| vec![0; 256]),
+            token(json!({"alg": "RS256"}), json!({"iss": "rsa"}), |_| vec![0xff; 4096]),
+            token(json!({"alg": "RS256"}), json!({"iss": "rsa"}), |_| vec![]),
+            format!("{}.{}.x", b64("[".repeat(5000).as_bytes()), b64(b"{}")),
+            "é.é.é".to_string(),
+            ".".repeat(100),
+        ];
+        for s in &samples {
+            let _ = check(&j, &c, s);
+        }
+        // A simple deterministic fuzz over token-like bytes.
+        let mut x: u32 = 0x1234_5678;
+        let alphabet = b"eyJhbGciOiJIUzI1NiJ9._-=+/AZaz09 \t";
+        for _ in 0..2000 {
+            let mut t = String::new();
+            for _ in 0..(x % 120) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                t.push(alphabet[(x as usize) % alphabet.len()] as char);
+            }
+            let _ = check(&j, &c, t.trim());
+            let _ = kong_b64_decode(t.as_bytes());
+        }
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"  bearer   a b c  "), Some(&b"a b c"[..]));
+        assert_eq!(bearer(b"xbearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"Bearerabc Bearer def"), Some(&b"def"[..]));
+        assert_eq!(bearer(b"Bearer"), None);
+        assert_eq!(bearer(b"Bearer "), None);
+        assert_eq!(bearer(b""), None);
+        assert_eq!(bearer(b"Bear"), None);
+    }
+}
