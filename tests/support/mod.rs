@@ -5,4 +5,5 @@
 pub mod certs;
 pub mod gateway;
 pub mod mock_openai;
+pub mod prom;
 pub mod raw;

@@ -1,0 +1,151 @@
+//! Criterion micro-benchmarks of the request path's hot spots, each beside a reference doing
+//! the least comparable work, so results read as ratios:
+//!
+//! - key lookup among 10,000 consumers (SHA-256 + digest map) vs a plain string-keyed map;
+//! - route matching among 50 routes;
+//! - request-body check and rewrite (1 KiB, 100 KiB, 1 MiB) vs a full `serde_json::Value`
+//!   parse and re-serialisation (the naive way);
+//! - SSE usage scan per MiB vs a bare memchr pass over the same bytes.
+//!
+//! Run: `cargo bench --bench hot_paths`
+
+use std::collections::HashMap;
+
+use aigate::ai::json_body::RequestDoc;
+use aigate::ai::request::apply_target;
+use aigate::ai::sse::SseScanner;
+use aigate::consumers::{digest_key, Consumer, Consumers};
+use aigate::plugins::ai_proxy::{AiProxy, Streaming};
+use aigate::router::{RouteSpec, Router};
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+fn key_lookup(c: &mut Criterion) {
+    let mut consumers = Consumers::default();
+    let mut plain: HashMap<String, usize> = HashMap::new();
+    let keys: Vec<String> =
+        (0..10_000).map(|i| format!("key-{i}-{:016x}", (i as u64).wrapping_mul(0x9E3779B97F4A7C15))).collect();
+    for (i, k) in keys.iter().enumerate() {
+        let id = consumers.add(Consumer {
+            id: format!("id{i}"),
+            username: Some(format!("u{i}")),
+            custom_id: None,
+            label: format!("u{i}"),
+            groups: vec![],
+            groups_header: String::new(),
+        });
+        consumers.add_key(digest_key(k.as_bytes()), id, format!("c{i}"));
+        plain.insert(k.clone(), i);
+    }
+    let mut g = c.benchmark_group("key_lookup_10k");
+    g.bench_function("aigate_sha256_digest_map", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            black_box(consumers.find_key(keys[i].as_bytes()))
+        })
+    });
+    g.bench_function("reference_plaintext_hashmap", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            black_box(plain.get(&keys[i]))
+        })
+    });
+    g.bench_function("aigate_unknown_key", |b| b.iter(|| black_box(consumers.find_key(b"not-a-key-of-anyone"))));
+    g.finish();
+}
+
+fn route_match(c: &mut Criterion) {
+    let paths: Vec<Vec<String>> = (0..50).map(|i| vec![format!("/api/v{i}/resource")]).collect();
+    let mut specs: Vec<RouteSpec> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| RouteSpec { id: i, paths: p, methods: &[], hosts: &[], regex_priority: 0 })
+        .collect();
+    let any = vec!["/anything".to_string()];
+    specs.push(RouteSpec { id: 50, paths: &any, methods: &[], hosts: &[], regex_priority: 0 });
+    let router = Router::build(&specs).unwrap();
+    let mut g = c.benchmark_group("route_match_51_routes");
+    g.bench_function("hit_last", |b| b.iter(|| black_box(router.find("POST", "gw", "gw", black_box("/anything")))));
+    g.bench_function("miss", |b| b.iter(|| black_box(router.find("POST", "gw", "gw", black_box("/nowhere/at/all")))));
+    g.bench_function("normalize_path", |b| {
+        b.iter(|| black_box(aigate::router::normalize_path(black_box("/anything/v1/../responses"))))
+    });
+    g.finish();
+}
+
+fn body_rewrite(c: &mut Criterion) {
+    let yaml = "targets:\n- route_type: llm/v1/responses\n  auth: {header_name: Authorization, header_value: Bearer sk}\n  model: {provider: openai, name: gpt-4o, options: {max_tokens: 512, temperature: 1.0}}\n";
+    let proxy = AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap()).unwrap();
+    let target = &proxy.targets[0];
+    let mut g = c.benchmark_group("body_check_and_rewrite");
+    for size in [1024usize, 100 * 1024, 1024 * 1024] {
+        // A realistic body: a conversation as an input array of messages.
+        let mut items = Vec::new();
+        let mut len = 0;
+        while len < size {
+            let text = "The quick brown fox jumps over the lazy dog. ".repeat(8);
+            len += text.len() + 60;
+            items.push(serde_json::json!({"role": "user", "content": [{"type": "input_text", "text": text}]}));
+        }
+        let body = serde_json::to_vec(&serde_json::json!({"input": items, "tools": [{"type": "mcp", "server_label": "gitmcp", "server_url": "https://api.githubcopilot.com/mcp/"}], "stream": false})).unwrap();
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::new("aigate_top_level_rewrite", size), &body, |b, body| {
+            b.iter(|| {
+                let mut doc = RequestDoc::parse(black_box(body)).unwrap();
+                apply_target(&mut doc, target, Streaming::Allow).unwrap();
+                black_box(doc.to_bytes())
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("reference_full_value_roundtrip", size), &body, |b, body| {
+            b.iter(|| {
+                let mut v: serde_json::Value = serde_json::from_slice(black_box(body)).unwrap();
+                v["model"] = "gpt-4o".into();
+                v["max_output_tokens"] = 512.into();
+                black_box(serde_json::to_vec(&v).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn sse_scan(c: &mut Criterion) {
+    // About 1 MiB of a Responses stream: many deltas, one completed event with usage.
+    let mut stream = String::new();
+    let mut n = 0;
+    while stream.len() < 1024 * 1024 {
+        stream.push_str(&format!("event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"sequence_number\":{n},\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"word{n} \"}}\n\n"));
+        n += 1;
+    }
+    stream.push_str("event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":10,\"output_tokens\":20,\"total_tokens\":30}}}\n\n");
+    let all = Bytes::from(stream);
+    // Chunks as a TLS upstream delivers them.
+    let chunks: Vec<Bytes> =
+        (0..all.len()).step_by(16 * 1024).map(|i| all.slice(i..(i + 16 * 1024).min(all.len()))).collect();
+    let mut g = c.benchmark_group("sse_usage_scan");
+    g.throughput(Throughput::Bytes(all.len() as u64));
+    g.bench_function("aigate_scanner_per_mib", |b| {
+        b.iter(|| {
+            let mut s = SseScanner::new(4 << 20);
+            for ch in &chunks {
+                s.feed(ch);
+            }
+            s.finish();
+            black_box(aigate::ai::response::from_stream(&s))
+        })
+    });
+    g.bench_function("reference_memchr_newlines_per_mib", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for ch in &chunks {
+                n += memchr::memchr_iter(b'\n', ch).count();
+            }
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, key_lookup, route_match, body_rewrite, sse_scan);
+criterion_main!(benches);
