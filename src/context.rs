@@ -128,6 +128,8 @@ pub struct RequestCtx {
     /// The gateway's own refusal or failure, to answer and to log.
     pub error: Option<GatewayError>,
     pub error_kind: Option<&'static str>,
+    /// The upstream answered a status that fails over; the next target is already chosen.
+    pub failover_pending: bool,
 }
 
 impl RequestCtx {
@@ -160,6 +162,7 @@ impl RequestCtx {
             scan: ResponseScan::None,
             error: None,
             error_kind: None,
+            failover_pending: false,
         }
     }
 }

@@ -100,6 +100,8 @@ pub enum GatewayError {
     Upstream(UpstreamFailure),
     /// A client waited too long to send its request.
     RequestTimeout,
+    /// A transfer coding other than `chunked` (nginx answers 501 too).
+    UnsupportedTransferCoding,
     Internal,
 }
 
@@ -144,6 +146,7 @@ impl GatewayError {
             GatewayError::Ai(r) => r.status,
             GatewayError::Upstream(f) => f.status(),
             GatewayError::RequestTimeout => 408,
+            GatewayError::UnsupportedTransferCoding => 501,
             GatewayError::Internal => 500,
         }
     }
@@ -159,6 +162,7 @@ impl GatewayError {
             GatewayError::Ai(r) => r.code,
             GatewayError::Upstream(f) => f.kind(),
             GatewayError::RequestTimeout => "request_timeout",
+            GatewayError::UnsupportedTransferCoding => "unsupported_transfer_coding",
             GatewayError::Internal => "internal_error",
         }
     }
@@ -194,6 +198,9 @@ impl GatewayError {
             (GatewayError::Upstream(f), Envelope::Kong) => kong(f.message(), Some(f.kind()), request_id),
             (GatewayError::Upstream(f), Envelope::OpenAi) => openai(f.message(), "gateway_error", f.kind()),
             (GatewayError::RequestTimeout, _) => kong("Request timeout", None, request_id),
+            (GatewayError::UnsupportedTransferCoding, _) => {
+                kong("Transfer-Encoding other than chunked is not supported", None, request_id)
+            }
             (GatewayError::Internal, Envelope::Kong) => kong("An unexpected error occurred", None, request_id),
             (GatewayError::Internal, Envelope::OpenAi) => {
                 openai("An unexpected error occurred", "gateway_error", "internal_error")

@@ -100,6 +100,8 @@ impl ProxyHttp for Aigate {
             ctx.connection = Some(ConnectionGuard::new(ctx.metrics.clone()));
         }
         session.set_read_timeout(Some(self.shared.settings.client_body_timeout));
+        // Answer pipelined requests in order instead of dropping them.
+        session.as_downstream_mut().set_pipelining_enabled(true);
         Ok(())
     }
 
@@ -132,11 +134,11 @@ impl ProxyHttp for Aigate {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        phases::outbound::upstream_response(&self.shared, resp, ctx)
+        phases::outbound::upstream_response(&self.shared, session, resp, ctx)
     }
 
     async fn response_filter(

@@ -58,6 +58,7 @@ pub fn check(settings_path: &Path) -> Result<(Settings, declarative::Loaded), Pr
 }
 
 pub fn run(settings: Settings, loaded: declarative::Loaded, opts: RunOptions) -> Result<(), String> {
+    crate::upstream::balancer::set_passive_health(settings.llm_target_max_fails, settings.llm_target_fail_timeout);
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload.set(unix_now());

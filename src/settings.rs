@@ -40,6 +40,8 @@ pub const KEYS: &[&str] = &[
     "grace_period",
     "shutdown_timeout",
     "usage_scan_limit",
+    "llm_target_max_fails",
+    "llm_target_fail_timeout",
 ];
 
 /// The settings file as the operator writes it.
@@ -68,6 +70,8 @@ struct SettingsFile {
     grace_period: Option<u64>,
     shutdown_timeout: Option<u64>,
     usage_scan_limit: Option<ByteSize>,
+    llm_target_max_fails: Option<u32>,
+    llm_target_fail_timeout: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +160,10 @@ pub struct Settings {
     pub grace_period: Duration,
     pub shutdown_timeout: Duration,
     pub usage_scan_limit: usize,
+    /// Consecutive failures that take an LLM target out of rotation (nginx's max_fails).
+    pub llm_target_max_fails: u32,
+    /// How long such a target stays out before it is tried again (nginx's fail_timeout).
+    pub llm_target_fail_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -185,6 +193,8 @@ impl Default for Settings {
             grace_period: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             usage_scan_limit: 4 * 1024 * 1024,
+            llm_target_max_fails: 3,
+            llm_target_fail_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -452,6 +462,21 @@ impl Settings {
         }
         if let Some(ByteSize(n)) = file.usage_scan_limit {
             s.usage_scan_limit = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = file.llm_target_max_fails {
+            if n == 0 {
+                problems.push(Problem::new(
+                    shown,
+                    None,
+                    "llm_target_max_fails must be at least 1".into(),
+                    "use a small number such as 3",
+                ));
+            } else {
+                s.llm_target_max_fails = n;
+            }
+        }
+        if let Some(ms) = file.llm_target_fail_timeout {
+            s.llm_target_fail_timeout = Duration::from_millis(ms);
         }
         Ok((Some(s), problems))
     }

@@ -13,7 +13,7 @@ use crate::gateway::Shared;
 use crate::upstream::{classify, is_upstream};
 
 /// Whether the request body can be sent again on another attempt.
-fn body_replayable(session: &Session, ctx: &RequestCtx) -> bool {
+pub fn body_replayable(session: &Session, ctx: &RequestCtx) -> bool {
     match &ctx.body {
         BodyState::Complete { .. } => true,
         BodyState::Pending { len, .. } => *len == 0,
@@ -23,6 +23,10 @@ fn body_replayable(session: &Session, ctx: &RequestCtx) -> bool {
 }
 
 fn record_failure(shared: &Shared, ctx: &RequestCtx, failure: UpstreamFailure) {
+    record_failure_kind(shared, ctx, failure.kind());
+}
+
+pub fn record_failure_kind(shared: &Shared, ctx: &RequestCtx, kind: &str) {
     let gw = &ctx.generation.gw;
     let (service, route) = match ctx.route {
         Some(r) => {
@@ -31,25 +35,26 @@ fn record_failure(shared: &Shared, ctx: &RequestCtx, failure: UpstreamFailure) {
         }
         None => ("", ""),
     };
-    shared.metrics.upstream_error(service, route, failure.kind());
+    shared.metrics.upstream_error(service, route, kind);
 }
 
-/// Move an LLM request to its next target if the failure counts under `failover_criteria`.
-fn fail_over(shared: &Shared, ctx: &mut RequestCtx, failure: Option<UpstreamFailure>, status: Option<u16>) -> bool {
-    let Some(ai) = ctx.ai.as_mut() else {
-        return false;
-    };
+/// Whether a failure counts under the target's `failover_criteria`.
+fn counts_for_failover(ctx: &RequestCtx, failure: Option<UpstreamFailure>, status: Option<u16>) -> bool {
+    let Some(ai) = ctx.ai.as_ref() else { return false };
     let criteria = &ai.plugin.balancer.failover;
-    let counts = match (failure, status) {
+    match (failure, status) {
         (Some(f), _) if f.is_timeout() => criteria.timeout,
-        (Some(UpstreamFailure::DnsFailure), _) => criteria.error,
         (Some(_), _) => criteria.error,
         (None, Some(code)) => criteria.status_fails(code),
         (None, None) => false,
-    };
-    if !counts {
-        return false;
     }
+}
+
+/// Record a failure of the current LLM target (passive health) and move the request to the
+/// next untried target, if the retry budget allows. Returns whether there is one.
+pub fn fail_over(shared: &Shared, ctx: &mut RequestCtx) -> bool {
+    let attempts = ctx.attempts;
+    let Some(ai) = ctx.ai.as_mut() else { return false };
     let plugin = ai.plugin.clone();
     if plugin.state.report_failure(ai.target) {
         let t = &plugin.targets[ai.target];
@@ -61,7 +66,7 @@ fn fail_over(shared: &Shared, ctx: &mut RequestCtx, failure: Option<UpstreamFail
         log::warn!("LLM target {} ({}) taken out after repeated failures", ai.target, t.endpoint.authority());
     }
     ai.tried.add(ai.target);
-    if ctx.attempts > plugin.balancer.retries {
+    if attempts > plugin.balancer.retries {
         return false;
     }
     match plugin.state.pick(plugin.balancer.algorithm, ai.tried, None) {
@@ -73,12 +78,24 @@ fn fail_over(shared: &Shared, ctx: &mut RequestCtx, failure: Option<UpstreamFail
     }
 }
 
+/// The metric kind for an upstream answer that triggered a failover.
+pub fn status_kind(status: u16) -> &'static str {
+    match status {
+        429 => "http_429",
+        500 => "http_500",
+        502 => "http_502",
+        503 => "http_503",
+        504 => "http_504",
+        _ => "http_5xx",
+    }
+}
+
 /// `fail_to_connect`: nothing was sent; another attempt is always safe for the body.
 pub fn on_connect_error(shared: &Shared, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
     let failure = classify(&e);
     record_failure(shared, ctx, failure);
     let retry = if ctx.ai.is_some() {
-        fail_over(shared, ctx, Some(failure), None)
+        counts_for_failover(ctx, Some(failure), None) && fail_over(shared, ctx)
     } else {
         // Another address of the same host may answer; the same address will not.
         let gw = &ctx.generation.gw;
@@ -118,21 +135,19 @@ pub fn on_proxy_error(
         e.set_retry(true);
         return e;
     }
-    let status = match e.etype() {
-        ErrorType::HTTPStatus(code) if *e.esource() == ErrorSource::Upstream => Some(*code),
-        _ => None,
-    };
-    let failure = if status.is_some() {
-        None
-    } else if is_upstream(&e) {
-        Some(classify(&e))
-    } else {
-        None
-    };
+    if std::mem::take(&mut ctx.failover_pending) {
+        // upstream_response_filter turned a failover status into this error and already
+        // moved the request to the next target.
+        ctx.status = 0;
+        ctx.upstream_ttfb = None;
+        e.set_retry(true);
+        return e;
+    }
+    let failure = if is_upstream(&e) { Some(classify(&e)) } else { None };
     if let Some(f) = failure {
         record_failure(shared, ctx, f);
     }
-    let retry = replayable && (failure.is_some() || status.is_some()) && fail_over(shared, ctx, failure, status);
+    let retry = replayable && failure.is_some() && counts_for_failover(ctx, failure, None) && fail_over(shared, ctx);
     if retry {
         // The next attempt starts over.
         ctx.status = 0;

@@ -21,6 +21,13 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
     let generation = ctx.generation.clone();
     let gw = &generation.gw;
 
+    // ---- framing: refuse anything a downstream parser could read differently
+    let raw_has_length = session.req_header().headers.contains_key(http::header::TRANSFER_ENCODING)
+        && session.as_downstream().as_http1().is_some_and(|h1| raw_has_content_length(&h1.get_headers_raw_bytes()));
+    if let Err(err) = check_framing(session.req_header(), raw_has_length) {
+        return refuse(session, ctx, err, Envelope::Kong).await;
+    }
+
     // ---- route
     let Some(path) = normalize_path(session.req_header().uri.path()) else {
         let err = GatewayError::BadRequest { message: "the request path is not valid".into() };
@@ -167,6 +174,36 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
         None => ctx.body = BodyState::Pending { chunks: Vec::new(), len: 0 },
     }
     Ok(false)
+}
+
+/// Request smuggling defences: one Content-Length at most, never together with
+/// Transfer-Encoding, and no transfer coding but `chunked`.
+fn check_framing(req: &RequestHeader, raw_has_length: bool) -> Result<(), GatewayError> {
+    let te: Vec<&[u8]> = req.headers.get_all(http::header::TRANSFER_ENCODING).iter().map(|v| v.as_bytes()).collect();
+    // Pingora drops Content-Length when Transfer-Encoding is present; the raw header tells.
+    let cl = req.headers.get_all(http::header::CONTENT_LENGTH).iter().count().max(usize::from(raw_has_length));
+    if cl > 1 {
+        return Err(GatewayError::BadRequest { message: "more than one Content-Length header".into() });
+    }
+    if te.is_empty() {
+        return Ok(());
+    }
+    if cl > 0 {
+        return Err(GatewayError::BadRequest {
+            message: "both Content-Length and Transfer-Encoding are present".into(),
+        });
+    }
+    if te.len() != 1 || !te[0].trim_ascii().eq_ignore_ascii_case(b"chunked") {
+        return Err(GatewayError::UnsupportedTransferCoding);
+    }
+    Ok(())
+}
+
+/// Whether the request head as received had a Content-Length line.
+fn raw_has_content_length(raw: &[u8]) -> bool {
+    raw.split(|&b| b == b'\n')
+        .skip(1)
+        .any(|line| line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
 }
 
 /// The request's host: from an absolute-form target if there is one, else the Host header.

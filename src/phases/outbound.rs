@@ -4,17 +4,34 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use pingora_core::Result;
+use pingora_core::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
 
+use super::failure;
 use crate::ai::sse::SseScanner;
 use crate::context::{RequestCtx, ResponseScan};
 use crate::gateway::Shared;
 
-pub fn upstream_response(shared: &Shared, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+pub fn upstream_response(
+    shared: &Shared,
+    session: &Session,
+    resp: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
     let now = Instant::now();
     ctx.upstream_ttfb = ctx.upstream_started.map(|t| now.duration_since(t));
     ctx.status = resp.status.as_u16();
+    let Some(ai) = &ctx.ai else { return Ok(()) };
+    let status = ctx.status;
+    if ai.plugin.balancer.failover.status_fails(status) {
+        failure::record_failure_kind(shared, ctx, failure::status_kind(status));
+        // Fail over only if another target can take it; otherwise the client gets this answer.
+        if failure::body_replayable(session, ctx) && failure::fail_over(shared, ctx) {
+            ctx.failover_pending = true;
+            return Err(Error::explain(ErrorType::HTTPStatus(status), "upstream answered a failover status").into_up());
+        }
+    }
     let Some(ai) = &ctx.ai else { return Ok(()) };
     let plugin = ai.plugin.clone();
     let target = &plugin.targets[ai.target];

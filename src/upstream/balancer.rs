@@ -64,9 +64,15 @@ impl Default for BalancerConfig {
     }
 }
 
-/// Consecutive failures that take a target out, and for how long.
-pub const UNHEALTHY_AFTER: u32 = 3;
-pub const UNHEALTHY_FOR: Duration = Duration::from_secs(10);
+/// Consecutive failures that take a target out, and for how long (settings
+/// `llm_target_max_fails` and `llm_target_fail_timeout`, process-wide).
+static UNHEALTHY_AFTER: AtomicU32 = AtomicU32::new(3);
+static UNHEALTHY_FOR_MS: AtomicU64 = AtomicU64::new(10_000);
+
+pub fn set_passive_health(max_fails: u32, fail_timeout: Duration) {
+    UNHEALTHY_AFTER.store(max_fails.max(1), Ordering::Relaxed);
+    UNHEALTHY_FOR_MS.store(fail_timeout.as_millis() as u64, Ordering::Relaxed);
+}
 
 static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
 
@@ -202,8 +208,8 @@ impl Balancer {
     pub fn report_failure(&self, i: usize) -> bool {
         let h = &self.health[i];
         let n = h.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= UNHEALTHY_AFTER && self.is_healthy(i) {
-            h.down_until.store(now_ms() + UNHEALTHY_FOR.as_millis() as u64, Ordering::Relaxed);
+        if n >= UNHEALTHY_AFTER.load(Ordering::Relaxed) && self.is_healthy(i) {
+            h.down_until.store(now_ms() + UNHEALTHY_FOR_MS.load(Ordering::Relaxed), Ordering::Relaxed);
             // Start counting again after the pause: one more failure will not re-arm it at once.
             h.consecutive_failures.store(0, Ordering::Relaxed);
             return true;

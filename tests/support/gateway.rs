@@ -213,6 +213,12 @@ impl TestBed {
         )
     }
 
+    /// Another TLS upstream, with a certificate for `names` signed by the bed's CA.
+    pub async fn extra_upstream(&self, names: &[&str]) -> MockOpenAi {
+        let cert = self.ca.server_cert(names);
+        MockOpenAi::start("127.0.0.1:0", Some(TlsIdentity { cert_pem: cert.cert_pem, key_pem: cert.key_pem })).await
+    }
+
     pub fn start(&self, spec: GatewaySpec) -> GatewayProcess {
         let spec = spec.settings(&self.upstream_settings()).env("DECK_OPENAI_API_KEY", PROVIDER_KEY);
         GatewayProcess::start(self.dir.path(), spec)

@@ -62,6 +62,10 @@ pub struct MockState {
     pub expected_key: Mutex<Option<String>>,
     /// Close the next N connections right after their first response (to test stale pools).
     pub close_after_response: AtomicUsize,
+    /// Answer every request with this status (a failing target).
+    pub fail_status: Mutex<Option<u16>>,
+    /// Wait this long before every answer (a slow target).
+    pub delay_ms: AtomicU64,
 }
 
 impl Default for MockState {
@@ -76,6 +80,8 @@ impl Default for MockState {
             responses: Mutex::new(HashMap::new()),
             expected_key: Mutex::new(None),
             close_after_response: AtomicUsize::new(0),
+            fail_status: Mutex::new(None),
+            delay_ms: AtomicU64::new(0),
         }
     }
 }
@@ -241,15 +247,17 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
     st.records.lock().unwrap().push(rec);
     let _ = parts;
 
-    if let Some(ms) = delay {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+    let delay = delay.unwrap_or(0) + st.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    let forced = *st.fail_status.lock().unwrap();
     if let Some(expected) = st.expected_key.lock().unwrap().clone() {
         if auth.as_deref() != Some(&format!("Bearer {expected}")) {
             return Ok(error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"));
         }
     }
-    if let Some(code) = status_cue {
+    if let Some(code) = status_cue.or(forced.map(u64::from)) {
         let kind = if code >= 500 { "server_error" } else { "invalid_request_error" };
         return Ok(error(code as u16, &format!("mock status {code}"), kind, "mock"));
     }
