@@ -52,6 +52,9 @@ pub struct Shared {
     pub current: ArcSwap<Generation>,
     pub started: Instant,
     pub ready: AtomicBool,
+    /// Set on SIGTERM or SIGQUIT: answers close their connections so clients move to fresh
+    /// ones (the new process, after an upgrade) instead of being dropped while idle.
+    pub draining: AtomicBool,
     id_prefix: u64,
     id_counter: AtomicU64,
 }
@@ -65,6 +68,7 @@ impl Shared {
             current: ArcSwap::from_pointee(generation),
             started: Instant::now(),
             ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             id_prefix: seed ^ (u64::from(std::process::id()) << 32),
             id_counter: AtomicU64::new(0),
             settings,
@@ -102,6 +106,9 @@ impl ProxyHttp for Aigate {
         session.set_read_timeout(Some(self.shared.settings.client_body_timeout));
         // Answer pipelined requests in order instead of dropping them.
         session.as_downstream_mut().set_pipelining_enabled(true);
+        if self.shared.draining.load(Ordering::Relaxed) {
+            session.set_keepalive(None);
+        }
         Ok(())
     }
 

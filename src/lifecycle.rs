@@ -89,6 +89,19 @@ impl BackgroundService for Lifecycle {
                 None
             }
         };
+        // Pingora acts on SIGTERM (drain) and SIGQUIT (hand sockets to a new process); aigate
+        // listens too, to close client connections after their current answer from then on.
+        for kind in [tokio::signal::unix::SignalKind::terminate(), tokio::signal::unix::SignalKind::quit()] {
+            if let Ok(mut sig) = tokio::signal::unix::signal(kind) {
+                let s = shared.clone();
+                tokio::spawn(async move {
+                    if sig.recv().await.is_some() {
+                        s.draining.store(true, Ordering::Relaxed);
+                        s.ready.store(false, Ordering::Relaxed);
+                    }
+                });
+            }
+        }
         let mut dns = tokio::time::interval(shared.settings.dns_refresh_interval);
         dns.tick().await;
         loop {

@@ -70,13 +70,19 @@ impl GatewayProcess {
             files.push_str(&format!("  - {name}\n"));
         }
         let settings_path = dir.join("aigate.yaml");
-        let settings = format!(
-            "proxy_listen: {proxy}\nstatus_listen: {status}\nthreads: 2\npid_file: {pid}\nupgrade_sock: {sock}\nproxy_access_log: {log}\ngrace_period: 5\ndeclarative_config:\n{files}{extra}",
+        let generated = format!(
+            "proxy_listen: {proxy}\nstatus_listen: {status}\nthreads: 2\npid_file: {pid}\nupgrade_sock: {sock}\nproxy_access_log: {log}\ngrace_period: 5\n",
             pid = dir.join("aigate.pid").display(),
             sock = dir.join("upgrade.sock").display(),
             log = dir.join("access.log").display(),
-            extra = spec.settings,
         );
+        // Keys the test sets itself replace the generated ones.
+        let overridden = |line: &str| {
+            let key = line.split(':').next().unwrap_or("");
+            spec.settings.lines().any(|l| l.split(':').next() == Some(key))
+        };
+        let mut settings: String = generated.lines().filter(|l| !overridden(l)).map(|l| format!("{l}\n")).collect();
+        settings.push_str(&format!("declarative_config:\n{files}{}", spec.settings));
         std::fs::write(&settings_path, settings).unwrap();
         let mut cmd = Command::new(binary());
         cmd.arg("run")
