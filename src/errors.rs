@@ -102,6 +102,10 @@ pub enum GatewayError {
     RequestTimeout,
     /// A transfer coding other than `chunked` (nginx answers 501 too).
     UnsupportedTransferCoding,
+    /// Framing the gateway will not interpret (duplicate lengths, length with chunked).
+    BadFraming {
+        message: &'static str,
+    },
     Internal,
 }
 
@@ -142,7 +146,7 @@ impl GatewayError {
             GatewayError::Unauthorized { .. } | GatewayError::UnauthorizedClaims { .. } => 401,
             GatewayError::Forbidden { .. } => 403,
             GatewayError::BodyTooLarge { .. } => 413,
-            GatewayError::BadRequest { .. } => 400,
+            GatewayError::BadRequest { .. } | GatewayError::BadFraming { .. } => 400,
             GatewayError::Ai(r) => r.status,
             GatewayError::Upstream(f) => f.status(),
             GatewayError::RequestTimeout => 408,
@@ -159,6 +163,7 @@ impl GatewayError {
             GatewayError::Forbidden { .. } => "forbidden",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::BadRequest { .. } => "bad_request",
+            GatewayError::BadFraming { .. } => "bad_framing",
             GatewayError::Ai(r) => r.code,
             GatewayError::Upstream(f) => f.kind(),
             GatewayError::RequestTimeout => "request_timeout",
@@ -191,6 +196,7 @@ impl GatewayError {
                     Envelope::OpenAi => openai(&msg, "invalid_request_error", "request_too_large"),
                 }
             }
+            (GatewayError::BadFraming { message }, _) => kong(message, None, request_id),
             (GatewayError::BadRequest { message }, Envelope::Kong) => kong(message, None, request_id),
             (GatewayError::BadRequest { message }, Envelope::OpenAi) => {
                 openai(message, "invalid_request_error", "bad_request")

@@ -42,6 +42,26 @@ enum Command {
     HashKey,
 }
 
+/// Logging at `log_level` (RUST_LOG overrides). Pingora's own debug and trace output prints
+/// request and response bodies, which hold secrets: it is capped at info unless RUST_LOG names
+/// a pingora module explicitly (a deliberate debugging choice, never for production).
+fn init_logging(level: &str) {
+    let mut b = env_logger::Builder::new();
+    b.format_timestamp_millis();
+    b.parse_filters(level);
+    for module in ["pingora", "pingora_core", "pingora_proxy", "pingora_http", "pingora_pool", "pingora_rustls"] {
+        b.filter_module(module, log::LevelFilter::Info.min(log_level_of(level)));
+    }
+    if let Ok(env) = std::env::var("RUST_LOG") {
+        b.parse_filters(&env);
+    }
+    b.init();
+}
+
+fn log_level_of(level: &str) -> log::LevelFilter {
+    level.parse().unwrap_or(log::LevelFilter::Info)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -87,10 +107,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let default_level = settings.log_level.clone();
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-                .format_timestamp_millis()
-                .init();
+            init_logging(&settings.log_level);
             match server::run(settings, loaded, RunOptions { upgrade, daemon }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -191,10 +191,10 @@ pub async fn answer(_shared: &Shared, session: &mut Session, e: &Error, ctx: &mu
     let envelope = if ctx.ai.is_some() { Envelope::OpenAi } else { Envelope::Kong };
     let rendered = err.render(ctx.request_id.as_str(), envelope);
     ctx.error = Some(err);
-    let can_reuse = session.as_downstream_mut().is_body_done();
-    if !can_reuse {
-        session.set_keepalive(None);
-    }
+    // Pingora closes the client connection after a failed proxy attempt: say so in the answer,
+    // or a client would send its next request on a closed connection.
+    session.set_keepalive(None);
+    let can_reuse = false;
     if let Err(write_err) = respond::write(session, ctx, &rendered).await {
         log::debug!("could not send the error response: {write_err}");
         return FailToProxy { error_code: code, can_reuse_downstream: false };

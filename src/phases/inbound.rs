@@ -183,7 +183,7 @@ fn check_framing(req: &RequestHeader, raw_has_length: bool) -> Result<(), Gatewa
     // Pingora drops Content-Length when Transfer-Encoding is present; the raw header tells.
     let cl = req.headers.get_all(http::header::CONTENT_LENGTH).iter().count().max(usize::from(raw_has_length));
     if cl > 1 {
-        return Err(GatewayError::BadRequest { message: "more than one Content-Length header".into() });
+        return Err(GatewayError::BadFraming { message: "more than one Content-Length header" });
     }
     if te.is_empty() {
         return Ok(());

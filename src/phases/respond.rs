@@ -20,12 +20,7 @@ pub async fn refuse(
         // The body is over the limit or the client is too slow: do not read more of it.
         GatewayError::BodyTooLarge { .. } | GatewayError::RequestTimeout => true,
         // Framing the gateway refuses to interpret: do not read the body it announces.
-        GatewayError::UnsupportedTransferCoding => true,
-        GatewayError::BadRequest { .. }
-            if session.req_header().headers.contains_key(http::header::TRANSFER_ENCODING) =>
-        {
-            true
-        }
+        GatewayError::UnsupportedTransferCoding | GatewayError::BadFraming { .. } => true,
         _ => !body::drain(session).await,
     };
     if close {
