@@ -40,7 +40,8 @@
 #             target/debug/aigate when there is no release build).
 #   --status-hook  count every status with the Lua hook in all scenarios (default: only reject).
 # Ports used (all 127.0.0.1): P (aigate), P+100 (aigate status), P+80 (nginx gateway),
-# P+443 (upstream TLS), P+81 (upstream plain HTTP); P = --port-base, default 37000.
+# P+443 (upstream TLS), P+81 (upstream plain HTTP); P = --port-base, default 24000
+# (keep P and P+443 below the kernel's ephemeral range, usually 32768+, or a client socket may hold them).
 #
 # Needs: bash, openssl, nginx, wrk, curl, awk, pgrep, ss, timeout. Every process it starts is
 # stopped on exit; every wrk/curl run is bounded by `timeout`/--max-time.
@@ -63,7 +64,7 @@ NKEYS=1000
 TTFB_N=20
 IDLE_WAIT=5
 WRK_TIMEOUT=5
-PORT_BASE=37000
+PORT_BASE=24000
 SCENARIOS="json sse reject big conns"
 STATUS_HOOK=0
 SMOKE=0
@@ -130,6 +131,8 @@ LUA="$BENCH/lua/responses.lua"
 PROVIDER_KEY="sk-bench-$(openssl rand -hex 12)"
 
 log() { printf '[load.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
+GIT_AT_START=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- file descriptors: 1,000 client connections + as many upstream ones, per system -------------
 want_fd=16384
@@ -137,7 +140,8 @@ if [[ $(ulimit -n) != unlimited && $(ulimit -n) -lt $want_fd ]]; then
   hard=$(ulimit -Hn)
   if [[ $hard == unlimited || $hard -ge $want_fd ]]; then ulimit -n $want_fd; else ulimit -n "$hard"; fi
 fi
-[[ $(ulimit -n) == unlimited || $(ulimit -n) -ge $((BIG_CONNECTIONS * 3)) ]] \
+NOFILE=$(ulimit -n); [[ $NOFILE == unlimited ]] && NOFILE=65536
+[[ $NOFILE -ge $((BIG_CONNECTIONS * 3)) ]] \
   || log "warning: ulimit -n is $(ulimit -n); scenario conns may run out of file descriptors"
 
 # --- process bookkeeping and cleanup ------------------------------------------------------------
@@ -165,7 +169,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_busy() { [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]; }
+# busy: a listener or any live socket using the port locally (TIME-WAIT is no obstacle)
+port_busy() { [[ -n "$(ss -Htan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]]; }
 for p in $P_AIGATE $P_STATUS $P_NGINX $P_UP_TLS $P_UP_HTTP; do
   port_busy "$p" && die "port $p on this host is in use (choose another --port-base)"
 done
@@ -183,9 +188,15 @@ wait_http() {
 
 # --- 1. work dir, certificates, keys, bodies ----------------------------------------------------
 log "work dir $OUT; aigate binary $AIGATE_BIN"
-rm -rf "$OUT/runs" "$OUT/tmp" "$OUT/www"
+rm -rf "$OUT/runs" "$OUT/tmp" "$OUT/www" "$OUT/bin"
 rm -f "$OUT"/*.log "$OUT"/*.out "$OUT"/*.tsv "$OUT"/*.pid "$OUT"/*.sock
-mkdir -p "$OUT/runs" "$OUT/tmp" "$OUT/www"
+mkdir -p "$OUT/runs" "$OUT/tmp" "$OUT/www" "$OUT/bin"
+# Run a copy: a concurrent `cargo build` may replace the binary while the bench runs.
+AIGATE_SRC=$AIGATE_BIN
+AIGATE_BUILT=$(date -u -r "$AIGATE_SRC" '+%Y-%m-%d %H:%M UTC' 2>/dev/null || echo unknown)
+cp "$AIGATE_SRC" "$OUT/bin/aigate"
+AIGATE_BIN="$OUT/bin/aigate"
+AIGATE_SHA=$(sha256sum "$AIGATE_BIN" | cut -c1-12)
 
 log "generating a test CA and a server certificate (openssl)"
 (
@@ -237,7 +248,7 @@ worker_processes $WORKERS;
 daemon off;
 pid $OUT/upstream.pid;
 error_log $OUT/upstream-error.log warn;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile $NOFILE;
 events { worker_connections 16384; multi_accept on; }
 http {
     $TEMP_PATHS
@@ -355,7 +366,7 @@ worker_processes $WORKERS;
 daemon off;
 pid $OUT/nginx.pid;
 error_log $OUT/nginx-error.log warn;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile $NOFILE;
 events { worker_connections 16384; multi_accept on; }
 http {
     $TEMP_PATHS
@@ -630,6 +641,7 @@ fi
 # --- evidence from the gateways -------------------------------------------------------------------
 curl -s --max-time 5 "http://127.0.0.1:$P_STATUS/metrics" > "$OUT/aigate-metrics.txt" || true
 AIGATE_LOG_WARN=$(grep -ciE 'warn|error|panic' "$OUT/aigate.out" || true)
+AIGATE_LOG_CLIENT_GONE=$(grep -ciE 'Downstream (ConnectionClosed|WriteError)' "$OUT/aigate.out" || true)
 NGINX_LOG_ERR=$(grep -ciE '\[(error|crit|alert|emerg)\]' "$OUT/nginx-error.log" || true)
 UP_LOG_ERR=$(grep -ciE '\[(error|crit|alert|emerg)\]' "$OUT/upstream-error.log" || true)
 
@@ -694,8 +706,11 @@ RSS_MD="$OUT/conns-rss.md"
 } > "$RSS_MD"
 
 # --- RESULTS.md -----------------------------------------------------------------------------------
-GIT_COMMIT=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-[[ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]] && GIT_COMMIT+=" (+ uncommitted changes in src/Cargo)"
+GIT_COMMIT=$GIT_AT_START
+[[ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]] && GIT_COMMIT+=" + uncommitted changes in src/ or Cargo.*"
+GIT_AT_END=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+[[ $GIT_AT_END != "$GIT_AT_START" ]] && GIT_COMMIT+=" (HEAD moved to $GIT_AT_END during the run)"
+LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
 AIGATE_VERSION=$("$AIGATE_BIN" --version 2>/dev/null || echo unknown)
 WRK_VERSION=$(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//' || true)
 NGINX_VERSION=$(nginx -v 2>&1 || true)
@@ -713,7 +728,8 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "- CPU: $CPU_MODEL, nproc $(nproc) (wrk, gateway and upstream share these cores)"
   echo "- Kernel: $(uname -sr)"
   echo "- $NGINX_VERSION; wrk: $WRK_VERSION"
-  echo "- aigate: $AIGATE_VERSION, git commit $GIT_COMMIT, binary \`${AIGATE_BIN#"$ROOT"/}\`"
+  echo "- aigate: $AIGATE_VERSION, git HEAD $GIT_COMMIT; binary \`${AIGATE_SRC#"$ROOT"/}\` built $AIGATE_BUILT, sha256 $AIGATE_SHA… (a copy of it ran)"
+  echo "- Load average (1/5/15 min) at start: $LOAD_AT_START, at end: $LOAD_AT_END (other work on the machine skews requests/s; CPU µs/req much less)"
   echo "- Load: wrk -t$THREADS -c$CONNECTIONS (scenario e: -c$BIG_CONNECTIONS), ${DURATION} s per run, $REPS rep(s) per system, ${WARMUP} s warm-up per system and scenario, systems alternating; medians over reps (errors summed, peak RSS = max)"
   echo "- Gateways: $WORKERS nginx workers / aigate threads: $WORKERS; $NKEYS consumers; upstream = nginx, $WORKERS workers, TLS"
   echo
@@ -752,7 +768,8 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "- Errors are wrk's socket errors (connect, read, write, timeout > ${WRK_TIMEOUT} s), summed over reps."
   echo "- CPU µs/req = (utime + stime of all the system's processes after − before the run) / requests, at"
   echo "  CLK_TCK=$CLK_TCK (10 ms resolution, so short runs are coarse)."
-  echo "- Log lines: aigate stdout/stderr lines matching warn/error/panic: ${AIGATE_LOG_WARN:-0};"
+  echo "- Log lines: aigate stdout/stderr lines matching warn/error/panic: ${AIGATE_LOG_WARN:-0}, of which"
+  echo "  ${AIGATE_LOG_CLIENT_GONE:-0} are client disconnects (Downstream ConnectionClosed/WriteError: wrk stopping with requests in flight);"
   echo "  nginx gateway error-log errors: ${NGINX_LOG_ERR:-0}; upstream error-log errors: ${UP_LOG_ERR:-0}."
   echo "  Raw wrk outputs, logs and configs: \`${OUT#"$ROOT"/}/\` (runs/, results.tsv, aigate-metrics.txt)."
 } > "$RESULTS"

@@ -39,7 +39,11 @@ async fn main() {
         eprintln!("cannot write {}: {e}", ca_path.display());
         std::process::exit(1);
     }
-    let mock = mock_openai::MockOpenAi::start(&listen, Some(mock_openai::TlsIdentity { cert_pem: cert.cert_pem, key_pem: cert.key_pem })).await;
+    let mock = mock_openai::MockOpenAi::start(
+        &listen,
+        Some(mock_openai::TlsIdentity { cert_pem: cert.cert_pem, key_pem: cert.key_pem }),
+    )
+    .await;
     println!("mock OpenAI listening on https://{} (certificate for api.openai.com)", mock.addr);
     println!("start aigate pointed at it with:");
     println!();
@@ -53,7 +57,13 @@ async fn main() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let records = mock.state.records();
         for r in records.iter().skip(last) {
-            println!("<- {} {} ({} bytes, authorization: {})", r.method, r.target, r.body.len(), if r.header("authorization").is_some() { "present" } else { "absent" });
+            println!(
+                "<- {} {} ({} bytes, authorization: {})",
+                r.method,
+                r.target,
+                r.body.len(),
+                if r.header("authorization").is_some() { "present" } else { "absent" }
+            );
         }
         last = records.len();
     }

@@ -161,7 +161,8 @@ async fn a_tls_handshake_that_never_completes_is_a_connect_timeout() {
     let (status, body, took) = ask(&gw, json!({"input": "x"}), &[]).await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "connect_timeout");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    // Far below the 60 s default, with room for a loaded machine.
+    assert!(took < Duration::from_secs(6), "{took:?}");
 }
 
 /// Read one HTTP/1 request (head, then a Content-Length or chunked body); false at EOF.
