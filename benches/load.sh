@@ -514,7 +514,8 @@ scn_systems() { if [[ $1 == reject ]]; then echo "nginx aigate"; else echo "dire
 RESULTS_TSV="$OUT/results.tsv"
 RSS_TSV="$OUT/conns-rss.tsv"
 printf 'scenario\tsystem\trep\trps\tp50_us\tp99_us\tmax_us\terrors\tunexpected\tcpu_us\thwm_kb\trequests\n' > "$RESULTS_TSV"
-printf 'system\trep\tbefore_kb\tafter_kb\tidle_kb\n' > "$RSS_TSV"
+printf 'system\trep\tfirst_kb\tbefore_kb\tafter_kb\tidle_kb\n' > "$RSS_TSV"
+declare -A RSS_FIRST=()   # RSS of each system before its first 1,000-connection load (warm-up included)
 
 # run_wrk SCENARIO SYSTEM REP|warmup SECONDS
 run_wrk() {
@@ -565,7 +566,7 @@ run_wrk() {
     after=$(mem_kb VmRSS $pids)
     sleep "$IDLE_WAIT"
     idle=$(mem_kb VmRSS $pids)
-    printf '%s\t%s\t%s\t%s\t%s\n' "$sys" "$rep" "$rss_before" "$after" "$idle" >> "$RSS_TSV"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$rep" "${RSS_FIRST[$sys]:-$rss_before}" "$rss_before" "$after" "$idle" >> "$RSS_TSV"
   fi
 }
 
@@ -611,6 +612,9 @@ sed 's/^/  /' "$SANITY" >&2
 for scn in $SCENARIOS; do
   read -r -a systems <<< "$(scn_systems "$scn")"
   log "scenario $scn: $(scn_label "$scn")"
+  if [[ $scn == conns ]]; then
+    for sys in "${systems[@]}"; do RSS_FIRST[$sys]=$(mem_kb VmRSS $(sys_pids "$sys")); done
+  fi
   if [[ $WARMUP -gt 0 ]]; then
     for sys in "${systems[@]}"; do run_wrk "$scn" "$sys" warmup "$WARMUP"; done
   fi
@@ -699,10 +703,10 @@ TTFB_MD="$OUT/sse-ttfb.md"
 
 RSS_MD="$OUT/conns-rss.md"
 {
-  echo "| System | Rep | RSS before load MB | RSS right after load MB | RSS after ${IDLE_WAIT} s idle MB | idle vs before | back within 10%? |"
-  echo "|---|--:|--:|--:|--:|--:|---|"
-  awk -F'\t' 'NR > 1 { d = ($3 > 0) ? ($5 - $3) * 100 / $3 : 0
-      printf "| %s | %s | %.1f | %.1f | %.1f | %+.0f%% | %s |\n", $1, $2, $3/1024, $4/1024, $5/1024, d, ($5 <= $3 * 1.10) ? "yes" : "NO" }' "$RSS_TSV"
+  echo "| System | Rep | RSS before the first -c$BIG_CONNECTIONS load MB | before this rep MB | right after load MB | after ${IDLE_WAIT} s idle MB | idle vs first | back within 10% of first? |"
+  echo "|---|--:|--:|--:|--:|--:|--:|---|"
+  awk -F'\t' 'NR > 1 { d = ($3 > 0) ? ($6 - $3) * 100 / $3 : 0
+      printf "| %s | %s | %.1f | %.1f | %.1f | %.1f | %+.0f%% | %s |\n", $1, $2, $3/1024, $4/1024, $5/1024, $6/1024, d, ($6 <= $3 * 1.10) ? "yes" : "NO" }' "$RSS_TSV"
 } > "$RSS_MD"
 
 # --- RESULTS.md -----------------------------------------------------------------------------------

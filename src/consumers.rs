@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 use crate::model::ConsumerId;
+use crate::plugins::jwt::JwtCredentials;
 
 pub struct Consumer {
     pub id: String,
@@ -38,6 +39,8 @@ pub struct Consumers {
     /// Credential ids (decK `id` or a derived one), sent upstream as `X-Credential-Identifier`.
     pub credential_ids: Vec<String>,
     by_name: HashMap<String, ConsumerId>,
+    /// jwt credentials (`jwt_secrets`), by key.
+    pub jwt: JwtCredentials,
 }
 
 impl Consumers {

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::model::{ConsumerId, RouteId};
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::key_auth::KeyLocation;
+use crate::plugins::mcp_guard::GuardEvent;
 use crate::upstream::balancer::Tried;
 
 /// A request id: 32 lower-case hex digits (like Kong's), kept inline.
@@ -64,6 +65,17 @@ pub enum ResponseScan {
     Sse(Box<SseScanner>),
 }
 
+/// How the consumer proved who it is (for `X-Credential-Identifier`; never the secret).
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// key-auth: index into `Consumers::credential_ids`.
+    Key(usize),
+    /// jwt: the credential's `key` (its `iss`).
+    Jwt(Arc<str>),
+    /// openid-connect: issuer and subject.
+    Oidc(String),
+}
+
 /// The LLM part of a request.
 pub struct AiState {
     pub plugin: Arc<AiProxy>,
@@ -76,6 +88,10 @@ pub struct AiState {
     pub facts: Option<RequestFacts>,
     /// The target the complete body was last rendered for.
     pub rendered_for: Option<usize>,
+    /// ai-mcp-guard's decisions on this request.
+    pub mcp_events: Vec<GuardEvent>,
+    /// The request hands MCP tools (or MCP items) to the model.
+    pub has_mcp: bool,
     pub started_at: Option<Instant>,
 }
 
@@ -108,7 +124,7 @@ pub struct RequestCtx {
     pub route: Option<RouteId>,
     pub matched_len: usize,
     pub consumer: Option<ConsumerId>,
-    pub credential: Option<usize>,
+    pub credential: Option<Credential>,
     pub anonymous: bool,
     /// Where the consumer's key was found, to strip it before forwarding.
     pub key_location: Option<KeyLocation>,
@@ -130,6 +146,11 @@ pub struct RequestCtx {
     pub error_kind: Option<&'static str>,
     /// The upstream answered a status that fails over; the next target is already chosen.
     pub failover_pending: bool,
+    /// The response creates a Responses object to record as the consumer's.
+    pub record_owner: bool,
+    /// Facts read from the response before its last bytes went out (MCP requests), so its
+    /// approval requests are known before the client can answer them.
+    pub early_facts: Option<crate::ai::response::ResponseFacts>,
 }
 
 impl RequestCtx {
@@ -163,6 +184,8 @@ impl RequestCtx {
             error: None,
             error_kind: None,
             failover_pending: false,
+            record_owner: false,
+            early_facts: None,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! OpenAI's (`{"error": {...}}`) for LLM requests, so SDKs show the reason. No message ever holds
 //! a key, a token or a body.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -79,10 +81,16 @@ pub enum GatewayError {
     NoRoute,
     /// An authentication plugin refused: 401 with its message and `WWW-Authenticate`.
     Unauthorized {
-        message: &'static str,
+        message: Cow<'static, str>,
         www_authenticate: Option<String>,
     },
     /// jwt's claim failures answer with a claim → message object instead of `message`.
+    /// An authentication plugin identified the caller but refuses it (openid-connect's scope,
+    /// audience or unknown consumer): 403.
+    AuthForbidden {
+        message: Cow<'static, str>,
+        www_authenticate: Option<String>,
+    },
     UnauthorizedClaims {
         claims: Vec<(&'static str, &'static str)>,
         www_authenticate: String,
@@ -144,6 +152,7 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => 404,
             GatewayError::Unauthorized { .. } | GatewayError::UnauthorizedClaims { .. } => 401,
+            GatewayError::AuthForbidden { .. } => 403,
             GatewayError::Forbidden { .. } => 403,
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::BadRequest { .. } | GatewayError::BadFraming { .. } => 400,
@@ -160,6 +169,7 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => "no_route",
             GatewayError::Unauthorized { .. } | GatewayError::UnauthorizedClaims { .. } => "unauthorized",
+            GatewayError::AuthForbidden { .. } => "forbidden",
             GatewayError::Forbidden { .. } => "forbidden",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::BadRequest { .. } => "bad_request",
@@ -189,6 +199,10 @@ impl GatewayError {
             }
             (GatewayError::NoRoute, _) => kong("no Route matched with those values", None, request_id),
             (GatewayError::Forbidden { message }, _) => kong(message, None, request_id),
+            (GatewayError::AuthForbidden { message, www_authenticate }, _) => {
+                www.clone_from(www_authenticate);
+                kong(message, None, request_id)
+            }
             (GatewayError::BodyTooLarge { limit }, e) => {
                 let msg = format!("Request body is larger than the limit of {limit} bytes");
                 match e {
@@ -240,8 +254,10 @@ mod tests {
 
     #[test]
     fn kong_envelope() {
-        let e =
-            GatewayError::Unauthorized { message: "No API key found in request", www_authenticate: Some("Key".into()) };
+        let e = GatewayError::Unauthorized {
+            message: "No API key found in request".into(),
+            www_authenticate: Some("Key".into()),
+        };
         let r = e.render("abc", Envelope::OpenAi);
         assert_eq!(r.status, 401);
         assert_eq!(json(&r), serde_json::json!({"message": "No API key found in request", "request_id": "abc"}));

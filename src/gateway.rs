@@ -14,6 +14,8 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::access_log::AccessLog;
+use crate::ai::mcp_pins::PinStore;
+use crate::ai::ownership::{MemoryStore, OwnershipStore};
 use crate::context::{ConnectionGuard, RequestCtx, RequestId};
 use crate::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
 use crate::model::Gateway;
@@ -55,6 +57,10 @@ pub struct Shared {
     /// Set on SIGTERM or SIGQUIT: answers close their connections so clients move to fresh
     /// ones (the new process, after an upgrade) instead of being dropped while idle.
     pub draining: AtomicBool,
+    /// Who owns which response and MCP approval request.
+    pub ownership: Box<dyn OwnershipStore>,
+    /// Observed MCP tool-list digests.
+    pub pins: PinStore,
     id_prefix: u64,
     id_counter: AtomicU64,
 }
@@ -69,6 +75,8 @@ impl Shared {
             started: Instant::now(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            ownership: Box::new(MemoryStore::new(settings.response_store_ttl, settings.response_store_max_entries)),
+            pins: PinStore::default(),
             id_prefix: seed ^ (u64::from(std::process::id()) << 32),
             id_counter: AtomicU64::new(0),
             settings,

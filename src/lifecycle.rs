@@ -13,6 +13,7 @@ use pingora_core::services::background::BackgroundService;
 
 use crate::declarative;
 use crate::gateway::{Generation, Shared};
+use crate::plugins::openid_connect::jwks;
 
 pub struct Lifecycle {
     pub shared: Arc<Shared>,
@@ -21,9 +22,11 @@ pub struct Lifecycle {
 /// Load the decK files again and swap the new configuration in. On any problem the running
 /// configuration stays and the problems are returned.
 pub fn reload(shared: &Shared) -> Result<(), String> {
-    let loaded = declarative::load(&shared.settings.declarative_config, &shared.settings.service_defaults(), &|k| {
-        std::env::var(k).ok()
-    });
+    let loaded = declarative::load(
+        &shared.settings.declarative_config,
+        &declarative::LoadContext::from_settings(&shared.settings),
+        &|k| std::env::var(k).ok(),
+    );
     match loaded {
         Ok(l) => {
             shared.resolver.set_hosts(l.upstream_hosts);
@@ -37,6 +40,17 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
             Err(problems.to_string())
         }
     }
+}
+
+/// Fetch the current configuration's JWKS once, then keep them fresh in a background task.
+async fn start_jwks(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let caches = shared.current.load().gw.jwks.clone();
+    for c in &caches {
+        if let Err(e) = c.refresh().await {
+            log::warn!("identity provider keys not loaded yet ({e}); retried in the background and on demand");
+        }
+    }
+    tokio::spawn(jwks::run_refresher(caches, jwks::DEFAULT_REFRESH_INTERVAL, std::future::pending::<()>()))
 }
 
 pub fn unix_now() -> f64 {
@@ -60,6 +74,8 @@ impl BackgroundService for Lifecycle {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let shared = self.shared.clone();
         shared.access_log.start_writer();
+        // Identity providers' keys: fetched once before ready, then refreshed in the background.
+        let mut refresher = start_jwks(&shared).await;
 
         // Ready once the proxy listeners accept connections.
         let ready_shared = shared.clone();
@@ -117,6 +133,8 @@ impl BackgroundService for Lifecycle {
                     match reload(&shared) {
                         Ok(()) => {
                             shared.resolver.refresh(Duration::from_secs(5)).await;
+                            refresher.abort();
+                            refresher = start_jwks(&shared).await;
                             log::info!("configuration reloaded (digest {})", shared.current.load().gw.digest);
                         }
                         Err(problems) => log::error!("configuration NOT reloaded, the running one stays:\n{problems}"),

@@ -192,7 +192,7 @@ impl Metrics {
                     let (server, _) = self.bounded_mcp_labels(server_label, "");
                     self.mcp_list_tools.with_label_values(&[consumer, &server]).inc();
                 }
-                McpItem::ApprovalRequest { server_label, tool } => {
+                McpItem::ApprovalRequest { server_label, tool, .. } => {
                     let (server, tool) = self.bounded_mcp_labels(server_label, tool);
                     self.mcp_approval_requests.with_label_values(&[consumer, &server, &tool]).inc();
                 }
@@ -374,7 +374,10 @@ mod tests {
             m.mcp_items("c", &[McpItem::Call { server_label: "gitmcp".into(), tool: format!("tool{i}"), ok: true }]);
         }
         for i in 0..(MAX_MCP_SERVERS + 10) {
-            m.mcp_items("c", &[McpItem::ListTools { server_label: format!("srv{i}"), tools: vec![] }]);
+            m.mcp_items(
+                "c",
+                &[McpItem::ListTools { server_label: format!("srv{i}"), tools: vec![], digest: String::new() }],
+            );
         }
         let text = String::from_utf8(m.render()).unwrap();
         let calls = text.lines().filter(|l| l.starts_with("aigate_mcp_calls_total{")).count();

@@ -8,7 +8,11 @@ use std::time::Duration;
 use crate::consumers::Consumers;
 use crate::plugins::acl::Acl;
 use crate::plugins::ai_proxy::AiProxy;
+use crate::plugins::jwt::Jwt;
 use crate::plugins::key_auth::KeyAuth;
+use crate::plugins::mcp_guard::McpGuard;
+use crate::plugins::openid_connect::jwks::JwksCache;
+use crate::plugins::openid_connect::OpenIdConnect;
 use crate::router::Router;
 
 pub type ServiceId = usize;
@@ -25,6 +29,8 @@ pub struct Gateway {
     pub digest: String,
     /// How many LLM targets all plugins have together (target ids are `0..ai_target_count`).
     pub ai_target_count: usize,
+    /// Identity providers' key sets (openid-connect), refreshed off the request path.
+    pub jwks: Vec<Arc<JwksCache>>,
 }
 
 impl Gateway {
@@ -176,9 +182,12 @@ impl<T> Scoped<T> {
 /// Kong); the others can.
 #[derive(Default)]
 pub struct Policies {
+    pub jwt: Option<Arc<Jwt>>,
     pub key_auth: Option<Arc<KeyAuth>>,
+    pub openid_connect: Option<Arc<OpenIdConnect>>,
     pub acl: Scoped<Acl>,
     pub ai_proxy: Scoped<AiProxy>,
+    pub mcp_guard: Scoped<McpGuard>,
 }
 
 #[cfg(test)]

@@ -46,7 +46,9 @@ pub fn check(settings_path: &Path) -> Result<(Settings, declarative::Loaded), Pr
         return Err(problems);
     }
     let loaded =
-        declarative::load(&settings.declarative_config, &settings.service_defaults(), &|k| std::env::var(k).ok());
+        declarative::load(&settings.declarative_config, &declarative::LoadContext::from_settings(&settings), &|k| {
+            std::env::var(k).ok()
+        });
     match loaded {
         Ok(l) if problems.is_empty() => Ok((settings, l)),
         Ok(_) => Err(problems),

@@ -42,6 +42,9 @@ pub const KEYS: &[&str] = &[
     "usage_scan_limit",
     "llm_target_max_fails",
     "llm_target_fail_timeout",
+    "response_ownership",
+    "response_store_ttl",
+    "response_store_max_entries",
 ];
 
 /// The settings file as the operator writes it.
@@ -72,6 +75,9 @@ struct SettingsFile {
     usage_scan_limit: Option<ByteSize>,
     llm_target_max_fails: Option<u32>,
     llm_target_fail_timeout: Option<u64>,
+    response_ownership: Option<bool>,
+    response_store_ttl: Option<u64>,
+    response_store_max_entries: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +170,10 @@ pub struct Settings {
     pub llm_target_max_fails: u32,
     /// How long such a target stays out before it is tried again (nginx's fail_timeout).
     pub llm_target_fail_timeout: Duration,
+    /// Responses-API objects belong to the consumer that created them.
+    pub response_ownership: bool,
+    pub response_store_ttl: Duration,
+    pub response_store_max_entries: usize,
 }
 
 impl Default for Settings {
@@ -195,6 +205,9 @@ impl Default for Settings {
             usage_scan_limit: 4 * 1024 * 1024,
             llm_target_max_fails: 3,
             llm_target_fail_timeout: Duration::from_secs(10),
+            response_ownership: true,
+            response_store_ttl: Duration::from_secs(30 * 24 * 3600),
+            response_store_max_entries: 1_000_000,
         }
     }
 }
@@ -477,6 +490,15 @@ impl Settings {
         }
         if let Some(ms) = file.llm_target_fail_timeout {
             s.llm_target_fail_timeout = Duration::from_millis(ms);
+        }
+        if let Some(b) = file.response_ownership {
+            s.response_ownership = b;
+        }
+        if let Some(secs) = file.response_store_ttl {
+            s.response_store_ttl = Duration::from_secs(secs.max(1));
+        }
+        if let Some(n) = file.response_store_max_entries {
+            s.response_store_max_entries = n.max(1);
         }
         Ok((Some(s), problems))
     }

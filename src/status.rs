@@ -49,11 +49,27 @@ fn json(status: u16, v: &impl Serialize) -> Response<Vec<u8>> {
 impl ServeHttp for StatusApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
+        let s = &self.shared;
+        let path = req.uri.path().to_string();
+        // An operator accepts a changed MCP tool list.
+        if let Some(label) = path.strip_prefix("/mcp/pins/").and_then(|p| p.strip_suffix("/accept")) {
+            if req.method != http::Method::POST {
+                return json(405, &serde_json::json!({"message": "Method not allowed"}));
+            }
+            let label = String::from_utf8_lossy(&crate::query::decode(label.as_bytes())).into_owned();
+            return match s.pins.accept(&label) {
+                Some(digest) => {
+                    log::info!("MCP server '{label}': tool list {digest} accepted by an operator");
+                    json(200, &serde_json::json!({"server_label": label, "accepted": digest}))
+                }
+                None => json(404, &serde_json::json!({"message": "no tool list observed for this server"})),
+            };
+        }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             return json(405, &serde_json::json!({"message": "Method not allowed"}));
         }
-        let s = &self.shared;
-        match req.uri.path() {
+        match path.as_str() {
+            "/mcp/pins" => json(200, &s.pins.snapshot()),
             "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", s.metrics.render()),
             "/status" => {
                 let g = s.current.load();

@@ -51,7 +51,9 @@ async fn call(gw: &GatewayProcess, key: &str, body: Value, headers: &[(&str, &st
     assert_eq!(resp.status(), 200);
     if !stream {
         let v: Value = resp.json().await.unwrap();
-        return v["usage"].clone();
+        let mut usage = v["usage"].clone();
+        usage["response_id"] = v["id"].clone();
+        return usage;
     }
     let mut text = String::new();
     let mut s = resp.bytes_stream();
@@ -96,14 +98,17 @@ async fn exact_token_counts_per_consumer_for_json_and_streams() {
     let gw = bed.start(spec());
     let mut expected = [Tokens::default(), Tokens::default()];
     let consumers = [("alex", "hello_world"), ("bo", "bo_secret_key")];
+    let mut last_id = [String::new(), String::new()];
     for round in 0..4 {
         for (i, (_, key)) in consumers.iter().enumerate() {
             let input = "x".repeat(50 + 97 * round + 13 * i);
             let mut body = json!({"input": input, "previous_response_id": null});
             if round % 2 == 1 {
-                body["previous_response_id"] = json!("resp_earlier");
+                // Continuing the consumer's own conversation (the upstream reports cached tokens).
+                body["previous_response_id"] = json!(last_id[i]);
             }
             let u = call(&gw, key, body.clone(), &[]).await;
+            last_id[i] = u["response_id"].as_str().unwrap().to_string();
             expected[i].add(&u);
             body["stream"] = json!(true);
             let u = call(&gw, key, body, &[("x-mock-deltas", &(3 + round).to_string())]).await;

@@ -251,6 +251,17 @@ mod tests {
         );
     }
 
+    /// Found by fuzzing (fuzz/fuzz_targets/request_body.rs): a number too large for an f64 is
+    /// valid JSON; it is kept as written, not turned into an error or a different number.
+    #[test]
+    fn huge_numbers_are_kept_verbatim() {
+        let mut doc = RequestDoc::parse(br#"{"": 1E958, "n": -0.0e-999}"#).unwrap();
+        doc.set("model", "gpt-4o");
+        let out = doc.to_bytes();
+        assert_eq!(out, br#"{"":1E958,"n":-0.0e-999,"model":"gpt-4o"}"#.to_vec());
+        assert!(serde_json::from_slice::<Box<RawValue>>(&out).is_ok());
+    }
+
     #[test]
     fn typed_reads_report_wrong_types() {
         let doc = RequestDoc::parse(br#"{"model":42,"stream":null}"#).unwrap();

@@ -3,6 +3,8 @@
 //! view of the response, JSON or SSE (`response`, `sse`).
 
 pub mod json_body;
+pub mod mcp_pins;
+pub mod ownership;
 pub mod request;
 pub mod response;
 pub mod sse;

@@ -29,8 +29,11 @@ pub enum McpItem {
     ListTools {
         server_label: String,
         tools: Vec<String>,
+        /// Digest of the full tool definitions (see `ai::mcp_pins`).
+        digest: String,
     },
     ApprovalRequest {
+        id: String,
         server_label: String,
         tool: String,
     },
@@ -102,12 +105,8 @@ struct ItemWire {
     name: Option<String>,
     error: Option<serde_json::Value>,
     status: Option<String>,
-    tools: Option<Vec<ToolWire>>,
-}
-
-#[derive(Deserialize)]
-struct ToolWire {
-    name: Option<String>,
+    tools: Option<Vec<serde_json::Value>>,
+    id: Option<String>,
 }
 
 impl ItemWire {
@@ -119,13 +118,22 @@ impl ItemWire {
                     self.error.as_ref().is_some_and(|e| !e.is_null()) || self.status.as_deref() == Some("failed");
                 Some(McpItem::Call { server_label, tool: self.name.unwrap_or_default(), ok: !failed })
             }
-            "mcp_list_tools" => Some(McpItem::ListTools {
-                server_label,
-                tools: self.tools.unwrap_or_default().into_iter().filter_map(|t| t.name).collect(),
-            }),
-            "mcp_approval_request" => {
-                Some(McpItem::ApprovalRequest { server_label, tool: self.name.unwrap_or_default() })
+            "mcp_list_tools" => {
+                let tools = self.tools.unwrap_or_default();
+                Some(McpItem::ListTools {
+                    server_label,
+                    digest: super::mcp_pins::tools_digest(&tools),
+                    tools: tools
+                        .iter()
+                        .filter_map(|t| t.get("name").and_then(|n| n.as_str()).map(String::from))
+                        .collect(),
+                })
             }
+            "mcp_approval_request" => Some(McpItem::ApprovalRequest {
+                id: self.id.unwrap_or_default(),
+                server_label,
+                tool: self.name.unwrap_or_default(),
+            }),
             _ => None,
         }
     }
@@ -249,7 +257,14 @@ mod tests {
         assert_eq!(f.mcp.len(), 4);
         assert_eq!(
             f.mcp[0],
-            McpItem::ListTools { server_label: "gitmcp".into(), tools: vec!["search_code".into(), "get_issue".into()] }
+            McpItem::ListTools {
+                server_label: "gitmcp".into(),
+                tools: vec!["search_code".into(), "get_issue".into()],
+                digest: crate::ai::mcp_pins::tools_digest(&[
+                    serde_json::json!({"name":"search_code","input_schema":{}}),
+                    serde_json::json!({"name":"get_issue"})
+                ])
+            }
         );
         assert_eq!(f.mcp[1], McpItem::Call { server_label: "gitmcp".into(), tool: "search_code".into(), ok: true });
         assert_eq!(f.mcp[2], McpItem::Call { server_label: "gitmcp".into(), tool: "get_issue".into(), ok: false });

@@ -128,6 +128,20 @@ impl SseScanner {
         }
     }
 
+    /// The id of the response announced by a complete `response.created` event, if any.
+    pub fn created_response_id(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            response: Option<Inner>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Inner {
+            id: Option<String>,
+        }
+        let ev = self.events.iter().find(|e| e.name == Some(EventName::Created))?;
+        serde_json::from_slice::<Created>(&ev.data_bytes()).ok()?.response?.id
+    }
+
     /// The stream ended: an event not closed by a blank line still counts.
     pub fn finish(&mut self) {
         if !self.partial_line.is_empty() || self.partial_truncated {

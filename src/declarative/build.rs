@@ -7,14 +7,18 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::schema::{DeckConsumer, DeckPlugin, DeckRoute, DeckService, EntityRef};
-use super::{Loaded, SourceFile};
+use super::{LoadContext, Loaded, SourceFile};
 use crate::consumers::{parse_key, Consumer, Consumers};
 use crate::model::{
     ConsumerId, Endpoint, Gateway, PathHandling, Policies, Route, RouteId, Scoped, Service, ServiceId, Timeouts,
 };
 use crate::plugins::acl::{Acl, AclSchema};
 use crate::plugins::ai_proxy::AiProxy;
+use crate::plugins::jwt::{Jwt, JwtSchema};
 use crate::plugins::key_auth::{KeyAuth, KeyAuthSchema};
+use crate::plugins::mcp_guard::{McpGuard, McpGuardSchema};
+use crate::plugins::openid_connect::jwks::{http_client, JwksRegistry};
+use crate::plugins::openid_connect::{OpenIdConnect, OpenIdConnectSchema};
 use crate::plugins::{parse_config, ConfigIssue, PluginKind};
 use crate::problems::Problems;
 use crate::router::{RouteSpec, Router};
@@ -55,7 +59,9 @@ struct RouteEntity<'a> {
     nested_in: Option<usize>,
 }
 
-pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -> Result<Loaded, Problems> {
+pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) -> Result<Loaded, Problems> {
+    let defaults = &load.defaults;
+    let mut jwks: Option<JwksRegistry> = None;
     let mut cx = Ctx { files, problems: Problems::default() };
 
     // Flatten: nested routes and plugins become top-level ones with their scope.
@@ -245,8 +251,16 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
                 ),
             }
         }
-        if !c.jwt_secrets.is_empty() {
-            cx.problem(origin, "jwt_secrets", "jwt credentials are not supported yet", "remove jwt_secrets");
+        for (ji, j) in c.jwt_secrets.iter().enumerate() {
+            if let Err(e) = model_consumers.jwt.add(
+                cid,
+                j.key.clone(),
+                j.algorithm.clone(),
+                j.secret.clone(),
+                j.rsa_public_key.clone(),
+            ) {
+                cx.problem(origin, &format!("jwt_secrets[{ji}]"), e, "see the jwt plugin in README.md");
+            }
         }
     }
 
@@ -407,7 +421,21 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
             }
         }
         let config = p.config.as_ref();
-        let compiled = match compile(kind, config, &model_consumers) {
+        if kind == PluginKind::OpenIdConnect && jwks.is_none() {
+            match http_client(load.tls_trusted_ca.as_deref()) {
+                Ok(c) => jwks = Some(JwksRegistry::new(c)),
+                Err(e) => {
+                    cx.problem(
+                        &pe.origin,
+                        "name",
+                        format!("cannot build the HTTP client for identity providers: {e}"),
+                        "check tls_trusted_ca",
+                    );
+                    continue;
+                }
+            }
+        }
+        let compiled = match compile(kind, config, &model_consumers, &mut jwks) {
             Ok(mut c) => {
                 if let Compiled::AiProxy(ref mut ai) = c {
                     if let Some(ai) = Arc::get_mut(ai) {
@@ -465,7 +493,14 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
         let sid = route.service;
         let applies = |i: &Instance| i.route.is_none_or(|r| r == rid) && i.service.is_none_or(|s| s == sid);
         let mut policies = Policies::default();
-        for kind in [PluginKind::KeyAuth, PluginKind::Acl, PluginKind::AiProxy] {
+        for kind in [
+            PluginKind::Jwt,
+            PluginKind::KeyAuth,
+            PluginKind::OpenIdConnect,
+            PluginKind::Acl,
+            PluginKind::AiProxy,
+            PluginKind::McpGuard,
+        ] {
             let candidates: Vec<&Instance> = instances.iter().filter(|i| i.kind == kind && applies(i)).collect();
             let base = candidates.iter().filter(|i| i.consumer.is_none()).max_by_key(|i| rank(i)).copied();
             let base_rank = base.map_or(0, rank);
@@ -480,6 +515,16 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
                 }
             }
             match kind {
+                PluginKind::OpenIdConnect => {
+                    if let Some(Compiled::Oidc(o)) = base.map(|b| &b.compiled) {
+                        policies.openid_connect = Some(o.clone());
+                    }
+                }
+                PluginKind::Jwt => {
+                    if let Some(Compiled::Jwt(j)) = base.map(|b| &b.compiled) {
+                        policies.jwt = Some(j.clone());
+                    }
+                }
                 PluginKind::KeyAuth => {
                     if let Some(Compiled::KeyAuth(k)) = base.map(|b| &b.compiled) {
                         policies.key_auth = Some(k.clone());
@@ -488,6 +533,12 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
                 PluginKind::Acl => {
                     policies.acl = scoped(base, &by_consumer, |c| match c {
                         Compiled::Acl(a) => Some(a.clone()),
+                        _ => None,
+                    })
+                }
+                PluginKind::McpGuard => {
+                    policies.mcp_guard = scoped(base, &by_consumer, |c| match c {
+                        Compiled::McpGuard(g) => Some(g.clone()),
                         _ => None,
                     })
                 }
@@ -534,6 +585,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, defaults: &Timeouts) -
     }
     Ok(Loaded {
         gateway: Gateway {
+            jwks: jwks.map(|r| r.all()).unwrap_or_default(),
             services: model_services,
             routes: model_routes,
             router,
@@ -573,6 +625,9 @@ fn nested_owner(
 }
 
 enum Compiled {
+    Oidc(Arc<OpenIdConnect>),
+    McpGuard(Arc<McpGuard>),
+    Jwt(Arc<Jwt>),
     KeyAuth(Arc<KeyAuth>),
     Acl(Arc<Acl>),
     AiProxy(Arc<AiProxy>),
@@ -582,8 +637,28 @@ fn compile(
     kind: PluginKind,
     config: Option<&serde_yaml::Value>,
     consumers: &Consumers,
+    jwks: &mut Option<JwksRegistry>,
 ) -> Result<Compiled, Vec<ConfigIssue>> {
     match kind {
+        PluginKind::OpenIdConnect => {
+            let schema: OpenIdConnectSchema = parse_config(config).map_err(|e| vec![e])?;
+            let Some(registry) = jwks.as_mut() else {
+                return Err(vec![ConfigIssue::new(
+                    "",
+                    "no HTTP client for identity providers",
+                    "check tls_trusted_ca",
+                )]);
+            };
+            Ok(Compiled::Oidc(Arc::new(OpenIdConnect::compile(schema, consumers, registry)?)))
+        }
+        PluginKind::McpGuard => {
+            let schema: McpGuardSchema = parse_config(config).map_err(|e| vec![e])?;
+            Ok(Compiled::McpGuard(Arc::new(McpGuard::compile(schema, consumers)?)))
+        }
+        PluginKind::Jwt => {
+            let schema: JwtSchema = parse_config(config).map_err(|e| vec![e])?;
+            Ok(Compiled::Jwt(Arc::new(Jwt::compile(schema, consumers)?)))
+        }
         PluginKind::KeyAuth => {
             let schema: KeyAuthSchema = parse_config(config).map_err(|e| vec![e])?;
             Ok(Compiled::KeyAuth(Arc::new(KeyAuth::compile(schema, consumers)?)))

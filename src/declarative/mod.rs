@@ -29,6 +29,21 @@ impl SourceFile {
     }
 }
 
+/// What a load needs from the settings.
+#[derive(Debug, Clone)]
+pub struct LoadContext {
+    /// Upstream timeouts for services that do not set their own.
+    pub defaults: Timeouts,
+    /// Extra CAs for fetching identity providers' keys (openid-connect).
+    pub tls_trusted_ca: Option<PathBuf>,
+}
+
+impl LoadContext {
+    pub fn from_settings(s: &crate::settings::Settings) -> LoadContext {
+        LoadContext { defaults: s.service_defaults(), tls_trusted_ca: s.tls_trusted_ca.clone() }
+    }
+}
+
 /// What a load produces besides the model: upstream host names to keep resolved.
 pub struct Loaded {
     pub gateway: Gateway,
@@ -36,11 +51,8 @@ pub struct Loaded {
 }
 
 /// Load and merge decK files. `env` reads environment variables (for `${{ env }}`).
-pub fn load(paths: &[PathBuf], defaults: &Timeouts, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Problems> {
+pub fn load(paths: &[PathBuf], cx: &LoadContext, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Problems> {
     let mut problems = Problems::default();
-    let mut files = Vec::new();
-    let mut secrets = Vec::new();
-    let mut digest = Sha256::new();
     if paths.is_empty() {
         problems.push(Problem::new(
             Path::new("<settings>"),
@@ -49,20 +61,36 @@ pub fn load(paths: &[PathBuf], defaults: &Timeouts, env: &dyn Fn(&str) -> Option
             "set declarative_config",
         ));
     }
+    let mut texts = Vec::with_capacity(paths.len());
     for path in paths {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(Problem::new(
-                    path,
-                    None,
-                    format!("cannot read the decK file: {e}"),
-                    "check declarative_config",
-                ));
-                continue;
-            }
-        };
-        match parse_file(path, &text, env) {
+        match std::fs::read_to_string(path) {
+            Ok(t) => texts.push((path.clone(), t)),
+            Err(e) => problems.push(Problem::new(
+                path,
+                None,
+                format!("cannot read the decK file: {e}"),
+                "check declarative_config",
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    load_texts(&texts, cx, env)
+}
+
+/// Load decK files given as (name, text), merged in order.
+pub fn load_texts(
+    texts: &[(PathBuf, String)],
+    cx: &LoadContext,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Problems> {
+    let mut problems = Problems::default();
+    let mut files = Vec::new();
+    let mut secrets = Vec::new();
+    let mut digest = Sha256::new();
+    for (path, text) in texts {
+        match parse_file(path, text, env) {
             Ok((file, rendered, subs)) => {
                 digest.update((path.to_string_lossy().len() as u64).to_le_bytes());
                 digest.update(rendered.as_bytes());
@@ -79,7 +107,7 @@ pub fn load(paths: &[PathBuf], defaults: &Timeouts, env: &dyn Fn(&str) -> Option
         return Err(redact(problems, &secrets));
     }
     let digest = hex::encode(digest.finalize());
-    build::build(&files, digest, defaults).map_err(|p| redact(p, &secrets))
+    build::build(&files, digest, cx).map_err(|p| redact(p, &secrets))
 }
 
 type ParseOk = (SourceFile, String, Vec<String>);

@@ -27,7 +27,7 @@ fn load_texts(texts: &[&str]) -> (tempfile::TempDir, Result<Loaded, Problems>) {
             p
         })
         .collect();
-    let r = load(&paths, &defaults(), &env);
+    let r = load(&paths, &LoadContext { defaults: defaults(), tls_trusted_ca: None }, &env);
     (dir, r)
 }
 

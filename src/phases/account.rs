@@ -5,6 +5,8 @@
 use pingora_proxy::Session;
 
 use crate::access_log::{now_rfc3339, Entry, McpLog, Tokens};
+use crate::ai::mcp_pins::{Observation, PinMode};
+use crate::ai::ownership::Owned;
 use crate::ai::response::{self, McpItem, ResponseFacts};
 use crate::context::{RequestCtx, ResponseScan};
 use crate::gateway::Shared;
@@ -50,23 +52,22 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
     let mut usage_missing = None;
     let mut mode = None;
     let mut model_label: Option<String> = None;
+    let mut remember = false;
+    let mut already_remembered = false;
     if let Some(ai) = &ctx.ai {
         if ai.inference {
             let target = &ai.plugin.targets[ai.target];
             let stream = matches!(ctx.scan, ResponseScan::Sse(_)) || ai.facts.as_ref().is_some_and(|f| f.stream);
             mode = Some(if stream { "stream" } else { "oneshot" });
-            facts = match &mut ctx.scan {
-                ResponseScan::Json { chunks, overflowed: false, .. } => match chunks.len() {
-                    0 => ResponseFacts::default(),
-                    1 => response::from_json(&chunks[0]),
-                    _ => response::from_json(&chunks.concat()),
-                },
-                ResponseScan::Sse(scanner) => {
-                    scanner.finish();
-                    response::from_stream(scanner)
-                }
-                _ => ResponseFacts::default(),
+            let (early, remembered) = match ctx.early_facts.take() {
+                Some(f) => (Some(f), true),
+                None => (None, false),
             };
+            facts = match early {
+                Some(f) => f,
+                None => facts_of(&mut ctx.scan),
+            };
+            already_remembered = remembered;
             let model = bounded_model(target.model.as_deref(), facts.model.as_deref());
             let llm = generation.llm_metrics[target.id].get(ctx.consumer, || {
                 shared.metrics.llm_handles(
@@ -88,10 +89,31 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
             }
             shared.metrics.mcp_items(consumer_label.unwrap_or(""), &facts.mcp);
             model_label = Some(model);
+            remember = (200..300).contains(&status);
+        }
+        // ai-mcp-guard's decisions, with bounded labels.
+        for e in &ai.mcp_events {
+            let (label, _) = shared.metrics.bounded_mcp_labels(&e.server_label, "");
+            shared
+                .metrics
+                .mcp_guard_decisions
+                .with_label_values(&[consumer_label.unwrap_or(""), &label, e.decision])
+                .inc();
+        }
+        // A deleted response is gone for its owner too.
+        if session.req_header().method == http::Method::DELETE && (200..300).contains(&status) {
+            if let Some(id) = crate::ai::ownership::id_from_suffix(&ai.suffix) {
+                shared.ownership.forget(id);
+            }
         }
     }
 
+    if remember && !already_remembered {
+        remember_mcp(shared, ctx, &facts);
+    }
+
     if shared.access_log.enabled() {
+        let guard_events: &[crate::plugins::mcp_guard::GuardEvent] = ctx.ai.as_ref().map_or(&[], |a| &a.mcp_events);
         let to_ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
         let mcp: Vec<McpLog> = facts
             .mcp
@@ -101,10 +123,15 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
                     McpLog { server_label, tool: Some(tool), event: if *ok { "call" } else { "call_error" } }
                 }
                 McpItem::ListTools { server_label, .. } => McpLog { server_label, tool: None, event: "list_tools" },
-                McpItem::ApprovalRequest { server_label, tool } => {
+                McpItem::ApprovalRequest { server_label, tool, .. } => {
                     McpLog { server_label, tool: Some(tool), event: "approval_request" }
                 }
             })
+            .chain(guard_events.iter().map(|e| McpLog {
+                server_label: &e.server_label,
+                tool: e.tool.as_deref(),
+                event: e.decision,
+            }))
             .collect();
         let entry = Entry {
             time: now_rfc3339(),
@@ -132,6 +159,65 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
         };
         if !shared.access_log.write(&entry) {
             shared.metrics.access_log_dropped.inc();
+        }
+    }
+}
+
+/// After a successful answer: record the response as the consumer's (if the stream did not
+/// already), its MCP approval requests, and check pinned tool lists.
+/// Facts from the side view of the response.
+pub fn facts_of(scan: &mut ResponseScan) -> ResponseFacts {
+    match scan {
+        ResponseScan::Json { chunks, overflowed: false, .. } => match chunks.len() {
+            0 => ResponseFacts::default(),
+            1 => response::from_json(&chunks[0]),
+            _ => response::from_json(&chunks.concat()),
+        },
+        ResponseScan::Sse(scanner) => {
+            scanner.finish();
+            response::from_stream(scanner)
+        }
+        _ => ResponseFacts::default(),
+    }
+}
+
+pub fn remember_mcp(shared: &Shared, ctx: &mut RequestCtx, facts: &ResponseFacts) {
+    let generation = ctx.generation.clone();
+    let gw = &generation.gw;
+    let owner = ctx.consumer.map(|c| gw.consumers.get(c).id.clone());
+    if ctx.record_owner {
+        if let Some(id) = &facts.response_id {
+            super::outbound::record_owner(shared, ctx, id);
+        }
+    }
+    let guard = ctx.route.and_then(|r| gw.route(r).policies.mcp_guard.for_consumer(ctx.consumer).cloned());
+    for item in &facts.mcp {
+        match item {
+            McpItem::ApprovalRequest { id, server_label, tool } if !id.is_empty() => {
+                if let Some(owner) = &owner {
+                    shared
+                        .ownership
+                        .record(id, Owned { owner: owner.clone(), mcp: Some((server_label.clone(), tool.clone())) });
+                }
+            }
+            McpItem::ListTools { server_label, digest, .. } => {
+                let Some(rule) = guard
+                    .as_ref()
+                    .and_then(|g| g.servers.iter().find(|r| &r.label == server_label && r.pin != PinMode::Off))
+                else {
+                    continue;
+                };
+                if let Observation::Changed { accepted, observed } =
+                    shared.pins.observe(server_label, digest, rule.pinned_digest.as_deref(), rule.pin)
+                {
+                    let action = if rule.pin == PinMode::Block { "blocked" } else { "warned" };
+                    shared.metrics.mcp_tool_list_changes.with_label_values(&[server_label, action]).inc();
+                    log::warn!(
+                        "MCP server '{server_label}' changed its tool list ({accepted} -> {observed}); {action}"
+                    );
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -15,6 +15,7 @@ use pingora_proxy::Session;
 
 use crate::ai::json_body::RequestDoc;
 use crate::ai::request::{apply_target, AiRefusal, BAD_BODY};
+use crate::ai::RouteType;
 use crate::context::{BodyState, RequestCtx};
 use crate::errors::GatewayError;
 use crate::gateway::Shared;
@@ -124,20 +125,46 @@ pub fn check_content_type(req: &RequestHeader) -> std::result::Result<(), Gatewa
 }
 
 /// Check and rewrite a complete LLM request body for the current target.
-pub fn inspect(ctx: &mut RequestCtx, original: &Bytes) -> std::result::Result<Bytes, GatewayError> {
+pub fn inspect(shared: &Shared, ctx: &mut RequestCtx, original: &Bytes) -> std::result::Result<Bytes, GatewayError> {
     let strip = body_key_to_strip(ctx);
+    let generation = ctx.generation.clone();
+    let gw = &generation.gw;
+    let consumer = ctx.consumer.map(|c| (c, gw.consumers.get(c)));
+    let guard = ctx.route.and_then(|r| gw.route(r).policies.mcp_guard.for_consumer(ctx.consumer).cloned());
     let Some(ai) = ctx.ai.as_mut() else {
         return Ok(original.clone());
     };
     let target = &ai.plugin.targets[ai.target];
     let mut doc = RequestDoc::parse(original).map_err(AiRefusal::from)?;
     let facts = apply_target(&mut doc, target, ai.plugin.response_streaming)?;
+    if target.route_type == RouteType::Responses {
+        ai.has_mcp = doc.raw("tools").is_some_and(|t| t.contains("\"mcp\""))
+            || doc.raw("input").is_some_and(|i| i.contains("\"mcp_"));
+        // Continuing a conversation: only the consumer's own.
+        if let (true, Some((_, c))) = (shared.settings.response_ownership, consumer) {
+            if let Ok(Some(prev)) = doc.get::<String>("previous_response_id") {
+                if shared.ownership.get(&prev).is_none_or(|o| o.owner != c.id) {
+                    return Err(GatewayError::Ai(not_found(&format!("Previous response with id '{prev}' not found."))));
+                }
+            }
+        }
+        if let Some(guard) = guard {
+            // A re-render after a failover decides again: keep the latest decisions only.
+            ai.mcp_events.clear();
+            guard.apply(&mut doc, consumer, shared.ownership.as_ref(), &shared.pins, &mut ai.mcp_events)?;
+        }
+    }
     if let Some(name) = strip {
         doc.remove(&name);
     }
     ai.facts = Some(facts);
     ai.rendered_for = Some(ai.target);
     Ok(if doc.changed() { Bytes::from(doc.to_bytes()) } else { original.clone() })
+}
+
+/// OpenAI's answer for an object that does not exist (or is not the consumer's).
+pub fn not_found(message: &str) -> AiRefusal {
+    AiRefusal { status: 404, message: message.to_string(), kind: "invalid_request_error", code: "not_found" }
 }
 
 /// A key-auth key found in the body is never sent to an LLM provider.
@@ -151,7 +178,7 @@ fn body_key_to_strip(ctx: &RequestCtx) -> Option<String> {
 
 /// Make sure the complete body is rendered for the target of this attempt (after a failover
 /// the model and options may differ).
-pub fn render_for_current_target(ctx: &mut RequestCtx) -> std::result::Result<(), GatewayError> {
+pub fn render_for_current_target(shared: &Shared, ctx: &mut RequestCtx) -> std::result::Result<(), GatewayError> {
     let needs = match (&ctx.body, &ctx.ai) {
         (BodyState::Complete { .. }, Some(ai)) => ai.inference && ai.rendered_for != Some(ai.target),
         _ => false,
@@ -163,14 +190,14 @@ pub fn render_for_current_target(ctx: &mut RequestCtx) -> std::result::Result<()
         BodyState::Complete { original, .. } => original.clone(),
         _ => return Ok(()),
     };
-    let upstream = inspect(ctx, &original)?;
+    let upstream = inspect(shared, ctx, &original)?;
     ctx.body = BodyState::Complete { original, upstream };
     Ok(())
 }
 
 /// `request_body_filter`: what goes upstream for each chunk Pingora read.
 pub fn forward_chunk(
-    _shared: &Shared,
+    shared: &Shared,
     body: &mut Option<Bytes>,
     end_of_stream: bool,
     ctx: &mut RequestCtx,
@@ -208,7 +235,7 @@ pub fn forward_chunk(
             }
             let original = concat(std::mem::take(chunks), *len);
             ctx.body = BodyState::Released;
-            match inspect(ctx, &original) {
+            match inspect(shared, ctx, &original) {
                 Ok(upstream) => {
                     *body = Some(upstream);
                     Ok(())

@@ -72,7 +72,7 @@ pub fn rewrite_request(
     req: &mut RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
-    if let Err(e) = body::render_for_current_target(ctx) {
+    if let Err(e) = body::render_for_current_target(shared, ctx) {
         let status = e.status();
         ctx.error = Some(e);
         return Err(Error::explain(ErrorType::HTTPStatus(status), "request refused by the gateway"));
@@ -113,6 +113,24 @@ pub fn rewrite_request(
     if let (Some(name), Some(q)) = (strip_query, original_query) {
         if let Some(rest) = query::without(q, name) {
             query = Some(Cow::Owned(rest));
+        }
+    }
+    // A token is never sent to an LLM provider either, wherever the client put it.
+    if let (true, Some(jwt)) = (is_ai, route.policies.jwt.as_deref()) {
+        for name in &jwt.uri_param_names {
+            if let Some(rest) = query.as_deref().and_then(|q| query::without(q, name)) {
+                query = Some(Cow::Owned(rest));
+            }
+        }
+        for h in &jwt.header_names {
+            while req.remove_header(h.as_str()).is_some() {}
+        }
+    }
+    if let (true, Some(oidc)) = (is_ai, route.policies.openid_connect.as_deref()) {
+        if oidc.token_places.contains(&crate::plugins::openid_connect::TokenPlace::Query) {
+            if let Some(rest) = query.as_deref().and_then(|q| query::without(q, "access_token")) {
+                query = Some(Cow::Owned(rest));
+            }
         }
     }
     let (path, host) = match &ctx.ai {
@@ -188,8 +206,8 @@ pub fn rewrite_request(
             }
             if ctx.anonymous {
                 req.insert_header("x-anonymous-consumer", "true")?;
-            } else if let Some(cred) = ctx.credential {
-                req.insert_header("x-credential-identifier", gw.consumers.credential_ids[cred].as_str())?;
+            } else if let Some(id) = super::authenticate::credential_identifier(ctx, &gw.consumers.credential_ids) {
+                req.insert_header("x-credential-identifier", id)?;
             }
             if let Some(acl) = route.policies.acl.for_consumer(Some(cid)) {
                 if !acl.hide_groups_header && !c.groups_header.is_empty() {

@@ -1,11 +1,11 @@
 //! `request_filter`: route the request, enforce size limits, authenticate and authorize the
 //! consumer, and for LLM routes choose a target and check the body before anything goes upstream.
 
-use bytes::Bytes;
 use pingora_core::Result;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
+use super::authenticate::{self, EarlyBody};
 use super::body;
 use super::respond::refuse;
 use crate::context::{AiState, BodyState, RequestCtx};
@@ -13,7 +13,6 @@ use crate::errors::{Envelope, GatewayError, UpstreamFailure};
 use crate::gateway::Shared;
 use crate::model::split_host_port;
 use crate::plugins::acl::{AclDecision, FORBIDDEN_MESSAGE};
-use crate::plugins::key_auth::BodyKind;
 use crate::router::normalize_path;
 use crate::upstream::balancer::Tried;
 
@@ -58,45 +57,22 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
     }
 
     // ---- authentication
-    let mut early_body: Option<Bytes> = None;
-    let mut early_read = false;
-    if let Some(ka) = &policies.key_auth {
-        let preflight = session.req_header().method == http::Method::OPTIONS;
-        if !preflight || ka.run_on_preflight {
-            if ka.key_in_body {
-                early_read = true;
-                match body::read_early(session, ctx).await {
-                    Ok(b) => early_body = b,
-                    Err(e) => return refuse(session, ctx, e, envelope).await,
-                }
-            }
-            let kind = BodyKind::from_content_type(
-                session.req_header().headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()),
-            );
-            let body_view = early_body.as_ref().map(|b| (b.as_ref(), kind));
-            match ka.authenticate(session.req_header(), body_view, &gw.consumers) {
-                Ok((cred, location)) => {
-                    ctx.consumer = Some(cred.consumer);
-                    ctx.credential = Some(cred.credential);
-                    ctx.key_location = Some(location);
-                }
-                Err(failure) => match ka.anonymous {
-                    Some(anon) => {
-                        ctx.consumer = Some(anon);
-                        ctx.anonymous = true;
-                    }
-                    None => {
-                        shared.metrics.auth_failure(&route.name, failure.reason());
-                        let err = GatewayError::Unauthorized {
-                            message: failure.message(),
-                            www_authenticate: Some(ka.www_authenticate.clone()),
-                        };
-                        return refuse(session, ctx, err, Envelope::Kong).await;
-                    }
-                },
-            }
-        }
+    let mut early = EarlyBody::default();
+    if let Err(err) = authenticate::run(shared, session, ctx, route, &mut early).await {
+        // An unreadable early body (408, 413) keeps its envelope; refusals are Kong's.
+        let env = if matches!(
+            err,
+            GatewayError::Unauthorized { .. }
+                | GatewayError::UnauthorizedClaims { .. }
+                | GatewayError::AuthForbidden { .. }
+        ) {
+            Envelope::Kong
+        } else {
+            envelope
+        };
+        return refuse(session, ctx, err, env).await;
     }
+    let (early_read, early_body) = (early.read, early.body);
 
     // ---- authorization
     if let Some(acl) = policies.acl.for_consumer(ctx.consumer) {
@@ -105,7 +81,7 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
             AclDecision::Allowed => {}
             AclDecision::Unauthenticated => {
                 shared.metrics.auth_failure(&route.name, "unauthenticated");
-                let err = GatewayError::Unauthorized { message: "Unauthorized", www_authenticate: None };
+                let err = GatewayError::Unauthorized { message: "Unauthorized".into(), www_authenticate: None };
                 return refuse(session, ctx, err, Envelope::Kong).await;
             }
             AclDecision::Forbidden => {
@@ -146,10 +122,21 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
         inference,
         suffix,
         facts: None,
+        mcp_events: Vec::new(),
+        has_mcp: false,
         rendered_for: None,
         started_at: None,
     });
     if !inference {
+        // A Responses sub-resource (`/{id}`, `/{id}/cancel`, `/{id}/input_items`): the
+        // consumer's own objects only; others do not exist for it.
+        if let Some(id) = owned_object(shared, ctx) {
+            let owner = ctx.consumer.map(|c| gw.consumers.get(c).id.as_str());
+            if shared.ownership.get(&id).is_none_or(|o| Some(o.owner.as_str()) != owner) {
+                let err = GatewayError::Ai(body::not_found(&format!("Response with id '{id}' not found.")));
+                return refuse(session, ctx, err, Envelope::OpenAi).await;
+            }
+        }
         if let Some(b) = early_body {
             ctx.body = BodyState::Complete { upstream: b.clone(), original: b };
         }
@@ -167,13 +154,25 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
         }
     };
     match original {
-        Some(original) => match body::inspect(ctx, &original) {
+        Some(original) => match body::inspect(shared, ctx, &original) {
             Ok(upstream) => ctx.body = BodyState::Complete { original, upstream },
             Err(e) => return refuse(session, ctx, e, Envelope::OpenAi).await,
         },
         None => ctx.body = BodyState::Pending { chunks: Vec::new(), len: 0 },
     }
     Ok(false)
+}
+
+/// The Responses object a sub-resource request names, when ownership applies to it.
+fn owned_object(shared: &Shared, ctx: &RequestCtx) -> Option<String> {
+    let ai = ctx.ai.as_ref()?;
+    if !shared.settings.response_ownership || ctx.consumer.is_none() {
+        return None;
+    }
+    if ai.plugin.targets[ai.target].route_type != crate::ai::RouteType::Responses {
+        return None;
+    }
+    crate::ai::ownership::id_from_suffix(&ai.suffix).map(str::to_string)
 }
 
 /// Request smuggling defences: one Content-Length at most, never together with

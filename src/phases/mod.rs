@@ -5,6 +5,7 @@
 //! error answers) → `account` (metrics and access log). `respond` writes the gateway's own answers.
 
 pub mod account;
+pub mod authenticate;
 pub mod body;
 pub mod failure;
 pub mod forward;

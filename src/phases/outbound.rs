@@ -9,6 +9,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::failure;
+use crate::ai::ownership::Owned;
 use crate::ai::sse::SseScanner;
 use crate::context::{RequestCtx, ResponseScan};
 use crate::gateway::Shared;
@@ -53,6 +54,8 @@ pub fn upstream_response(
     }
     let is_sse =
         resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let responses = plugin.targets[ai.target].route_type == crate::ai::RouteType::Responses;
+    ctx.record_owner = responses && shared.settings.response_ownership && ctx.consumer.is_some();
     ctx.scan = if is_sse {
         ResponseScan::Sse(Box::new(SseScanner::new(shared.settings.usage_scan_limit)))
     } else {
@@ -69,10 +72,38 @@ pub fn response_headers(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resu
     Ok(())
 }
 
+/// Record a new Responses object as the consumer's.
+pub fn record_owner(shared: &Shared, ctx: &mut RequestCtx, id: &str) {
+    ctx.record_owner = false;
+    if let Some(c) = ctx.consumer {
+        let owner = ctx.generation.gw.consumers.get(c).id.clone();
+        shared.ownership.record(id, Owned { owner, mcp: None });
+    }
+}
+
+/// The top-level `"id"` of a JSON object whose first field it is (OpenAI writes it first).
+fn leading_id(b: &[u8]) -> Option<String> {
+    let head = &b[..b.len().min(1024)];
+    let at = memchr::memmem::find(head, b"\"id\"")?;
+    let mut rest = head[at + 4..].iter().skip_while(|c| c.is_ascii_whitespace());
+    if rest.next() != Some(&b':') {
+        return None;
+    }
+    let mut rest = rest.skip_while(|c| c.is_ascii_whitespace());
+    if rest.next() != Some(&b'"') {
+        return None;
+    }
+    let id: Vec<u8> = rest.take_while(|&&c| c != b'"').copied().collect();
+    let ok =
+        !id.is_empty() && id.len() <= 256 && id.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-');
+    ok.then(|| String::from_utf8_lossy(&id).into_owned())
+}
+
 /// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept.
 pub fn response_chunk(shared: &Shared, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
     if let Some(b) = body.as_ref() {
         ctx.bytes_out += b.len() as u64;
+        let first_chunk = ctx.bytes_out == b.len() as u64;
         match &mut ctx.scan {
             ResponseScan::None => {}
             ResponseScan::Json { chunks, len, overflowed } => {
@@ -88,10 +119,29 @@ pub fn response_chunk(shared: &Shared, body: &mut Option<Bytes>, end_of_stream: 
             }
             ResponseScan::Sse(scanner) => scanner.feed(b),
         }
+        // Ownership is recorded before the bytes holding the new id reach the client, so the
+        // client can never use the id before the gateway knows whose it is.
+        if ctx.record_owner {
+            let id = match &ctx.scan {
+                ResponseScan::Json { .. } if first_chunk => leading_id(b),
+                ResponseScan::Sse(scanner) => scanner.created_response_id(),
+                _ => None,
+            };
+            if let Some(id) = id {
+                record_owner(shared, ctx, &id);
+            }
+        }
     }
     if end_of_stream {
         if let ResponseScan::Sse(scanner) = &mut ctx.scan {
             scanner.finish();
+        }
+        // MCP answers: read them before the last bytes go out, so their approval requests are
+        // recorded before the client can answer them.
+        if ctx.ai.as_ref().is_some_and(|a| a.has_mcp) {
+            let facts = super::account::facts_of(&mut ctx.scan);
+            super::account::remember_mcp(shared, ctx, &facts);
+            ctx.early_facts = Some(facts);
         }
     }
 }

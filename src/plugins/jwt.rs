@@ -734,9 +734,38 @@ struct JwtCredential {
 enum Verifier {
     /// Boxed: ring's HMAC keys hold precomputed digest states and are large.
     Hmac(Box<HmacKeys>),
+    Public(PublicKey),
+}
+
+/// A public key in the form ring verifies with. Shared with openid-connect, whose JWKS keys
+/// are checked by the same code.
+#[derive(Debug)]
+pub(crate) enum PublicKey {
     Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
     /// An uncompressed EC point (ES256/ES384) or a raw Ed25519 key.
     Point(Vec<u8>),
+}
+
+impl PublicKey {
+    /// Check `sig` over `msg` with `algorithm`; false for any algorithm this key cannot serve
+    /// (HMAC, ES512, an RSA algorithm on a point, ...).
+    pub(crate) fn verify(&self, algorithm: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
+        match self {
+            PublicKey::Rsa(components) => match algorithm.rsa() {
+                Some(params) => components.verify(params, msg, sig).is_ok(),
+                None => false,
+            },
+            PublicKey::Point(bytes) => {
+                let alg: &'static dyn signature::VerificationAlgorithm = match algorithm {
+                    Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
+                    Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
+                    Algorithm::EdDsa => &signature::ED25519,
+                    _ => return false,
+                };
+                signature::UnparsedPublicKey::new(alg, bytes).verify(msg, sig).is_ok()
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -759,19 +788,7 @@ impl JwtCredential {
                 // Constant time.
                 hmac::verify(key, msg, sig).is_ok()
             }
-            Verifier::Rsa(components) => match self.algorithm.rsa() {
-                Some(params) => components.verify(params, msg, sig).is_ok(),
-                None => false,
-            },
-            Verifier::Point(bytes) => {
-                let alg: &'static dyn signature::VerificationAlgorithm = match self.algorithm {
-                    Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
-                    Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
-                    Algorithm::EdDsa => &signature::ED25519,
-                    _ => return Ok(false),
-                };
-                signature::UnparsedPublicKey::new(alg, bytes).verify(msg, sig).is_ok()
-            }
+            Verifier::Public(key) => key.verify(self.algorithm, msg, sig),
         })
     }
 }
@@ -854,7 +871,7 @@ impl JwtCredentials {
 // Public keys: PEM → DER → the forms ring verifies with
 
 /// The first PEM block: its label and decoded body.
-fn pem_decode(text: &str) -> Result<(&str, Vec<u8>), String> {
+pub(crate) fn pem_decode(text: &str) -> Result<(&str, Vec<u8>), String> {
     const BEGIN: &str = "-----BEGIN ";
     const DASHES: &str = "-----";
     let engine = GeneralPurpose::new(
@@ -1015,14 +1032,26 @@ fn parse_rsa_public_key(der: &[u8]) -> Result<signature::RsaPublicKeyComponents<
     let n = positive_integer(s.read(0x02)?)?;
     let e = positive_integer(s.read(0x02)?)?;
     s.done()?;
-    let bits = (n.len() - 1) * 8 + (8 - n[0].leading_zeros() as usize);
+    rsa_components(n, e)
+}
+
+/// An RSA public key from its modulus and exponent (unsigned big-endian, no leading zeros),
+/// checked against ring's limits (2048-8192 bits, odd e in 3..2^33).
+pub(crate) fn rsa_components(n: &[u8], e: &[u8]) -> Result<signature::RsaPublicKeyComponents<Vec<u8>>, String> {
+    let (Some(&first), Some(&last)) = (n.first(), n.last()) else {
+        return Err("is not a valid RSA public key".into());
+    };
+    if first == 0 || e.first().is_none_or(|&b| b == 0) {
+        return Err("is not a valid RSA public key".into());
+    }
+    let bits = (n.len() - 1) * 8 + (8 - first.leading_zeros() as usize);
     if n.len() * 8 < 2048 {
         return Err(format!("holds a {bits}-bit RSA key; aigate needs at least 2048 bits"));
     }
     if bits > 8192 {
         return Err(format!("holds a {bits}-bit RSA key; aigate accepts at most 8192 bits"));
     }
-    if n[n.len() - 1] & 1 == 0 {
+    if last & 1 == 0 {
         return Err("is not a valid RSA public key (even modulus)".into());
     }
     if e.len() > 5 {
@@ -1064,22 +1093,22 @@ fn public_key_verifier(pem: &str, algorithm: Algorithm) -> Result<Verifier, Stri
         return Err(format!("holds {} but {} needs {}", kind.describe(), algorithm.name(), wanted.describe()));
     }
     match kind {
-        KeyType::Rsa => Ok(Verifier::Rsa(parse_rsa_public_key(key)?)),
+        KeyType::Rsa => Ok(Verifier::Public(PublicKey::Rsa(parse_rsa_public_key(key)?))),
         KeyType::P256 | KeyType::P384 => {
             let coord = if kind == KeyType::P256 { 32 } else { 48 };
             match key.first() {
-                Some(4) if key.len() == 1 + 2 * coord => Ok(Verifier::Point(key.to_vec())),
+                Some(4) if key.len() == 1 + 2 * coord => Ok(Verifier::Public(PublicKey::Point(key.to_vec()))),
                 Some(2 | 3) => Err("holds a compressed EC point; give the uncompressed form".into()),
                 _ => Err("is not a valid EC public key".into()),
             }
         }
-        KeyType::Ed25519 if key.len() == 32 => Ok(Verifier::Point(key.to_vec())),
+        KeyType::Ed25519 if key.len() == 32 => Ok(Verifier::Public(PublicKey::Point(key.to_vec()))),
         _ => Err("is not a valid public key".into()),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::consumers::Consumer;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -1092,7 +1121,7 @@ mod tests {
     // Test-only RSA 2048 key pair generated with `openssl genpkey -algorithm RSA` (ring cannot
     // generate RSA keys). The public key in both PEM forms, from `openssl pkey -pubout` and
     // `openssl rsa -RSAPublicKey_out`.
-    const RSA_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+    pub(crate) const RSA_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDBiblKp4ExiP5G
 uKu+GKoOxYYhZrE/f+i7mz4lu2XJGxsqlX8zvhpXinh8UBtgcWHBNmNyRdcIrBKh
 AZsm7Gw3GUZi/l/rhkwm9f5Bvl2Elc5E0xH78FGcCxZIXm//CuPqgyFX7YVfSvay

@@ -5,6 +5,8 @@ pub mod acl;
 pub mod ai_proxy;
 pub mod jwt;
 pub mod key_auth;
+pub mod mcp_guard;
+pub mod openid_connect;
 
 use serde::de::DeserializeOwned;
 
@@ -25,15 +27,25 @@ impl ConfigIssue {
 /// The plugins aigate knows, by decK name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PluginKind {
+    Jwt,
     KeyAuth,
+    OpenIdConnect,
     Acl,
     AiProxy,
     AiProxyAdvanced,
+    McpGuard,
 }
 
 impl PluginKind {
-    pub const ALL: &'static [PluginKind] =
-        &[PluginKind::KeyAuth, PluginKind::Acl, PluginKind::AiProxy, PluginKind::AiProxyAdvanced];
+    pub const ALL: &'static [PluginKind] = &[
+        PluginKind::Jwt,
+        PluginKind::KeyAuth,
+        PluginKind::OpenIdConnect,
+        PluginKind::Acl,
+        PluginKind::AiProxy,
+        PluginKind::AiProxyAdvanced,
+        PluginKind::McpGuard,
+    ];
 
     pub fn from_name(name: &str) -> Option<PluginKind> {
         Self::ALL.iter().copied().find(|k| k.name() == name)
@@ -41,16 +53,19 @@ impl PluginKind {
 
     pub fn name(self) -> &'static str {
         match self {
+            PluginKind::Jwt => "jwt",
             PluginKind::KeyAuth => "key-auth",
+            PluginKind::OpenIdConnect => "openid-connect",
             PluginKind::Acl => "acl",
             PluginKind::AiProxy => "ai-proxy",
             PluginKind::AiProxyAdvanced => "ai-proxy-advanced",
+            PluginKind::McpGuard => "ai-mcp-guard",
         }
     }
 
     /// Authentication plugins identify the consumer, so they cannot be scoped to one.
     pub fn is_auth(self) -> bool {
-        matches!(self, PluginKind::KeyAuth)
+        matches!(self, PluginKind::Jwt | PluginKind::KeyAuth | PluginKind::OpenIdConnect)
     }
 
     pub fn known_names() -> String {

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod gateway;
+pub mod idp;
 pub mod mock_openai;
 pub mod prom;
 pub mod raw;

@@ -1,0 +1,691 @@
+//! JSON Web Key Sets for openid-connect: parsing (RFC 7517/7518), and caches that fetch them
+//! off the request path.
+//!
+//! A [`JwksCache`] serves one source: an issuer's discovery document (whose `jwks_uri` is then
+//! fetched) or a JWKS URL. The request path reads the current keys through an `ArcSwap`,
+//! without locks or awaits. Keys are refreshed by the gateway's background task
+//! ([`run_refresher`]) and, when a token names a `kid` no key has, on demand — at most once per
+//! cache per `rediscovery_lifetime`, so random `kid`s cannot make the gateway hammer the IdP.
+//! A failed refresh keeps the keys in use.
+//!
+//! Keys are decoded and checked once per fetch into the forms ring verifies with; signatures
+//! are checked by the jwt plugin's code ([`PublicKey::verify`]).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use serde_json::Value;
+
+use crate::plugins::jwt::{rsa_components, Algorithm, PublicKey};
+
+/// Discovery documents and key sets larger than this are refused.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// Keys past this many in one set are ignored.
+pub const MAX_KEYS: usize = 100;
+
+/// Connect and whole-request timeouts of the IdP client.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A sensible period for [`run_refresher`].
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The default minimum time between two on-demand refreshes of one cache (Kong's
+/// `rediscovery_lifetime`).
+pub const DEFAULT_ON_DEMAND_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The suffix that turns an issuer into its discovery URL.
+pub const WELL_KNOWN: &str = "/.well-known/openid-configuration";
+
+/// Base64url as JOSE writes it (padding tolerated, no other alphabet).
+pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The IdP client: the system's trusted roots plus the CAs of `extra_ca` (the gateway's
+/// `tls_trusted_ca`), short timeouts, few redirects. Built once and shared by every cache.
+pub fn http_client(extra_ca: Option<&Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(HTTP_TIMEOUT)
+        .timeout(HTTP_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .user_agent(concat!("aigate/", env!("CARGO_PKG_VERSION")))
+        .tls_built_in_root_certs(false);
+    let mut roots = 0usize;
+    match pingora_core::tls::load_native_certs() {
+        Ok(certs) => {
+            for cert in certs {
+                // A system certificate reqwest cannot read is skipped, as rustls would.
+                if let Ok(c) = reqwest::Certificate::from_der(cert.as_ref()) {
+                    builder = builder.add_root_certificate(c);
+                    roots += 1;
+                }
+            }
+        }
+        Err(e) => log::warn!("openid-connect: system CA certificates could not be loaded ({e})"),
+    }
+    if let Some(path) = extra_ca {
+        crate::upstream::trust::check_ca_file(path)?;
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+            roots += 1;
+        }
+    }
+    if roots == 0 {
+        log::warn!("openid-connect: no trusted CA certificates; using the built-in Mozilla roots");
+        builder = builder.tls_built_in_root_certs(true);
+    }
+    builder.build().map_err(|e| format!("building the openid-connect HTTP client: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+/// What a key is, which decides the algorithms it can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    P256,
+    P384,
+    Ed25519,
+}
+
+impl KeyKind {
+    pub fn supports(self, alg: Algorithm) -> bool {
+        match self {
+            KeyKind::Rsa => matches!(
+                alg,
+                Algorithm::Rs256
+                    | Algorithm::Rs384
+                    | Algorithm::Rs512
+                    | Algorithm::Ps256
+                    | Algorithm::Ps384
+                    | Algorithm::Ps512
+            ),
+            KeyKind::P256 => alg == Algorithm::Es256,
+            KeyKind::P384 => alg == Algorithm::Es384,
+            KeyKind::Ed25519 => alg == Algorithm::EdDsa,
+        }
+    }
+}
+
+/// One usable verification key.
+#[derive(Debug)]
+pub struct Jwk {
+    pub kid: Option<String>,
+    /// The key's `alg`, when it names one: then only that algorithm is accepted.
+    pub alg: Option<Algorithm>,
+    pub kind: KeyKind,
+    pub(crate) key: PublicKey,
+}
+
+impl Jwk {
+    /// Whether a token signed with `alg` may be checked with this key.
+    pub fn accepts(&self, alg: Algorithm) -> bool {
+        self.kind.supports(alg) && self.alg.is_none_or(|a| a == alg)
+    }
+
+    pub fn verify(&self, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
+        self.accepts(alg) && self.key.verify(alg, msg, sig)
+    }
+}
+
+/// A parsed key set, and what was left out of it.
+#[derive(Debug, Default)]
+pub struct ParsedJwks {
+    pub keys: Vec<Jwk>,
+    /// Why each ignored key was ignored (kid or index, and the reason), for the logs.
+    pub ignored: Vec<String>,
+}
+
+/// Parse a JWKS document. Keys that cannot be used (encryption keys, unknown types, HMAC
+/// secrets, private keys, bad encodings, weak RSA, ...) are ignored, not fatal; a document that
+/// is not a key set, or holds no usable key, is an error.
+pub fn parse_jwks(body: &[u8]) -> Result<ParsedJwks, String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
+    let keys = doc.get("keys").and_then(Value::as_array).ok_or("not a key set (no `keys` array)")?;
+    let mut out = ParsedJwks::default();
+    for (i, k) in keys.iter().enumerate() {
+        let name = match k.get("kid").and_then(Value::as_str) {
+            Some(kid) => format!("kid {kid:?}"),
+            None => format!("key #{i}"),
+        };
+        if out.keys.len() >= MAX_KEYS {
+            out.ignored.push(format!("{name}: more than {MAX_KEYS} keys"));
+            continue;
+        }
+        match parse_jwk(k) {
+            Ok(jwk) => out.keys.push(jwk),
+            Err(why) => out.ignored.push(format!("{name}: {why}")),
+        }
+    }
+    if out.keys.is_empty() {
+        return Err(format!("no usable signing key ({} ignored)", out.ignored.len()));
+    }
+    Ok(out)
+}
+
+fn parse_jwk(k: &Value) -> Result<Jwk, String> {
+    let k = k.as_object().ok_or("not an object")?;
+    let text = |name: &str| -> Result<Option<&str>, String> {
+        match k.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(format!("`{name}` is not a string")),
+        }
+    };
+    if let Some(u) = text("use")? {
+        if u != "sig" {
+            return Err(format!("use {u:?} is not sig"));
+        }
+    }
+    if let Some(ops) = k.get("key_ops") {
+        let verify = ops.as_array().is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
+        if !verify {
+            return Err("key_ops does not include verify".into());
+        }
+    }
+    if k.contains_key("d") {
+        // A published private key: anyone could sign with it.
+        return Err("holds a private key; refused".into());
+    }
+    let kid = text("kid")?.map(str::to_string);
+    let alg = match text("alg")? {
+        None => None,
+        Some(name) => Some(Algorithm::from_name(name).ok_or_else(|| format!("alg {name:?} is not supported"))?),
+    };
+    let b64 = |name: &str| -> Result<Vec<u8>, String> {
+        let v = text(name)?.ok_or_else(|| format!("`{name}` is missing"))?;
+        B64URL.decode(v).map_err(|_| format!("`{name}` is not base64url"))
+    };
+    let kty = text("kty")?.ok_or("kty is missing")?;
+    let (kind, key) = match kty {
+        "RSA" => {
+            let n = b64("n")?;
+            let e = b64("e")?;
+            let strip = |v: &[u8]| -> Vec<u8> { v.iter().copied().skip_while(|&b| b == 0).collect() };
+            let c = rsa_components(&strip(&n), &strip(&e)).map_err(|e| format!("the RSA key {e}"))?;
+            (KeyKind::Rsa, PublicKey::Rsa(c))
+        }
+        "EC" => {
+            let (kind, len) = match text("crv")? {
+                Some("P-256") => (KeyKind::P256, 32),
+                Some("P-384") => (KeyKind::P384, 48),
+                other => return Err(format!("EC curve {other:?} is not supported (P-256, P-384)")),
+            };
+            let x = b64("x")?;
+            let y = b64("y")?;
+            if x.len() != len || y.len() != len {
+                return Err("EC coordinates have the wrong length".into());
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            (kind, PublicKey::Point(point))
+        }
+        "OKP" => {
+            if text("crv")? != Some("Ed25519") {
+                return Err("OKP curve is not Ed25519".into());
+            }
+            let x = b64("x")?;
+            if x.len() != 32 {
+                return Err("Ed25519 key has the wrong length".into());
+            }
+            (KeyKind::Ed25519, PublicKey::Point(x))
+        }
+        other => return Err(format!("kty {other:?} is not supported")),
+    };
+    if let Some(a) = alg {
+        if !kind.supports(a) {
+            return Err(format!("alg {} does not fit kty {kty}", a.name()));
+        }
+    }
+    Ok(Jwk { kid, alg, kind, key })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Caches
+
+/// Where a cache's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JwksSource {
+    /// An OpenID Connect discovery document URL; its `jwks_uri` holds the keys.
+    Discovery(String),
+    /// A JWKS URL.
+    Jwks(String),
+}
+
+impl JwksSource {
+    pub fn url(&self) -> &str {
+        match self {
+            JwksSource::Discovery(u) | JwksSource::Jwks(u) => u,
+        }
+    }
+}
+
+/// The keys of one source, as of the last successful refresh.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    pub keys: Vec<Jwk>,
+    /// The discovery document's `issuer`, when the source is a discovery document.
+    pub issuer: Option<String>,
+    /// The `jwks_uri` the keys came from.
+    pub jwks_uri: Option<String>,
+}
+
+/// The keys of one source, refreshed off the request path.
+pub struct JwksCache {
+    source: JwksSource,
+    client: reqwest::Client,
+    current: ArcSwap<KeySet>,
+    /// One refresh at a time.
+    refresh_lock: tokio::sync::Mutex<()>,
+    in_flight: AtomicBool,
+    /// Counts finished refresh attempts (successful or not); watched by requests waiting for
+    /// an on-demand refresh.
+    generation: tokio::sync::watch::Sender<u64>,
+    /// When the last on-demand refresh started.
+    last_on_demand: Mutex<Option<Instant>>,
+    /// Milliseconds between two on-demand refreshes.
+    on_demand_interval_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache")
+            .field("source", &self.source)
+            .field("keys", &self.current.load().keys.len())
+            .finish()
+    }
+}
+
+/// Resets `in_flight` and announces a finished attempt, even if the refresh is cancelled.
+struct InFlight<'a>(&'a JwksCache);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.store(false, Ordering::Release);
+        self.0.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+}
+
+impl JwksCache {
+    pub fn new(source: JwksSource, client: reqwest::Client) -> JwksCache {
+        JwksCache {
+            source,
+            client,
+            current: ArcSwap::from_pointee(KeySet::default()),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            in_flight: AtomicBool::new(false),
+            generation: tokio::sync::watch::channel(0).0,
+            last_on_demand: Mutex::new(None),
+            on_demand_interval_ms: AtomicU64::new(DEFAULT_ON_DEMAND_INTERVAL.as_millis() as u64),
+        }
+    }
+
+    pub fn source(&self) -> &JwksSource {
+        &self.source
+    }
+
+    /// The current keys (lock-free).
+    pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.current.load()
+    }
+
+    /// Lower the minimum time between two on-demand refreshes (a cache shared by several
+    /// plugins uses the smallest of their `rediscovery_lifetime`s).
+    pub fn limit_on_demand_interval(&self, interval: Duration) {
+        let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self.on_demand_interval_ms.fetch_min(ms, Ordering::Relaxed);
+    }
+
+    pub fn on_demand_interval(&self) -> Duration {
+        Duration::from_millis(self.on_demand_interval_ms.load(Ordering::Relaxed))
+    }
+
+    /// Fetch the keys now. On success the new set replaces the old one and its size is
+    /// returned; on failure the old keys stay and the reason is logged (warn) and returned.
+    pub async fn refresh(&self) -> Result<usize, String> {
+        let _one_at_a_time = self.refresh_lock.lock().await;
+        self.in_flight.store(true, Ordering::Release);
+        let _done = InFlight(self);
+        let previous = self.current.load_full();
+        match self.fetch(&previous).await {
+            Ok(set) => {
+                let n = set.keys.len();
+                self.current.store(Arc::new(set));
+                Ok(n)
+            }
+            Err(e) => {
+                log::warn!(
+                    "openid-connect: refreshing keys from {} failed: {e}; keeping the {} key(s) in use",
+                    self.source.url(),
+                    previous.keys.len()
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// A token named a `kid` no key has: start a refresh, unless this cache did so on demand
+    /// less than its interval ago (then `None`). A refresh already running is joined instead.
+    /// The refresh runs in its own task, so it completes even if the request stops waiting.
+    pub fn refresh_for_unknown_kid(self: &Arc<Self>) -> Option<RefreshWait> {
+        let mut rx = self.generation.subscribe();
+        let seen = *rx.borrow_and_update();
+        if !self.in_flight.load(Ordering::Acquire) {
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            if !self.take_on_demand_slot(Instant::now()) {
+                return None;
+            }
+            let me = Arc::clone(self);
+            runtime.spawn(async move {
+                let _ = me.refresh().await;
+            });
+        }
+        Some(RefreshWait { rx, seen })
+    }
+
+    fn take_on_demand_slot(&self, now: Instant) -> bool {
+        let mut last = match self.last_on_demand.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let allowed = match *last {
+            None => true,
+            Some(t) => now.saturating_duration_since(t) >= self.on_demand_interval(),
+        };
+        if allowed {
+            *last = Some(now);
+        }
+        allowed
+    }
+
+    async fn fetch(&self, previous: &KeySet) -> Result<KeySet, String> {
+        let (jwks_uri, issuer) = match &self.source {
+            JwksSource::Jwks(url) => (url.clone(), None),
+            JwksSource::Discovery(url) => match self.discover(url).await {
+                Ok(found) => found,
+                // The IdP's discovery is down but its keys may not be: use the last jwks_uri.
+                Err(e) => match &previous.jwks_uri {
+                    Some(uri) => {
+                        log::warn!("openid-connect: discovery at {url} failed: {e}; using the known jwks_uri");
+                        (uri.clone(), previous.issuer.clone())
+                    }
+                    None => return Err(format!("discovery: {e}")),
+                },
+            },
+        };
+        let body = self.get(&jwks_uri).await?;
+        let parsed = parse_jwks(&body).map_err(|e| format!("{jwks_uri}: {e}"))?;
+        if !parsed.ignored.is_empty() {
+            log::info!(
+                "openid-connect: {jwks_uri}: ignored {} key(s): {}",
+                parsed.ignored.len(),
+                parsed.ignored.join("; ")
+            );
+        }
+        Ok(KeySet { keys: parsed.keys, issuer, jwks_uri: Some(jwks_uri) })
+    }
+
+    /// The discovery document's `jwks_uri` and `issuer`.
+    async fn discover(&self, url: &str) -> Result<(String, Option<String>), String> {
+        let body = self.get(url).await?;
+        let doc: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))?;
+        let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| format!("{url}: no jwks_uri"))?;
+        let parsed: http::Uri = jwks_uri.parse().map_err(|_| format!("{url}: jwks_uri is not a URL"))?;
+        // An https issuer must not send us to plain http for its keys.
+        let plain_http_allowed = parsed.scheme_str() == Some("http") && url.starts_with("http://");
+        if parsed.scheme_str() != Some("https") && !plain_http_allowed {
+            return Err(format!("{url}: jwks_uri {jwks_uri} is not https"));
+        }
+        let issuer = doc.get("issuer").and_then(Value::as_str).map(str::to_string);
+        Ok((jwks_uri.to_string(), issuer))
+    }
+
+    /// GET a JSON document: 200 only, at most [`MAX_DOCUMENT_BYTES`].
+    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        let mut resp = self
+            .client
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if resp.status() != reqwest::StatusCode::OK {
+            return Err(format!("{url}: HTTP {}", resp.status().as_u16()));
+        }
+        if resp.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
+            return Err(format!("{url}: larger than {MAX_DOCUMENT_BYTES} bytes"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!("{url}: larger than {MAX_DOCUMENT_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// A refresh a request may wait for (bound the wait with a timeout).
+pub struct RefreshWait {
+    rx: tokio::sync::watch::Receiver<u64>,
+    seen: u64,
+}
+
+impl RefreshWait {
+    /// Resolves once the refresh has finished (successfully or not).
+    pub async fn finished(self) {
+        let RefreshWait { mut rx, seen } = self;
+        let _ = rx.wait_for(|g| *g != seen).await;
+    }
+}
+
+/// The caches of a configuration, one per source, shared by every plugin instance naming it.
+pub struct JwksRegistry {
+    client: reqwest::Client,
+    caches: HashMap<JwksSource, Arc<JwksCache>>,
+    order: Vec<Arc<JwksCache>>,
+}
+
+impl JwksRegistry {
+    pub fn new(client: reqwest::Client) -> JwksRegistry {
+        JwksRegistry { client, caches: HashMap::new(), order: Vec::new() }
+    }
+
+    /// The cache of `source`, created on first use.
+    pub fn cache(&mut self, source: JwksSource) -> Arc<JwksCache> {
+        if let Some(c) = self.caches.get(&source) {
+            return Arc::clone(c);
+        }
+        let cache = Arc::new(JwksCache::new(source.clone(), self.client.clone()));
+        self.caches.insert(source, Arc::clone(&cache));
+        self.order.push(Arc::clone(&cache));
+        cache
+    }
+
+    /// Every cache, in creation order: refresh them once before serving, then hand them to
+    /// [`run_refresher`].
+    pub fn all(&self) -> Vec<Arc<JwksCache>> {
+        self.order.clone()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// Refresh every cache each `interval` until `shutdown` completes. The first refresh happens
+/// one interval after the start (the gateway refreshes once before serving).
+pub async fn run_refresher(caches: Vec<Arc<JwksCache>>, interval: Duration, shutdown: impl Future) {
+    let interval = interval.max(Duration::from_secs(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = ticks.tick() => {
+                for cache in &caches {
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = cache.refresh() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn rsa_n() -> Vec<u8> {
+        // An odd 2048-bit modulus (not a real key: parsing only).
+        let mut n = vec![0xc5u8; 256];
+        n[255] = 0x01;
+        n
+    }
+
+    #[test]
+    fn parses_each_key_type_and_ignores_junk() {
+        let p256 = [7u8; 32];
+        let p384 = [9u8; 48];
+        let doc = json!({"keys": [
+            {"kty": "RSA", "kid": "r", "n": b64(&rsa_n()), "e": "AQAB", "alg": "RS256", "use": "sig"},
+            // A leading zero byte on n is tolerated.
+            {"kty": "RSA", "kid": "r0", "n": b64(&[&[0u8][..], &rsa_n()].concat()), "e": "AQAB"},
+            {"kty": "EC", "kid": "e256", "crv": "P-256", "x": b64(&p256), "y": b64(&p256)},
+            {"kty": "EC", "kid": "e384", "crv": "P-384", "x": b64(&p384), "y": b64(&p384), "alg": "ES384"},
+            {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(&[1u8; 32])},
+            // Junk, each ignored on its own.
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": b64(&rsa_n()), "e": "AQAB"},
+            {"kty": "RSA", "kid": "ops", "key_ops": ["encrypt"], "n": b64(&rsa_n()), "e": "AQAB"},
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+            {"kty": "RSA", "kid": "small", "n": b64(&[0xc5u8; 128]), "e": "AQAB"},
+            {"kty": "RSA", "kid": "even-e", "n": b64(&rsa_n()), "e": "AQA"},
+            {"kty": "RSA", "kid": "priv", "n": b64(&rsa_n()), "e": "AQAB", "d": "AQAB"},
+            {"kty": "RSA", "kid": "no-n", "e": "AQAB"},
+            {"kty": "RSA", "kid": "bad-b64", "n": "!!!", "e": "AQAB"},
+            {"kty": "EC", "kid": "p521", "crv": "P-521", "x": b64(&[1u8; 66]), "y": b64(&[1u8; 66])},
+            {"kty": "EC", "kid": "short", "crv": "P-256", "x": b64(&[1u8; 31]), "y": b64(&p256)},
+            {"kty": "OKP", "kid": "x25519", "crv": "X25519", "x": b64(&[1u8; 32])},
+            {"kty": "OKP", "kid": "ed-short", "crv": "Ed25519", "x": b64(&[1u8; 31])},
+            {"kty": "RSA", "kid": "wrong-alg", "alg": "ES256", "n": b64(&rsa_n()), "e": "AQAB"},
+            {"kty": "RSA", "kid": "hs-alg", "alg": "HS256", "n": b64(&rsa_n()), "e": "AQAB"},
+            {"kty": "RSA", "kid": "none-alg", "alg": "none", "n": b64(&rsa_n()), "e": "AQAB"},
+            {"kty": 5},
+            {"kid": 5, "kty": "RSA"},
+            "not an object",
+            null,
+        ]});
+        let parsed = parse_jwks(doc.to_string().as_bytes()).unwrap();
+        let kids: Vec<&str> = parsed.keys.iter().filter_map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, ["r", "r0", "e256", "e384", "ed"]);
+        assert_eq!(parsed.ignored.len(), 19, "{:?}", parsed.ignored);
+        let kinds: Vec<KeyKind> = parsed.keys.iter().map(|k| k.kind).collect();
+        assert_eq!(kinds, [KeyKind::Rsa, KeyKind::Rsa, KeyKind::P256, KeyKind::P384, KeyKind::Ed25519]);
+        // alg on the key restricts it; without alg, the key type decides.
+        assert!(parsed.keys[0].accepts(Algorithm::Rs256));
+        assert!(!parsed.keys[0].accepts(Algorithm::Ps256));
+        assert!(parsed.keys[1].accepts(Algorithm::Ps512));
+        assert!(!parsed.keys[1].accepts(Algorithm::Es256));
+        assert!(!parsed.keys[1].accepts(Algorithm::Hs256));
+        assert!(parsed.keys[2].accepts(Algorithm::Es256) && !parsed.keys[2].accepts(Algorithm::Es384));
+        assert!(parsed.keys[4].accepts(Algorithm::EdDsa) && !parsed.keys[4].accepts(Algorithm::Es256));
+    }
+
+    #[test]
+    fn documents_that_are_not_key_sets() {
+        for body in [&b""[..], b"{", b"[]", b"{}", b"{\"keys\": 5}", b"{\"keys\": []}", b"null"] {
+            assert!(parse_jwks(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+        let only_junk = json!({"keys": [{"kty": "oct", "k": "eA"}]});
+        assert!(parse_jwks(only_junk.to_string().as_bytes()).unwrap_err().contains("1 ignored"));
+    }
+
+    #[test]
+    fn too_many_keys_are_cut() {
+        let key = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[1u8; 32])});
+        let doc = json!({"keys": vec![key; MAX_KEYS + 5]});
+        let parsed = parse_jwks(doc.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.keys.len(), MAX_KEYS);
+        assert_eq!(parsed.ignored.len(), 5);
+    }
+
+    #[test]
+    fn hostile_documents_never_panic() {
+        let mut x: u32 = 0x9e37_79b9;
+        let alphabet = br#"{}[]":,kty RSA EC OKP n e x y crv P-256 kid AQAB 0123456789"#;
+        for _ in 0..3000 {
+            let mut t = Vec::new();
+            for _ in 0..(x % 200) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                t.push(alphabet[(x as usize) % alphabet.len()]);
+            }
+            let _ = parse_jwks(&t);
+            let _ = parse_jwks(format!("{{\"keys\":[{}]}}", String::from_utf8_lossy(&t)).as_bytes());
+        }
+    }
+
+    #[test]
+    fn on_demand_slots_are_rate_limited() {
+        let cache = JwksCache::new(JwksSource::Jwks("http://127.0.0.1:9/jwks".into()), reqwest::Client::new());
+        let t0 = Instant::now();
+        assert!(cache.take_on_demand_slot(t0));
+        assert!(!cache.take_on_demand_slot(t0 + Duration::from_secs(29)));
+        assert!(cache.take_on_demand_slot(t0 + Duration::from_secs(30)));
+        cache.limit_on_demand_interval(Duration::from_secs(5));
+        cache.limit_on_demand_interval(Duration::from_secs(50));
+        assert_eq!(cache.on_demand_interval(), Duration::from_secs(5));
+        assert!(!cache.take_on_demand_slot(t0 + Duration::from_secs(34)));
+        assert!(cache.take_on_demand_slot(t0 + Duration::from_secs(35)));
+    }
+
+    #[test]
+    fn registry_shares_caches_by_source() {
+        let mut r = JwksRegistry::new(reqwest::Client::new());
+        assert!(r.is_empty());
+        let a = r.cache(JwksSource::Discovery("https://idp/.well-known/openid-configuration".into()));
+        let b = r.cache(JwksSource::Discovery("https://idp/.well-known/openid-configuration".into()));
+        let c = r.cache(JwksSource::Jwks("https://idp/.well-known/openid-configuration".into()));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(r.all().len(), 2);
+    }
+
+    #[test]
+    fn http_client_builds_with_and_without_an_extra_ca() {
+        http_client(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["test-ca".into()]).unwrap();
+        let p = dir.path().join("ca.pem");
+        std::fs::write(&p, ca.cert.pem()).unwrap();
+        http_client(Some(&p)).unwrap();
+        std::fs::write(&p, "not a pem").unwrap();
+        assert!(http_client(Some(&p)).is_err());
+        assert!(http_client(Some(&dir.path().join("missing.pem"))).is_err());
+    }
+}
