@@ -99,12 +99,14 @@ pub struct AiState {
 /// requests; the gauge goes down when the last holder drops it.
 pub struct ConnectionGuard {
     metrics: Arc<Metrics>,
+    /// The client's address, read once per connection (a getpeername each time otherwise).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl ConnectionGuard {
-    pub fn new(metrics: Arc<Metrics>) -> Arc<ConnectionGuard> {
+    pub fn new(metrics: Arc<Metrics>, client_ip: Option<std::net::IpAddr>) -> Arc<ConnectionGuard> {
         metrics.connections.inc();
-        Arc::new(ConnectionGuard { metrics })
+        Arc::new(ConnectionGuard { metrics, client_ip })
     }
 }
 
@@ -154,6 +156,10 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.connection.as_ref().and_then(|c| c.client_ip)
+    }
+
     pub fn new(generation: Arc<Generation>, metrics: Arc<Metrics>, request_id: RequestId) -> RequestCtx {
         metrics.in_flight.inc();
         RequestCtx {

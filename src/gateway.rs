@@ -109,7 +109,8 @@ impl ProxyHttp for Aigate {
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         if ctx.connection.is_none() {
-            ctx.connection = Some(ConnectionGuard::new(ctx.metrics.clone()));
+            let ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+            ctx.connection = Some(ConnectionGuard::new(ctx.metrics.clone(), ip));
         }
         session.set_read_timeout(Some(self.shared.settings.client_body_timeout));
         // Answer pipelined requests in order instead of dropping them.

@@ -166,6 +166,8 @@ impl Metrics {
             total: tok("total"),
             cached: tok("cached"),
             reasoning: tok("reasoning"),
+            ok_oneshot: OnceLock::new(),
+            ok_stream: OnceLock::new(),
             missing_oneshot: self.llm_usage_missing.with_label_values(&[consumer, provider, model, "oneshot"]),
             missing_stream: self.llm_usage_missing.with_label_values(&[consumer, provider, model, "stream"]),
             cost: self.llm_cost.with_label_values(&[consumer, provider, model]),
@@ -173,6 +175,16 @@ impl Metrics {
     }
 
     pub fn llm_request(&self, h: &LlmHandles, stream: bool, status: u16) {
+        if status == 200 {
+            let slot = if stream { &h.ok_stream } else { &h.ok_oneshot };
+            slot.get_or_init(|| {
+                let [c, p, m, rt] = &h.labels;
+                let mode = if stream { "stream" } else { "oneshot" };
+                self.llm_requests.with_label_values(&[c.as_str(), p, m, rt, mode, "200"])
+            })
+            .inc();
+            return;
+        }
         let mode = if stream { "stream" } else { "oneshot" };
         let status = status.to_string();
         let [c, p, m, rt] = &h.labels;
@@ -278,6 +290,8 @@ impl RouteHandles {
 
 pub struct LlmHandles {
     labels: [String; 4],
+    ok_oneshot: OnceLock<IntCounter>,
+    ok_stream: OnceLock<IntCounter>,
     input: IntCounter,
     output: IntCounter,
     total: IntCounter,

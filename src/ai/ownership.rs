@@ -7,25 +7,23 @@
 //! The same store remembers MCP approval requests, so an approval response can only approve a
 //! request its own consumer received.
 //!
-//! [`OwnershipStore`] is the interface; [`MemoryStore`] keeps entries in memory with a TTL
-//! and a size bound. A shared backend (for several gateway nodes) implements the same trait.
+//! [`OwnershipStore`] is the interface; [`MemoryStore`] keeps entries in memory with a TTL and
+//! a size bound, compactly (ids and owners as keyed 128/64-bit hashes, about 60 bytes an entry)
+//! and in shards so that threads rarely wait on each other. A shared backend (for several
+//! gateway nodes) implements the same trait.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// What the gateway remembers about an id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owned {
-    /// The owning consumer's stable id.
-    pub owner: String,
-    /// For MCP approval requests: the server label and tool.
-    pub mcp: Option<(String, String)>,
-}
-
 pub trait OwnershipStore: Send + Sync {
-    fn record(&self, id: &str, owned: Owned);
-    fn get(&self, id: &str) -> Option<Owned>;
+    /// Record `id` as `owner`'s; an MCP approval request also records its server and tool.
+    fn record(&self, id: &str, owner: &str, mcp: Option<(String, String)>);
+    /// Whether `owner` owns `id` (false for ids the store does not know).
+    fn owned_by(&self, id: &str, owner: &str) -> bool;
+    /// The server and tool of an approval request `owner` received.
+    fn approval(&self, id: &str, owner: &str) -> Option<(String, String)>;
     fn forget(&self, id: &str);
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -33,73 +31,117 @@ pub trait OwnershipStore: Send + Sync {
     }
 }
 
+const SHARDS: usize = 16;
+
 struct Entry {
-    owned: Owned,
-    expires: Instant,
+    owner: u64,
+    /// Seconds after the store's epoch.
+    expires: u32,
+    mcp: Option<Box<(String, String)>>,
 }
 
-struct Inner {
-    map: HashMap<String, Entry>,
-    /// Insertion order, for eviction when full (ids may repeat after a re-record).
-    order: VecDeque<String>,
+#[derive(Default)]
+struct Shard {
+    map: HashMap<u128, Entry>,
+    /// Insertion order, for eviction when full.
+    order: VecDeque<u128>,
 }
 
 pub struct MemoryStore {
     ttl: Duration,
-    max_entries: usize,
-    inner: Mutex<Inner>,
+    max_per_shard: usize,
+    epoch: Instant,
+    keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
+    shards: Vec<Mutex<Shard>>,
 }
 
 impl MemoryStore {
     pub fn new(ttl: Duration, max_entries: usize) -> MemoryStore {
         MemoryStore {
             ttl,
-            max_entries: max_entries.max(1),
-            inner: Mutex::new(Inner { map: HashMap::new(), order: VecDeque::new() }),
+            max_per_shard: max_entries.div_ceil(SHARDS).max(1),
+            epoch: Instant::now(),
+            keys: Default::default(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
         }
+    }
+
+    fn id_key(&self, id: &str) -> u128 {
+        let mut a = self.keys.0.build_hasher();
+        a.write(id.as_bytes());
+        let mut b = self.keys.1.build_hasher();
+        b.write(id.as_bytes());
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    }
+
+    fn owner_key(&self, owner: &str) -> u64 {
+        let mut h = self.keys.0.build_hasher();
+        h.write(b"owner:");
+        h.write(owner.as_bytes());
+        h.finish()
+    }
+
+    fn now(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32
+    }
+
+    fn shard(&self, key: u128) -> &Mutex<Shard> {
+        &self.shards[(key as usize) % SHARDS]
+    }
+
+    fn with_entry<T>(&self, id: &str, f: impl FnOnce(&Entry) -> T) -> Option<T> {
+        let key = self.id_key(id);
+        let shard = self.shard(key).lock().ok()?;
+        let e = shard.map.get(&key)?;
+        (e.expires > self.now()).then(|| f(e))
     }
 }
 
 impl OwnershipStore for MemoryStore {
-    fn record(&self, id: &str, owned: Owned) {
-        let Ok(mut inner) = self.inner.lock() else { return };
-        let now = Instant::now();
-        let fresh = inner.map.insert(id.to_string(), Entry { owned, expires: now + self.ttl }).is_none();
-        if fresh {
-            inner.order.push_back(id.to_string());
+    fn record(&self, id: &str, owner: &str, mcp: Option<(String, String)>) {
+        let key = self.id_key(id);
+        let now = self.now();
+        let expires = now.saturating_add(self.ttl.as_secs().min(u64::from(u32::MAX)) as u32).max(now + 1);
+        let entry = Entry { owner: self.owner_key(owner), expires, mcp: mcp.map(Box::new) };
+        let Ok(mut shard) = self.shard(key).lock() else { return };
+        if shard.map.insert(key, entry).is_none() {
+            shard.order.push_back(key);
         }
-        // Drop the oldest (expired first, then whatever is oldest) beyond the bound.
-        while inner.map.len() > self.max_entries {
-            let Some(oldest) = inner.order.pop_front() else { break };
-            inner.map.remove(&oldest);
+        // Beyond the bound, the oldest go first; expired ones at the front go too.
+        while shard.map.len() > self.max_per_shard {
+            let Some(oldest) = shard.order.pop_front() else { break };
+            shard.map.remove(&oldest);
         }
-        // Opportunistic expiry at the front of the queue.
-        while let Some(front) = inner.order.front() {
-            match inner.map.get(front) {
+        while let Some(&front) = shard.order.front() {
+            match shard.map.get(&front) {
                 Some(e) if e.expires > now => break,
                 _ => {
-                    if let Some(id) = inner.order.pop_front() {
-                        inner.map.remove(&id);
-                    }
+                    shard.order.pop_front();
+                    shard.map.remove(&front);
                 }
             }
         }
     }
 
-    fn get(&self, id: &str) -> Option<Owned> {
-        let inner = self.inner.lock().ok()?;
-        let e = inner.map.get(id)?;
-        (e.expires > Instant::now()).then(|| e.owned.clone())
+    fn owned_by(&self, id: &str, owner: &str) -> bool {
+        let owner = self.owner_key(owner);
+        self.with_entry(id, |e| e.owner == owner).unwrap_or(false)
+    }
+
+    fn approval(&self, id: &str, owner: &str) -> Option<(String, String)> {
+        let owner = self.owner_key(owner);
+        self.with_entry(id, |e| if e.owner == owner { e.mcp.as_deref().cloned() } else { None }).flatten()
     }
 
     fn forget(&self, id: &str) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.map.remove(id);
+        let key = self.id_key(id);
+        if let Ok(mut shard) = self.shard(key).lock() {
+            shard.map.remove(&key);
         }
     }
 
     fn len(&self) -> usize {
-        self.inner.lock().map(|i| i.map.len()).unwrap_or(0)
+        self.shards.iter().map(|s| s.lock().map(|s| s.map.len()).unwrap_or(0)).sum()
     }
 }
 
@@ -113,39 +155,45 @@ pub fn id_from_suffix(suffix: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn owned(o: &str) -> Owned {
-        Owned { owner: o.into(), mcp: None }
+    #[test]
+    fn records_checks_and_forgets() {
+        let s = MemoryStore::new(Duration::from_secs(60), 100);
+        s.record("resp_1", "alex", None);
+        assert!(s.owned_by("resp_1", "alex"));
+        assert!(!s.owned_by("resp_1", "bo"));
+        assert!(!s.owned_by("resp_2", "alex"));
+        s.forget("resp_1");
+        assert!(!s.owned_by("resp_1", "alex"));
     }
 
     #[test]
-    fn records_and_forgets() {
-        let s = MemoryStore::new(Duration::from_secs(60), 10);
-        s.record("resp_1", owned("alex"));
-        assert_eq!(s.get("resp_1").map(|o| o.owner), Some("alex".into()));
-        assert_eq!(s.get("resp_2"), None);
-        s.forget("resp_1");
-        assert_eq!(s.get("resp_1"), None);
+    fn approvals_are_the_owners_only() {
+        let s = MemoryStore::new(Duration::from_secs(60), 100);
+        s.record("mcpr_1", "alex", Some(("git".into(), "create_pr".into())));
+        assert_eq!(s.approval("mcpr_1", "alex"), Some(("git".into(), "create_pr".into())));
+        assert_eq!(s.approval("mcpr_1", "bo"), None);
+        s.record("resp_1", "alex", None);
+        assert_eq!(s.approval("resp_1", "alex"), None);
     }
 
     #[test]
     fn entries_expire() {
-        let s = MemoryStore::new(Duration::from_millis(20), 10);
-        s.record("resp_1", owned("alex"));
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(s.get("resp_1"), None);
-        s.record("resp_2", owned("bo"));
-        assert_eq!(s.len(), 1, "the expired one was dropped");
+        let s = MemoryStore::new(Duration::from_secs(1), 100);
+        s.record("resp_1", "alex", None);
+        assert!(s.owned_by("resp_1", "alex"));
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(!s.owned_by("resp_1", "alex"));
     }
 
     #[test]
     fn the_size_is_bounded_oldest_out() {
-        let s = MemoryStore::new(Duration::from_secs(60), 3);
-        for i in 0..5 {
-            s.record(&format!("resp_{i}"), owned("alex"));
+        let s = MemoryStore::new(Duration::from_secs(60), 16 * 3);
+        for i in 0..1000 {
+            s.record(&format!("resp_{i}"), "alex", None);
         }
-        assert_eq!(s.len(), 3);
-        assert_eq!(s.get("resp_0"), None);
-        assert!(s.get("resp_4").is_some());
+        assert!(s.len() <= 48, "{}", s.len());
+        assert!(!s.owned_by("resp_0", "alex"));
+        assert!(s.owned_by("resp_999", "alex"));
     }
 
     #[test]

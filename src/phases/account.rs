@@ -6,7 +6,6 @@ use pingora_proxy::Session;
 
 use crate::access_log::{now_rfc3339, Entry, McpLog, Tokens};
 use crate::ai::mcp_pins::{Observation, PinMode};
-use crate::ai::ownership::Owned;
 use crate::ai::response::{self, McpItem, ResponseFacts};
 use crate::context::{RequestCtx, ResponseScan};
 use crate::gateway::Shared;
@@ -136,7 +135,7 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
         let entry = Entry {
             time: now_rfc3339(),
             request_id: ctx.request_id.as_str(),
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+            client_ip: ctx.client_ip().map(|ip| ip.to_string()),
             consumer: consumer_label,
             route: route_name,
             service: service_name,
@@ -195,9 +194,7 @@ pub fn remember_mcp(shared: &Shared, ctx: &mut RequestCtx, facts: &ResponseFacts
         match item {
             McpItem::ApprovalRequest { id, server_label, tool } if !id.is_empty() => {
                 if let Some(owner) = &owner {
-                    shared
-                        .ownership
-                        .record(id, Owned { owner: owner.clone(), mcp: Some((server_label.clone(), tool.clone())) });
+                    shared.ownership.record(id, owner, Some((server_label.clone(), tool.clone())));
                 }
             }
             McpItem::ListTools { server_label, digest, .. } => {

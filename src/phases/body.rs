@@ -143,7 +143,7 @@ pub fn inspect(shared: &Shared, ctx: &mut RequestCtx, original: &Bytes) -> std::
         // Continuing a conversation: only the consumer's own.
         if let (true, Some((_, c))) = (shared.settings.response_ownership, consumer) {
             if let Ok(Some(prev)) = doc.get::<String>("previous_response_id") {
-                if shared.ownership.get(&prev).is_none_or(|o| o.owner != c.id) {
+                if !shared.ownership.owned_by(&prev, &c.id) {
                     return Err(GatewayError::Ai(not_found(&format!("Previous response with id '{prev}' not found."))));
                 }
             }

@@ -216,8 +216,8 @@ pub fn rewrite_request(
             }
         }
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = addr.ip().to_string();
+        if let Some(ip) = ctx.client_ip() {
+            let ip = ip.to_string();
             let xff = match session.req_header().headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
                 Some(prev) => format!("{prev}, {ip}"),
                 None => ip.clone(),

@@ -132,7 +132,7 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
         // consumer's own objects only; others do not exist for it.
         if let Some(id) = owned_object(shared, ctx) {
             let owner = ctx.consumer.map(|c| gw.consumers.get(c).id.as_str());
-            if shared.ownership.get(&id).is_none_or(|o| Some(o.owner.as_str()) != owner) {
+            if !owner.is_some_and(|o| shared.ownership.owned_by(&id, o)) {
                 let err = GatewayError::Ai(body::not_found(&format!("Response with id '{id}' not found.")));
                 return refuse(session, ctx, err, Envelope::OpenAi).await;
             }

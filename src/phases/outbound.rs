@@ -9,7 +9,6 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::failure;
-use crate::ai::ownership::Owned;
 use crate::ai::sse::SseScanner;
 use crate::context::{RequestCtx, ResponseScan};
 use crate::gateway::Shared;
@@ -40,9 +39,10 @@ pub fn upstream_response(
     // Providers' cookies are not the client's business (Kong drops them too).
     resp.remove_header(&http::header::SET_COOKIE);
     if plugin.model_name_header {
-        let model = ai.facts.as_ref().map(|f| f.model.as_str()).or(target.model.as_deref());
-        if let Some(model) = model {
-            resp.insert_header("x-kong-llm-model", format!("{}/{model}", target.provider))?;
+        match (&target.model_header, ai.facts.as_ref()) {
+            (Some(h), _) => resp.insert_header("x-kong-llm-model", h.clone())?,
+            (None, Some(f)) => resp.insert_header("x-kong-llm-model", format!("{}/{}", target.provider, f.model))?,
+            (None, None) => {}
         }
     }
     if !ai.inference || !resp.status.is_success() {
@@ -76,8 +76,7 @@ pub fn response_headers(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resu
 pub fn record_owner(shared: &Shared, ctx: &mut RequestCtx, id: &str) {
     ctx.record_owner = false;
     if let Some(c) = ctx.consumer {
-        let owner = ctx.generation.gw.consumers.get(c).id.clone();
-        shared.ownership.record(id, Owned { owner, mcp: None });
+        shared.ownership.record(id, &ctx.generation.gw.consumers.get(c).id, None);
     }
 }
 

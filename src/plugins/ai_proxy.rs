@@ -174,6 +174,8 @@ pub struct AiTarget {
     pub allow_override: bool,
     pub weight: u32,
     pub log_statistics: bool,
+    /// `X-Kong-LLM-Model: openai/<model>`, built once.
+    pub model_header: Option<HeaderValue>,
 }
 
 #[derive(Debug)]
@@ -474,6 +476,7 @@ fn compile_target(
             ));
         }
     }
+    let model_header = model.name.as_deref().and_then(|m| HeaderValue::from_str(&format!("openai/{m}")).ok());
     match (route_type, endpoint) {
         (Some(route_type), Some(endpoint)) if issues.is_empty() => Ok(AiTarget {
             id: 0,
@@ -493,6 +496,7 @@ fn compile_target(
             allow_override: auth_s.allow_override,
             weight: weight.unwrap_or(100),
             log_statistics: logging.log_statistics,
+            model_header,
         }),
         _ => Err(issues),
     }

@@ -496,8 +496,8 @@ impl McpGuard {
             }
             "mcp_approval_response" => {
                 let id = item.get("approval_request_id").and_then(Value::as_str).unwrap_or_default();
-                let owner = consumer.map(|(_, c)| c.id.as_str());
-                let Some(known) = approvals.get(id).filter(|o| Some(o.owner.as_str()) == owner) else {
+                let known = consumer.and_then(|(_, c)| approvals.approval(id, &c.id));
+                let Some((label, tool)) = known else {
                     return Err(AiRefusal {
                         status: 403,
                         message: format!("approval request '{id}' was not issued to this consumer"),
@@ -505,7 +505,6 @@ impl McpGuard {
                         code: "mcp_approval_unknown",
                     });
                 };
-                let Some((label, tool)) = known.mcp else { return Err(forbidden("?", "unknown approval")) };
                 let rule = self.servers.iter().find(|r| r.label == label && r.permits(consumer));
                 match rule {
                     Some(r) if r.allowed_tools.as_ref().is_none_or(|a| a.contains(&tool)) => Ok(()),

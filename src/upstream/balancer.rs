@@ -142,6 +142,10 @@ impl Balancer {
     /// Pick a target not yet tried. Healthy targets first; when every untried target is marked
     /// down, one of them is still tried rather than failing without trying.
     pub fn pick(&self, algorithm: Algorithm, tried: Tried, hash_key: Option<&[u8]>) -> Option<usize> {
+        // One target (the common case): no choice to make.
+        if self.len() == 1 {
+            return (!tried.contains(0)).then_some(0);
+        }
         let untried = |i: &usize| !tried.contains(*i);
         let healthy: Vec<usize> = (0..self.len()).filter(untried).filter(|&i| self.is_healthy(i)).collect();
         let pool: Vec<usize> = if healthy.is_empty() { (0..self.len()).filter(untried).collect() } else { healthy };

@@ -19,7 +19,8 @@ struct Answers {
 }
 
 pub struct Resolver {
-    overrides: BTreeMap<String, SocketAddr>,
+    /// `upstream_resolve`: (host, port) → address; few entries, scanned without allocating.
+    overrides: Vec<(String, u16, SocketAddr)>,
     answers: ArcSwap<Answers>,
     hosts: Mutex<Vec<HostKey>>,
     next: AtomicUsize,
@@ -27,6 +28,13 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new(overrides: BTreeMap<String, SocketAddr>) -> Resolver {
+        let overrides = overrides
+            .into_iter()
+            .filter_map(|(k, a)| {
+                let (h, p) = k.rsplit_once(':')?;
+                Some((h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(), p.parse().ok()?, a))
+            })
+            .collect();
         Resolver {
             overrides,
             answers: ArcSwap::from_pointee(Answers::default()),
@@ -62,10 +70,7 @@ impl Resolver {
     }
 
     fn override_for(&self, host: &str, port: u16) -> Option<SocketAddr> {
-        if self.overrides.is_empty() {
-            return None;
-        }
-        self.overrides.get(&format!("{host}:{port}")).copied()
+        self.overrides.iter().find(|(h, p, _)| *p == port && h.eq_ignore_ascii_case(host)).map(|(_, _, a)| *a)
     }
 
     /// Set the names to keep resolved (from the current config).

@@ -1,5 +1,5 @@
 use super::*;
-use crate::ai::ownership::{MemoryStore, Owned};
+use crate::ai::ownership::{MemoryStore, OwnershipStore};
 use crate::consumers::Consumer;
 use std::time::Duration;
 
@@ -219,10 +219,7 @@ fn mcp_items_sent_back_in_input_follow_the_same_rules() {
     let c = consumers();
     let g = guard(GUARD, &c);
     let store = MemoryStore::new(Duration::from_secs(60), 100);
-    store.record(
-        "mcpr_1",
-        Owned { owner: "id-alex".into(), mcp: Some(("gitmcp".into(), "create_pull_request".into())) },
-    );
+    store.record("mcpr_1", "id-alex", Some(("gitmcp".into(), "create_pull_request".into())));
     let pins = PinStore::default();
     let approve =
         json!({"input": [{"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": true}]});
