@@ -202,7 +202,13 @@ impl ProxyHttp for Aigate {
         phases::failure::answer(&self.shared, session, e, ctx).await
     }
 
-    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &pingora_core::Error) -> bool {
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, error: &pingora_core::Error) -> bool {
+        if ctx.error_kind == Some("client_closed") {
+            // A client hanging up is the client's business (nginx logs it at info); the access
+            // log records it as a 499.
+            log::debug!("client closed the connection: {error}");
+            return true;
+        }
         // Refusals the gateway decided on are not errors of the gateway.
         ctx.error.as_ref().is_some_and(|e| e.status() < 500)
     }

@@ -133,3 +133,50 @@ plugins:
     assert_eq!(sent.json()["max_tokens"], 64);
     assert_eq!(sent.json()["model"], "gpt-4o-mini");
 }
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_stream_is_logged_not_an_error() {
+    let bed = TestBed::new().await;
+    let gw = bed.start(spec());
+    let resp = client()
+        .post(gw.url("/anything"))
+        .header("apikey", "hello_world")
+        .header("x-mock-hold-after", "2")
+        .header("x-mock-pad", "200000")
+        .json(&serde_json::json!({"input": "stream please", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
+    assert!(!first.is_empty());
+    // The client goes away; the upstream then sends the rest, which has nowhere to go.
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bed.mock.state.release();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        if let Some(l) = gw.access_log().into_iter().next() {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no access log line; logs: {}", gw.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The status line had gone out (nginx logs the same); the access log says who ended it.
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["error"], "client_closed", "{line}");
+    assert_eq!(line["consumer"], "alex");
+    let logs = gw.logs();
+    assert!(!logs.contains("Fail to proxy"), "a client hang-up was logged as a gateway error:\n{logs}");
+    assert!(!logs.contains(" ERROR "), "{logs}");
+    // The gateway keeps serving.
+    let ok = client()
+        .post(gw.url("/anything"))
+        .header("apikey", "hello_world")
+        .json(&serde_json::json!({"input": "still there?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
