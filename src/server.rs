@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -102,8 +103,9 @@ pub fn run(settings: Settings, loaded: declarative::Loaded, opts: RunOptions) ->
         Aigate { shared: shared.clone() },
         "aigate proxy",
     );
+    let buffers = L4BufferSettings::default().read(settings.client_read_buffer_size);
     for addr in &settings.proxy_listen {
-        proxy.add_tcp(&addr.to_string());
+        proxy.endpoints().add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers));
     }
     // The connector has read the CA bundle: it is no longer needed on disk.
     drop(bundle);
