@@ -33,12 +33,18 @@
 #   benches/load.sh [--duration S] [--reps N] [--threads N] [--connections N] [--warmup S]
 #                   [--scenarios "json sse reject big conns"] [--aigate PATH] [--out DIR]
 #                   [--workers N] [--keys N] [--ttfb-requests N] [--port-base P] [--status-hook]
-#                   [--smoke]
+#                   [--smoke] [--soak S]
 #   --smoke   1 rep of 1 s per run, no warm-up: checks that the harness works (CI). Writes
 #             RESULTS.md into the work dir, never over benches/RESULTS.md.
 #   --aigate  the gateway binary (default target/release/aigate; --smoke falls back to
 #             target/debug/aigate when there is no release build).
 #   --status-hook  count every status with the Lua hook in all scenarios (default: only reject).
+#   --soak S  instead of the scenarios: S seconds of mixed traffic against aigate alone (JSON, SSE
+#             and wrong-key requests from three wrk processes at once), sampling its RSS and open
+#             file descriptors every 5 s; checks zero unexpected statuses or socket errors, RSS
+#             growth under 10% and no descriptor growth, and that aigate's own request counters
+#             agree with what wrk received. Writes benches/SOAK.md (with --smoke: the work dir's)
+#             and exits 1 when a check fails.
 # Ports used (all 127.0.0.1): P (aigate), P+100 (aigate status), P+80 (nginx gateway),
 # P+443 (upstream TLS), P+81 (upstream plain HTTP); P = --port-base, default 24000
 # (keep P and P+443 below the kernel's ephemeral range, usually 32768+, or a client socket may hold them).
@@ -68,6 +74,7 @@ PORT_BASE=24000
 SCENARIOS="json sse reject big conns"
 STATUS_HOOK=0
 SMOKE=0
+SOAK=0
 AIGATE_BIN=""
 OUT=""
 
@@ -92,6 +99,7 @@ while [[ $# -gt 0 ]]; do
     --out) OUT=${2:-}; shift 2 ;;
     --status-hook) STATUS_HOOK=1; shift ;;
     --smoke) SMOKE=1; shift ;;
+    --soak) need_num "$1" "${2:-}"; SOAK=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -188,7 +196,7 @@ wait_http() {
 
 # --- 1. work dir, certificates, keys, bodies ----------------------------------------------------
 log "work dir $OUT; aigate binary $AIGATE_BIN"
-rm -rf "$OUT/runs" "$OUT/tmp" "$OUT/www" "$OUT/bin"
+rm -rf "${OUT:?}/runs" "${OUT:?}/tmp" "${OUT:?}/www" "${OUT:?}/bin"
 rm -f "$OUT"/*.log "$OUT"/*.out "$OUT"/*.tsv "$OUT"/*.pid "$OUT"/*.sock
 mkdir -p "$OUT/runs" "$OUT/tmp" "$OUT/www" "$OUT/bin"
 # Run a copy: a concurrent `cargo build` may replace the binary while the bench runs.
@@ -607,6 +615,13 @@ sleep 1.2   # the upstream's probe log flushes per request; give aigate's access
 } >> "$SANITY"
 sed 's/^/  /' "$SANITY" >&2
 [[ $SANITY_FAIL -eq 0 ]] || log "warning: $SANITY_FAIL sanity check(s) failed; the load runs go on (see $SANITY)"
+
+# --- soak: mixed traffic against aigate alone, then exit -----------------------------------------
+if [[ $SOAK -gt 0 ]]; then
+  # shellcheck source=benches/soak.inc.sh
+  source "$BENCH/soak.inc.sh"
+  exit "$SOAK_RC"
+fi
 
 # --- 5. load: systems alternate within each repetition; order rotates between repetitions -------
 for scn in $SCENARIOS; do

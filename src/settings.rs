@@ -31,7 +31,6 @@ pub const KEYS: &[&str] = &[
     "upstream_write_timeout",
     "upstream_keepalive_pool_size",
     "upstream_keepalive_idle_timeout",
-    "client_header_timeout",
     "client_body_timeout",
     "client_read_buffer_size",
     "proxy_access_log",
@@ -65,7 +64,6 @@ struct SettingsFile {
     upstream_write_timeout: Option<u64>,
     upstream_keepalive_pool_size: Option<usize>,
     upstream_keepalive_idle_timeout: Option<u64>,
-    client_header_timeout: Option<u64>,
     client_body_timeout: Option<u64>,
     client_read_buffer_size: Option<ByteSize>,
     proxy_access_log: Option<String>,
@@ -159,7 +157,6 @@ pub struct Settings {
     pub upstream_write_timeout: Duration,
     pub upstream_keepalive_pool_size: usize,
     pub upstream_keepalive_idle_timeout: Duration,
-    pub client_header_timeout: Duration,
     pub client_body_timeout: Duration,
     /// Read buffer of each client connection. Pingora's default is 64 KiB, which at 1,000
     /// idle keep-alive connections is 64 MB of RSS; reads larger than the buffer (request
@@ -200,7 +197,6 @@ impl Default for Settings {
             upstream_write_timeout: Duration::from_millis(60_000),
             upstream_keepalive_pool_size: 512,
             upstream_keepalive_idle_timeout: Duration::from_secs(60),
-            client_header_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
             client_read_buffer_size: 16 * 1024,
             proxy_access_log: AccessLogTarget::Off,
@@ -439,7 +435,6 @@ impl Settings {
         s.upstream_connect_timeout = ms(file.upstream_connect_timeout, s.upstream_connect_timeout);
         s.upstream_read_timeout = ms(file.upstream_read_timeout, s.upstream_read_timeout);
         s.upstream_write_timeout = ms(file.upstream_write_timeout, s.upstream_write_timeout);
-        s.client_header_timeout = ms(file.client_header_timeout, s.client_header_timeout);
         s.client_body_timeout = ms(file.client_body_timeout, s.client_body_timeout);
         if let Some(ByteSize(n)) = file.client_read_buffer_size {
             match usize::try_from(n) {
