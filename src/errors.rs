@@ -110,6 +110,11 @@ pub enum GatewayError {
     RequestTimeout,
     /// A transfer coding other than `chunked` (nginx answers 501 too).
     UnsupportedTransferCoding,
+    /// A request head over `max_request_header_size` or with more than `max_request_headers`
+    /// fields.
+    HeadersTooLarge {
+        too_many: bool,
+    },
     /// Framing the gateway will not interpret (duplicate lengths, length with chunked).
     BadFraming {
         message: &'static str,
@@ -160,6 +165,7 @@ impl GatewayError {
             GatewayError::Upstream(f) => f.status(),
             GatewayError::RequestTimeout => 408,
             GatewayError::UnsupportedTransferCoding => 501,
+            GatewayError::HeadersTooLarge { .. } => 431,
             GatewayError::Internal => 500,
         }
     }
@@ -178,6 +184,7 @@ impl GatewayError {
             GatewayError::Upstream(f) => f.kind(),
             GatewayError::RequestTimeout => "request_timeout",
             GatewayError::UnsupportedTransferCoding => "unsupported_transfer_coding",
+            GatewayError::HeadersTooLarge { .. } => "headers_too_large",
             GatewayError::Internal => "internal_error",
         }
     }
@@ -220,6 +227,12 @@ impl GatewayError {
             (GatewayError::RequestTimeout, _) => kong("Request timeout", None, request_id),
             (GatewayError::UnsupportedTransferCoding, _) => {
                 kong("Transfer-Encoding other than chunked is not supported", None, request_id)
+            }
+            (GatewayError::HeadersTooLarge { too_many: false }, _) => {
+                kong("Request header fields too large", None, request_id)
+            }
+            (GatewayError::HeadersTooLarge { too_many: true }, _) => {
+                kong("Too many request header fields", None, request_id)
             }
             (GatewayError::Internal, Envelope::Kong) => kong("An unexpected error occurred", None, request_id),
             (GatewayError::Internal, Envelope::OpenAi) => {

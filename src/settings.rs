@@ -33,6 +33,8 @@ pub const KEYS: &[&str] = &[
     "upstream_keepalive_idle_timeout",
     "client_body_timeout",
     "client_read_buffer_size",
+    "max_request_header_size",
+    "max_request_headers",
     "proxy_access_log",
     "log_level",
     "pid_file",
@@ -46,6 +48,11 @@ pub const KEYS: &[&str] = &[
     "response_store_ttl",
     "response_store_max_entries",
 ];
+
+/// Pingora's HTTP/1 parser refuses heads over this many bytes (with an empty 400).
+const PARSER_MAX_HEAD: usize = 1_048_575;
+/// ... and heads with more header fields than this.
+const PARSER_MAX_HEADERS: usize = 256;
 
 /// The settings file as the operator writes it.
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +73,8 @@ struct SettingsFile {
     upstream_keepalive_idle_timeout: Option<u64>,
     client_body_timeout: Option<u64>,
     client_read_buffer_size: Option<ByteSize>,
+    max_request_header_size: Option<ByteSize>,
+    max_request_headers: Option<usize>,
     proxy_access_log: Option<String>,
     log_level: Option<String>,
     pid_file: Option<String>,
@@ -162,6 +171,11 @@ pub struct Settings {
     /// idle keep-alive connections is 64 MB of RSS; reads larger than the buffer (request
     /// bodies) bypass it, so a smaller one costs no extra syscalls for small requests.
     pub client_read_buffer_size: usize,
+    /// Largest request head (request line and header fields) answered with anything but 431.
+    /// Pingora's own parser caps a head at 1 MiB and 256 fields, answering an empty 400 above.
+    pub max_request_header_size: usize,
+    /// Most header fields a request may carry before it gets 431.
+    pub max_request_headers: usize,
     pub proxy_access_log: AccessLogTarget,
     pub log_level: String,
     pub pid_file: PathBuf,
@@ -199,6 +213,8 @@ impl Default for Settings {
             upstream_keepalive_idle_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
             client_read_buffer_size: 16 * 1024,
+            max_request_header_size: 32 * 1024,
+            max_request_headers: 100,
             proxy_access_log: AccessLogTarget::Off,
             log_level: "info".into(),
             pid_file: PathBuf::from("/tmp/aigate.pid"),
@@ -447,6 +463,29 @@ impl Settings {
                 )),
             }
         }
+        if let Some(ByteSize(n)) = file.max_request_header_size {
+            match usize::try_from(n) {
+                Ok(n) if (1024..=PARSER_MAX_HEAD).contains(&n) => s.max_request_header_size = n,
+                _ => problems.push(Problem::new(
+                    shown,
+                    None,
+                    "max_request_header_size must be between 1k and 1023k".into(),
+                    "use a size such as 32k (larger heads are refused by the HTTP parser itself)",
+                )),
+            }
+        }
+        if let Some(n) = file.max_request_headers {
+            if (1..=PARSER_MAX_HEADERS).contains(&n) {
+                s.max_request_headers = n;
+            } else {
+                problems.push(Problem::new(
+                    shown,
+                    None,
+                    format!("max_request_headers must be between 1 and {PARSER_MAX_HEADERS}"),
+                    "use a count such as 100 (more are refused by the HTTP parser itself)",
+                ));
+            }
+        }
         if let Some(n) = file.upstream_keepalive_pool_size {
             s.upstream_keepalive_pool_size = n;
         }
@@ -596,6 +635,28 @@ mod tests {
         let err = Settings::from_yaml("declarative_config: k.yaml\nclient_read_buffer_size: 2m\n", None, &no_env)
             .unwrap_err();
         assert!(err.to_string().contains("client_read_buffer_size"), "{err}");
+    }
+
+    #[test]
+    fn header_limits_default_below_the_parser_and_stay_there() {
+        let s = Settings::from_yaml("declarative_config: k.yaml\n", None, &no_env).unwrap();
+        assert_eq!((s.max_request_header_size, s.max_request_headers), (32 * 1024, 100));
+        let s = Settings::from_yaml(
+            "declarative_config: k.yaml\nmax_request_header_size: 64k\nmax_request_headers: 200\n",
+            None,
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!((s.max_request_header_size, s.max_request_headers), (64 * 1024, 200));
+        for (bad, key) in [
+            ("max_request_header_size: 1m", "max_request_header_size"),
+            ("max_request_header_size: 10", "max_request_header_size"),
+            ("max_request_headers: 257", "max_request_headers"),
+            ("max_request_headers: 0", "max_request_headers"),
+        ] {
+            let err = Settings::from_yaml(&format!("declarative_config: k.yaml\n{bad}\n"), None, &no_env).unwrap_err();
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -133,6 +133,40 @@ async fn malformed_heads_get_400_and_the_gateway_stays_up() {
 }
 
 #[tokio::test]
+async fn heads_over_the_configured_limits_get_431_with_a_json_body() {
+    let bed = TestBed::new().await;
+    let gw = bed.start(spec().settings("max_request_header_size: 16k\nmax_request_headers: 50\n"));
+    let fields = |n: usize| -> String { (0..n).map(|i| format!("X-H{i}: v\r\n")).collect() };
+    let cookie = |n: usize| format!("Cookie: {}\r\n", "c".repeat(n));
+    let cases = [
+        ("60 fields", fields(60), "Too many request header fields"),
+        ("a 20 KiB cookie", cookie(20 * 1024), "Request header fields too large"),
+        // Under the count limit, over the size limit in total.
+        (
+            "40 fields of 500 bytes",
+            (0..40).map(|i| format!("X-H{i}: {}\r\n", "v".repeat(500))).collect(),
+            "Request header fields too large",
+        ),
+    ];
+    for (what, extra, message) in cases {
+        let r = send(&gw, post(&format!("{extra}Content-Length: {}\r\n", BODY.len()), BODY)).await;
+        assert_eq!(r.status, 431, "{what}: {r:?}");
+        assert_eq!(r.header("content-type").as_deref(), Some("application/json; charset=utf-8"), "{what}");
+        assert_eq!(r.json()["message"], message, "{what}");
+        assert!(r.json()["request_id"].is_string(), "{what}");
+    }
+    // Just under both limits: served.
+    let r =
+        send(&gw, post(&format!("{}{}Content-Length: {}\r\n", fields(40), cookie(8 * 1024), BODY.len()), BODY)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(bed.mock.state.count(), 1, "only the request within the limits reached the provider");
+    let metrics = client().get(gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let refused = metrics.lines().find(|l| l.starts_with("aigate_http_requests_total{") && l.contains("code=\"431\""));
+    assert!(refused.is_some_and(|l| l.ends_with(" 3")), "the three 431s are counted: {refused:?}");
+}
+
+#[tokio::test]
 async fn a_trickled_body_is_cut_by_the_body_timeout() {
     let bed = TestBed::new().await;
     let gw = bed.start(spec().settings("client_body_timeout: 500\n"));

@@ -20,7 +20,11 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
     let generation = ctx.generation.clone();
     let gw = &generation.gw;
 
-    // ---- framing: refuse anything a downstream parser could read differently
+    // ---- head limits, then framing: refuse anything a downstream parser could read differently
+    let limits = (shared.settings.max_request_header_size, shared.settings.max_request_headers);
+    if let Err(err) = check_head(session.req_header(), limits.0, limits.1) {
+        return refuse(session, ctx, err, Envelope::Kong).await;
+    }
     let raw_has_length = session.req_header().headers.contains_key(http::header::TRANSFER_ENCODING)
         && session.as_downstream().as_http1().is_some_and(|h1| raw_has_content_length(&h1.get_headers_raw_bytes()));
     if let Err(err) = check_framing(session.req_header(), raw_has_length) {
@@ -175,6 +179,23 @@ fn owned_object(shared: &Shared, ctx: &RequestCtx) -> Option<String> {
     crate::ai::ownership::id_from_suffix(&ai.suffix).map(str::to_string)
 }
 
+/// 431 for a head with more fields than `max_headers` or more bytes than `max_bytes` (request
+/// line and fields as they were sent, CRLFs included).
+fn check_head(req: &RequestHeader, max_bytes: usize, max_headers: usize) -> Result<(), GatewayError> {
+    if req.headers.len() > max_headers {
+        return Err(GatewayError::HeadersTooLarge { too_many: true });
+    }
+    // "METHOD SP target SP HTTP/1.1 CRLF" + fields + final CRLF
+    let mut size = req.method.as_str().len() + 1 + req.raw_path().len() + 11 + 2;
+    for (name, value) in &req.headers {
+        size += name.as_str().len() + 2 + value.len() + 2;
+    }
+    if size > max_bytes {
+        return Err(GatewayError::HeadersTooLarge { too_many: false });
+    }
+    Ok(())
+}
+
 /// Request smuggling defences: one Content-Length at most, never together with
 /// Transfer-Encoding, and no transfer coding but `chunked`.
 fn check_framing(req: &RequestHeader, raw_has_length: bool) -> Result<(), GatewayError> {
@@ -232,4 +253,33 @@ fn hash_key(
         }
     }
     ctx.consumer.map(|c| gw.consumers.get(c).id.as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(fields: &[(&str, String)]) -> RequestHeader {
+        let mut req = RequestHeader::build("POST", b"/v1/responses", None).unwrap();
+        for (k, v) in fields {
+            req.append_header(k.to_string(), v.as_str()).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn head_limits_count_fields_and_bytes_as_sent() {
+        let small = head(&[("host", "x".into()), ("apikey", "k".into())]);
+        assert!(check_head(&small, 1024, 100).is_ok());
+        // "POST /v1/responses HTTP/1.1\r\n" (29) + "host: x\r\n" (9) + "apikey: k\r\n" (11) + "\r\n"
+        let exact = 29 + 9 + 11 + 2;
+        assert!(check_head(&small, exact, 100).is_ok());
+        assert!(matches!(check_head(&small, exact - 1, 100), Err(GatewayError::HeadersTooLarge { too_many: false })));
+        assert!(matches!(check_head(&small, 1024, 1), Err(GatewayError::HeadersTooLarge { too_many: true })));
+        let repeated: Vec<(&str, String)> = (0..5).map(|i| ("x-same", i.to_string())).collect();
+        assert!(matches!(check_head(&head(&repeated), 1024, 4), Err(GatewayError::HeadersTooLarge { too_many: true })));
+        let big = head(&[("cookie", "c".repeat(40 * 1024))]);
+        let err = check_head(&big, 32 * 1024, 100).unwrap_err();
+        assert_eq!((err.status(), err.kind()), (431, "headers_too_large"));
+    }
 }
