@@ -61,17 +61,19 @@ async fn http_1_0_and_pipelining_work() {
         BODY.len()
     );
     let addr = gw.proxy;
-    let (a, b) = tokio::task::spawn_blocking(move || {
+    let both = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut both = one;
         both.extend_from_slice(two.as_bytes());
         s.write_all(&both).unwrap();
-        (raw::read_response(&mut s).unwrap(), raw::read_response(&mut s).unwrap())
+        raw::read_responses(&mut s, 2).unwrap()
     })
     .await
     .unwrap();
+    let (a, b) = (&both[0], &both[1]);
     assert_eq!((a.status, b.status), (200, 401));
+    assert_eq!(a.json()["object"], "response");
     assert_eq!(b.json()["message"], "Unauthorized");
 }
 

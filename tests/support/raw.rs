@@ -35,23 +35,36 @@ pub fn send(addr: SocketAddr, request: &[u8]) -> std::io::Result<RawResponse> {
 
 /// Read one HTTP/1 response: head, then a body by Content-Length, chunked, or to the close.
 pub fn read_response(s: &mut TcpStream) -> std::io::Result<RawResponse> {
-    let mut buf = Vec::new();
+    read_next(s, &mut Vec::new())
+}
+
+/// Read `n` responses in a row from one connection (pipelining): bytes read past the end of
+/// one response are the start of the next, never dropped.
+pub fn read_responses(s: &mut TcpStream, n: usize) -> std::io::Result<Vec<RawResponse>> {
+    let mut pending = Vec::new();
+    (0..n).map(|_| read_next(s, &mut pending)).collect()
+}
+
+/// Read one response, starting with the bytes already in `buf`; leaves in `buf` whatever was
+/// read past its end.
+fn read_next(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<RawResponse> {
     let mut tmp = [0u8; 8192];
     let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
+        if let Some(i) = find(buf, b"\r\n\r\n") {
             break i;
         }
         let n = s.read(&mut tmp)?;
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("closed before a response head: {:?}", String::from_utf8_lossy(&buf)),
+                format!("closed before a response head: {:?}", String::from_utf8_lossy(buf)),
             ));
         }
         buf.extend_from_slice(&tmp[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut rest = buf[head_end + 4..].to_vec();
+    let mut rest = buf.split_off(head_end + 4);
+    buf.clear();
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let lower = head.to_ascii_lowercase();
     let content_length =
@@ -64,21 +77,25 @@ pub fn read_response(s: &mut TcpStream) -> std::io::Result<RawResponse> {
             }
             rest.extend_from_slice(&tmp[..k]);
         }
-        rest.truncate(n);
+        if rest.len() > n {
+            *buf = rest.split_off(n);
+        }
         rest
     } else if lower.contains("transfer-encoding: chunked") {
-        loop {
-            if find(&rest, b"0\r\n\r\n").is_some() {
-                break;
+        let end = loop {
+            if let Some(i) = find(&rest, b"0\r\n\r\n") {
+                break i + 5;
             }
             let k = s.read(&mut tmp)?;
             if k == 0 {
-                break;
+                break rest.len();
             }
             rest.extend_from_slice(&tmp[..k]);
-        }
+        };
+        *buf = rest.split_off(end);
         dechunk(&rest)
     } else if status == 204 || status == 304 {
+        *buf = rest;
         Vec::new()
     } else {
         loop {
