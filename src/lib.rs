@@ -6,7 +6,7 @@
 //! Where things live: `settings` (the settings file), `declarative` (decK files → `model`),
 //! `router`, `plugins/` (one file per plugin), `ai/` (request rewrite, usage and MCP extraction),
 //! `upstream/` (peers, DNS, TLS trust, balancing), `gateway` (the `ProxyHttp` impl) and its
-//! `phases/`, `metrics`, `access_log`, `status`, `lifecycle`, `errors`.
+//! `phases/`, `head_timeout` (slow request heads), `metrics`, `access_log`, `status`, `lifecycle`, `errors`.
 
 pub mod access_log;
 pub mod ai;
@@ -15,6 +15,7 @@ pub mod context;
 pub mod declarative;
 pub mod errors;
 pub mod gateway;
+pub mod head_timeout;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;

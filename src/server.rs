@@ -14,6 +14,7 @@ use pingora_core::services::listening::Service;
 use crate::access_log::AccessLog;
 use crate::declarative;
 use crate::gateway::{Aigate, Generation, Shared};
+use crate::head_timeout::HeadTimeout;
 use crate::lifecycle::{unix_now, Lifecycle};
 use crate::metrics::Metrics;
 use crate::problems::{Problem, Problems};
@@ -98,11 +99,9 @@ pub fn run(settings: Settings, loaded: declarative::Loaded, opts: RunOptions) ->
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Aigate { shared: shared.clone() },
-        "aigate proxy",
-    );
+    let app = pingora_proxy::http_proxy(&server.configuration, Aigate { shared: shared.clone() });
+    let app = HeadTimeout::new(app, settings.client_header_timeout.as_secs());
+    let mut proxy = Service::new("aigate proxy".to_string(), app);
     let buffers = L4BufferSettings::default().read(settings.client_read_buffer_size);
     for addr in &settings.proxy_listen {
         proxy.endpoints().add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers));

@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "upstream_write_timeout",
     "upstream_keepalive_pool_size",
     "upstream_keepalive_idle_timeout",
+    "client_header_timeout",
     "client_body_timeout",
     "client_read_buffer_size",
     "max_request_header_size",
@@ -71,6 +72,7 @@ struct SettingsFile {
     upstream_write_timeout: Option<u64>,
     upstream_keepalive_pool_size: Option<usize>,
     upstream_keepalive_idle_timeout: Option<u64>,
+    client_header_timeout: Option<u64>,
     client_body_timeout: Option<u64>,
     client_read_buffer_size: Option<ByteSize>,
     max_request_header_size: Option<ByteSize>,
@@ -166,6 +168,9 @@ pub struct Settings {
     pub upstream_write_timeout: Duration,
     pub upstream_keepalive_pool_size: usize,
     pub upstream_keepalive_idle_timeout: Duration,
+    /// Longest silence while a client sends a request head, and between its keep-alive
+    /// requests (Pingora reads both under one timer, in whole seconds).
+    pub client_header_timeout: Duration,
     pub client_body_timeout: Duration,
     /// Read buffer of each client connection. Pingora's default is 64 KiB, which at 1,000
     /// idle keep-alive connections is 64 MB of RSS; reads larger than the buffer (request
@@ -211,6 +216,7 @@ impl Default for Settings {
             upstream_write_timeout: Duration::from_millis(60_000),
             upstream_keepalive_pool_size: 512,
             upstream_keepalive_idle_timeout: Duration::from_secs(60),
+            client_header_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
             client_read_buffer_size: 16 * 1024,
             max_request_header_size: 32 * 1024,
@@ -452,6 +458,16 @@ impl Settings {
         s.upstream_read_timeout = ms(file.upstream_read_timeout, s.upstream_read_timeout);
         s.upstream_write_timeout = ms(file.upstream_write_timeout, s.upstream_write_timeout);
         s.client_body_timeout = ms(file.client_body_timeout, s.client_body_timeout);
+        match file.client_header_timeout {
+            Some(0) => problems.push(Problem::new(
+                shown,
+                None,
+                "client_header_timeout must be above 0".into(),
+                "use milliseconds such as 60000 (rounded up to whole seconds)",
+            )),
+            Some(n) => s.client_header_timeout = Duration::from_secs(n.div_ceil(1000)),
+            None => {}
+        }
         if let Some(ByteSize(n)) = file.client_read_buffer_size {
             match usize::try_from(n) {
                 Ok(n) if n <= 1024 * 1024 => s.client_read_buffer_size = n,
@@ -635,6 +651,18 @@ mod tests {
         let err = Settings::from_yaml("declarative_config: k.yaml\nclient_read_buffer_size: 2m\n", None, &no_env)
             .unwrap_err();
         assert!(err.to_string().contains("client_read_buffer_size"), "{err}");
+    }
+
+    #[test]
+    fn client_header_timeout_is_whole_seconds_rounded_up() {
+        let s = Settings::from_yaml("declarative_config: k.yaml\n", None, &no_env).unwrap();
+        assert_eq!(s.client_header_timeout, Duration::from_secs(60));
+        let s =
+            Settings::from_yaml("declarative_config: k.yaml\nclient_header_timeout: 1500\n", None, &no_env).unwrap();
+        assert_eq!(s.client_header_timeout, Duration::from_secs(2));
+        let err =
+            Settings::from_yaml("declarative_config: k.yaml\nclient_header_timeout: 0\n", None, &no_env).unwrap_err();
+        assert!(err.to_string().contains("client_header_timeout"), "{err}");
     }
 
     #[test]
