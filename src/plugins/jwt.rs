@@ -132,24 +132,18 @@ impl Jwt {
         if schema.key_claim_name.is_empty() {
             issues.push(ConfigIssue::new("key_claim_name", "key_claim_name is empty", "use a claim name, e.g. iss"));
         }
-        let mut claims_to_verify = Vec::new();
-        for (i, name) in schema.claims_to_verify.iter().flatten().enumerate() {
-            let claim = match name.as_str() {
-                "exp" => Claim::Exp,
-                "nbf" => Claim::Nbf,
-                _ => {
-                    issues.push(ConfigIssue::new(
-                        format!("claims_to_verify[{i}]"),
-                        format!("`{name}` is not a claim the jwt plugin can verify"),
-                        "use exp and/or nbf",
-                    ));
-                    continue;
-                }
-            };
-            if !claims_to_verify.contains(&claim) {
-                claims_to_verify.push(claim);
-            }
-        }
+        let claims_to_verify = super::choices(
+            &mut issues,
+            "claims_to_verify",
+            schema.claims_to_verify.iter().flatten(),
+            |name| match name {
+                "exp" => Some(Claim::Exp),
+                "nbf" => Some(Claim::Nbf),
+                _ => None,
+            },
+            "is not a claim the jwt plugin can verify",
+            "use exp and/or nbf",
+        );
         let maximum_expiration = schema.maximum_expiration.unwrap_or(0.0);
         if !(0.0..=MAX_MAXIMUM_EXPIRATION).contains(&maximum_expiration) {
             issues.push(ConfigIssue::new(
@@ -164,20 +158,7 @@ impl Jwt {
                 "add exp to claims_to_verify, or set maximum_expiration to 0",
             ));
         }
-        let anonymous = match schema.anonymous.as_deref().filter(|a| !a.is_empty()) {
-            None => None,
-            Some(a) => match consumers.find(a) {
-                Some(id) => Some(id),
-                None => {
-                    issues.push(ConfigIssue::new(
-                        "anonymous",
-                        format!("anonymous consumer `{a}` is not defined"),
-                        "name a consumer (username or id) from the consumers list",
-                    ));
-                    None
-                }
-            },
-        };
+        let anonymous = super::anonymous_consumer(&mut issues, consumers, schema.anonymous.as_deref());
         let www_authenticate = match schema.realm.as_deref() {
             Some(realm) => format!("Bearer realm=\"{realm}\""),
             None => "Bearer".to_string(),

@@ -80,20 +80,7 @@ impl KeyAuth {
                 "enable at least one place to look for the key",
             ));
         }
-        let anonymous = match schema.anonymous.as_deref().filter(|a| !a.is_empty()) {
-            None => None,
-            Some(a) => match consumers.find(a) {
-                Some(id) => Some(id),
-                None => {
-                    issues.push(ConfigIssue::new(
-                        "anonymous",
-                        format!("anonymous consumer `{a}` is not defined"),
-                        "name a consumer (username or id) from the consumers list",
-                    ));
-                    None
-                }
-            },
-        };
+        let anonymous = super::anonymous_consumer(&mut issues, consumers, schema.anonymous.as_deref());
         unsupported_unless_default(&mut issues, "identity_realms", &schema.identity_realms, is_default_realms);
         let www_authenticate = match schema.realm.as_deref() {
             Some(realm) => format!("Key realm=\"{realm}\""),

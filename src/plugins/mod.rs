@@ -105,3 +105,61 @@ pub fn unsupported_unless_default(
         }
     }
 }
+
+/// An auth plugin's `anonymous` consumer (username or id), checked to exist.
+pub fn anonymous_consumer(
+    issues: &mut Vec<ConfigIssue>,
+    consumers: &crate::consumers::Consumers,
+    anonymous: Option<&str>,
+) -> Option<crate::model::ConsumerId> {
+    let name = anonymous.filter(|a| !a.is_empty())?;
+    let id = consumers.find(name);
+    if id.is_none() {
+        issues.push(ConfigIssue::new(
+            "anonymous",
+            format!("anonymous consumer `{name}` is not defined"),
+            "name a consumer (username or id) from the consumers list",
+        ));
+    }
+    id
+}
+
+/// A list of names from a fixed set, parsed in order without repeats; each unknown name is an
+/// issue at `field[i]` saying "`name` {unknown}".
+pub fn choices<'a, T: PartialEq>(
+    issues: &mut Vec<ConfigIssue>,
+    field: &str,
+    names: impl IntoIterator<Item = &'a String>,
+    parse: impl Fn(&str) -> Option<T>,
+    unknown: &str,
+    fix: &str,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        match parse(name) {
+            Some(v) if !out.contains(&v) => out.push(v),
+            Some(_) => {}
+            None => issues.push(ConfigIssue::new(format!("{field}[{i}]"), format!("`{name}` {unknown}"), fix)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_keep_order_drop_repeats_and_name_unknowns() {
+        let mut issues = Vec::new();
+        let names: Vec<String> = ["b", "a", "b", "zz"].iter().map(|s| s.to_string()).collect();
+        let parse = |s: &str| match s {
+            "a" => Some(1),
+            "b" => Some(2),
+            _ => None,
+        };
+        let got = choices(&mut issues, "things", &names, parse, "is not a thing", "use a or b");
+        assert_eq!(got, vec![2, 1]);
+        assert_eq!(issues, vec![ConfigIssue::new("things[3]", "`zz` is not a thing", "use a or b")]);
+    }
+}

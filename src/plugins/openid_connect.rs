@@ -532,25 +532,19 @@ impl OpenIdConnect {
             issues.push(ConfigIssue::new("auth_methods", "auth_methods is empty", "set auth_methods to [bearer]"));
         }
 
-        let mut token_places = Vec::new();
         let places = f.bearer_token_param_type.unwrap_or_else(|| vec!["header".to_string()]);
-        for (i, p) in places.iter().enumerate() {
-            let place = match p.as_str() {
-                "header" => TokenPlace::Header,
-                "query" => TokenPlace::Query,
-                other => {
-                    issues.push(ConfigIssue::new(
-                        format!("bearer_token_param_type[{i}]"),
-                        format!("`{other}` is not supported by aigate (header and query are)"),
-                        "use header and/or query",
-                    ));
-                    continue;
-                }
-            };
-            if !token_places.contains(&place) {
-                token_places.push(place);
-            }
-        }
+        let token_places = super::choices(
+            &mut issues,
+            "bearer_token_param_type",
+            &places,
+            |p| match p {
+                "header" => Some(TokenPlace::Header),
+                "query" => Some(TokenPlace::Query),
+                _ => None,
+            },
+            "is not supported by aigate (header and query are)",
+            "use header and/or query",
+        );
         if places.is_empty() {
             issues.push(ConfigIssue::new("bearer_token_param_type", "no place to look for the token", "use [header]"));
         }
@@ -564,26 +558,20 @@ impl OpenIdConnect {
         if consumer_claim.iter().any(String::is_empty) {
             issues.push(ConfigIssue::new("consumer_claim", "consumer_claim has an empty name", "e.g. [sub]"));
         }
-        let mut consumer_by = Vec::new();
         let by = f.consumer_by.unwrap_or_else(|| vec!["username".to_string(), "custom_id".to_string()]);
-        for (i, b) in by.iter().enumerate() {
-            let field = match b.as_str() {
-                "id" => ConsumerBy::Id,
-                "username" => ConsumerBy::Username,
-                "custom_id" => ConsumerBy::CustomId,
-                other => {
-                    issues.push(ConfigIssue::new(
-                        format!("consumer_by[{i}]"),
-                        format!("`{other}` is not a consumer field"),
-                        "use id, username and/or custom_id",
-                    ));
-                    continue;
-                }
-            };
-            if !consumer_by.contains(&field) {
-                consumer_by.push(field);
-            }
-        }
+        let consumer_by = super::choices(
+            &mut issues,
+            "consumer_by",
+            &by,
+            |b| match b {
+                "id" => Some(ConsumerBy::Id),
+                "username" => Some(ConsumerBy::Username),
+                "custom_id" => Some(ConsumerBy::CustomId),
+                _ => None,
+            },
+            "is not a consumer field",
+            "use id, username and/or custom_id",
+        );
         if !consumer_claim.is_empty()
             && consumer_by.is_empty()
             && issues.iter().all(|i| !i.path.starts_with("consumer_by"))
@@ -591,20 +579,7 @@ impl OpenIdConnect {
             issues.push(ConfigIssue::new("consumer_by", "consumer_by is empty", "use [username, custom_id]"));
         }
 
-        let anonymous = match f.anonymous.as_deref().filter(|a| !a.is_empty()) {
-            None => None,
-            Some(a) => match consumers.find(a) {
-                Some(id) => Some(id),
-                None => {
-                    issues.push(ConfigIssue::new(
-                        "anonymous",
-                        format!("anonymous consumer `{a}` is not defined"),
-                        "name a consumer (username or id) from the consumers list",
-                    ));
-                    None
-                }
-            },
-        };
+        let anonymous = super::anonymous_consumer(&mut issues, consumers, f.anonymous.as_deref());
 
         let leeway = f.leeway.unwrap_or(0.0);
         if !(leeway.is_finite() && leeway >= 0.0) {
