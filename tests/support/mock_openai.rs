@@ -367,17 +367,19 @@ fn mcp_items(req: &Value, seq: u64) -> Vec<Value> {
     items
 }
 
+/// The request body when it is a JSON object.
+fn json_object(body: &Bytes) -> Option<Value> {
+    serde_json::from_slice(body).ok().filter(Value::is_object)
+}
+
+/// OpenAI's answer to a body that is not a JSON object.
+fn invalid_json() -> Response<Body> {
+    error(400, "We could not parse the JSON body of your request.", "invalid_request_error", "invalid_json")
+}
+
 async fn responses_create(st: &Arc<MockState>, body: &Bytes, cues: StreamCues) -> Response<Body> {
-    let req: Value = match serde_json::from_slice(body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return error(
-                400,
-                "We could not parse the JSON body of your request.",
-                "invalid_request_error",
-                "invalid_json",
-            )
-        }
+    let Some(req) = json_object(body) else {
+        return invalid_json();
     };
     let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
         return error(
@@ -477,16 +479,8 @@ async fn responses_create(st: &Arc<MockState>, body: &Bytes, cues: StreamCues) -
 }
 
 async fn chat(body: &Bytes, cues: StreamCues) -> Response<Body> {
-    let req: Value = match serde_json::from_slice(body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return error(
-                400,
-                "We could not parse the JSON body of your request.",
-                "invalid_request_error",
-                "invalid_json",
-            )
-        }
+    let Some(req) = json_object(body) else {
+        return invalid_json();
     };
     let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
         return error(400, "you must provide a model parameter", "invalid_request_error", "missing_required_parameter");
