@@ -15,6 +15,7 @@ use aigate::ai::json_body::RequestDoc;
 use aigate::ai::request::apply_target;
 use aigate::ai::sse::SseScanner;
 use aigate::consumers::{digest_key, Consumer, Consumers};
+use aigate::core::RouteId;
 use aigate::plugins::ai_proxy::{AiProxy, Streaming};
 use aigate::router::{RouteSpec, Router};
 use bytes::Bytes;
@@ -61,10 +62,10 @@ fn route_match(c: &mut Criterion) {
     let mut specs: Vec<RouteSpec> = paths
         .iter()
         .enumerate()
-        .map(|(i, p)| RouteSpec { id: i, paths: p, methods: &[], hosts: &[], regex_priority: 0 })
+        .map(|(i, p)| RouteSpec { id: RouteId::new(i), paths: p, methods: &[], hosts: &[], regex_priority: 0 })
         .collect();
     let any = vec!["/anything".to_string()];
-    specs.push(RouteSpec { id: 50, paths: &any, methods: &[], hosts: &[], regex_priority: 0 });
+    specs.push(RouteSpec { id: RouteId::new(50), paths: &any, methods: &[], hosts: &[], regex_priority: 0 });
     let router = Router::build(&specs).unwrap();
     let mut g = c.benchmark_group("route_match_51_routes");
     g.bench_function("hit_last", |b| b.iter(|| black_box(router.find("POST", "gw", "gw", black_box("/anything")))));

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::ConsumerId;
+use crate::core::ConsumerId;
 use crate::plugins::jwt::JwtCredentials;
 
 pub struct Consumer {
@@ -45,7 +45,7 @@ pub struct Consumers {
 
 impl Consumers {
     pub fn get(&self, id: ConsumerId) -> &Consumer {
-        &self.list[id]
+        &self.list[id.index()]
     }
 
     /// Find a consumer by username, custom_id or id (for references such as `anonymous`).
@@ -54,7 +54,7 @@ impl Consumers {
     }
 
     pub fn add(&mut self, consumer: Consumer) -> ConsumerId {
-        let id = self.list.len();
+        let id = ConsumerId::new(self.list.len());
         for name in [Some(&consumer.id), consumer.username.as_ref(), consumer.custom_id.as_ref()].into_iter().flatten()
         {
             self.by_name.entry(name.clone()).or_insert(id);

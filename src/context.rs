@@ -8,10 +8,10 @@ use bytes::Bytes;
 
 use crate::ai::request::RequestFacts;
 use crate::ai::sse::SseScanner;
+use crate::core::{ConsumerId, RouteId};
 use crate::errors::GatewayError;
 use crate::gateway::Generation;
 use crate::metrics::Metrics;
-use crate::model::{ConsumerId, RouteId};
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::key_auth::KeyLocation;
 use crate::plugins::mcp_guard::GuardEvent;

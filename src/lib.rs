@@ -12,6 +12,7 @@ pub mod access_log;
 pub mod ai;
 pub mod consumers;
 pub mod context;
+pub mod core;
 pub mod declarative;
 pub mod errors;
 pub mod gateway;
@@ -21,8 +22,7 @@ pub mod metrics;
 pub mod model;
 pub mod phases;
 pub mod plugins;
-pub mod problems;
-pub mod query;
+
 pub mod router;
 pub mod server;
 pub mod settings;

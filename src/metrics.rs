@@ -14,6 +14,7 @@ use prometheus::{
 };
 
 use crate::ai::response::{McpItem, Usage};
+use crate::core::ConsumerId;
 
 /// Buckets from 100 µs (the gateway's own work) to 5 min (long streams).
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -335,8 +336,8 @@ impl<T> HandleTable<T> {
         HandleTable { slots: (0..=consumers).map(|_| OnceLock::new()).collect() }
     }
 
-    pub fn get(&self, consumer: Option<usize>, make: impl FnOnce() -> T) -> Arc<T> {
-        let i = consumer.map_or(self.slots.len() - 1, |c| c.min(self.slots.len() - 1));
+    pub fn get(&self, consumer: Option<ConsumerId>, make: impl FnOnce() -> T) -> Arc<T> {
+        let i = consumer.map_or(self.slots.len() - 1, |c| c.index().min(self.slots.len() - 1));
         self.slots[i].get_or_init(|| Arc::new(make())).clone()
     }
 }
@@ -421,9 +422,9 @@ mod tests {
     #[test]
     fn handle_table() {
         let t: HandleTable<u32> = HandleTable::new(2);
-        assert_eq!(*t.get(Some(1), || 7), 7);
-        assert_eq!(*t.get(Some(1), || 8), 7);
+        assert_eq!(*t.get(Some(ConsumerId::new(1)), || 7), 7);
+        assert_eq!(*t.get(Some(ConsumerId::new(1)), || 8), 7);
         assert_eq!(*t.get(None, || 9), 9);
-        assert_eq!(*t.get(Some(99), || 10), 9);
+        assert_eq!(*t.get(Some(ConsumerId::new(99)), || 10), 9);
     }
 }

@@ -3,7 +3,8 @@
 //! either end, and methods are exact. More specific routes win: more kinds of criteria, then plain
 //! hosts over wildcards, then regex priority, then longer prefixes.
 
-use crate::model::{PathHandling, RouteId};
+use crate::core::RouteId;
+use crate::model::PathHandling;
 
 #[derive(Debug)]
 enum PathMatch {
@@ -291,8 +292,8 @@ pub fn normalize_path(raw: &str) -> Option<String> {
         let b = bytes[i];
         if b == b'%' {
             let (h, l) = (
-                bytes.get(i + 1).copied().and_then(crate::query::hex),
-                bytes.get(i + 2).copied().and_then(crate::query::hex),
+                bytes.get(i + 1).copied().and_then(crate::core::query::hex),
+                bytes.get(i + 2).copied().and_then(crate::core::query::hex),
             );
             let (Some(h), Some(l)) = (h, l) else {
                 return None;
@@ -353,13 +354,19 @@ mod tests {
         let specs: Vec<RouteSpec> = owned
             .iter()
             .enumerate()
-            .map(|(id, (p, m, h))| RouteSpec { id, paths: p, methods: m, hosts: h, regex_priority: 0 })
+            .map(|(id, (p, m, h))| RouteSpec {
+                id: RouteId::new(id),
+                paths: p,
+                methods: m,
+                hosts: h,
+                regex_priority: 0,
+            })
             .collect();
         Router::build(&specs).unwrap()
     }
 
     fn find(r: &Router, method: &str, host: &str, path: &str) -> Option<usize> {
-        r.find(method, host, host, path).map(|m| m.route)
+        r.find(method, host, host, path).map(|m| m.route.index())
     }
 
     #[test]
@@ -398,11 +405,23 @@ mod tests {
     fn bad_routes_are_reported() {
         let paths = vec!["nope".to_string(), "~(".to_string()];
         let hosts = vec!["a.*.com".to_string()];
-        let err = Router::build(&[RouteSpec { id: 0, paths: &paths, methods: &[], hosts: &hosts, regex_priority: 0 }])
-            .unwrap_err();
+        let err = Router::build(&[RouteSpec {
+            id: RouteId::new(0),
+            paths: &paths,
+            methods: &[],
+            hosts: &hosts,
+            regex_priority: 0,
+        }])
+        .unwrap_err();
         assert_eq!(err.len(), 3);
-        let err =
-            Router::build(&[RouteSpec { id: 0, paths: &[], methods: &[], hosts: &[], regex_priority: 0 }]).unwrap_err();
+        let err = Router::build(&[RouteSpec {
+            id: RouteId::new(0),
+            paths: &[],
+            methods: &[],
+            hosts: &[],
+            regex_priority: 0,
+        }])
+        .unwrap_err();
         assert!(err[0].2.contains("never match"));
     }
 

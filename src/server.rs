@@ -12,12 +12,12 @@ use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
 use crate::access_log::AccessLog;
+use crate::core::problems::{Problem, Problems};
 use crate::declarative;
 use crate::gateway::{Aigate, Generation, Shared};
 use crate::head_timeout::HeadTimeout;
 use crate::lifecycle::{unix_now, Lifecycle};
 use crate::metrics::Metrics;
-use crate::problems::{Problem, Problems};
 use crate::settings::Settings;
 use crate::status::StatusApp;
 use crate::upstream::trust;

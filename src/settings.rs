@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::problems::{Problem, Problems};
+use crate::core::problems::{Problem, Problems};
 
 /// Every settings key, in the order the README documents them. Each can be overridden by
 /// `AIGATE_<KEY in upper case>`; the value is read as YAML, so lists and maps work too
@@ -572,8 +572,8 @@ impl Settings {
     }
 
     /// Upstream timeouts for services that do not set their own.
-    pub fn service_defaults(&self) -> crate::model::Timeouts {
-        crate::model::Timeouts {
+    pub fn service_defaults(&self) -> crate::core::Timeouts {
+        crate::core::Timeouts {
             connect: self.upstream_connect_timeout,
             read: self.upstream_read_timeout,
             write: self.upstream_write_timeout,

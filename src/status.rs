@@ -56,7 +56,7 @@ impl ServeHttp for StatusApp {
             if req.method != http::Method::POST {
                 return json(405, &serde_json::json!({"message": "Method not allowed"}));
             }
-            let label = String::from_utf8_lossy(&crate::query::decode(label.as_bytes())).into_owned();
+            let label = String::from_utf8_lossy(&crate::core::query::decode(label.as_bytes())).into_owned();
             return match s.pins.accept(&label) {
                 Some(digest) => {
                     log::info!("MCP server '{label}': tool list {digest} accepted by an operator");

@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use super::schema::{DeckConsumer, DeckPlugin, DeckRoute, DeckService, EntityRef};
 use super::{LoadContext, Loaded, SourceFile};
 use crate::consumers::{parse_key, Consumer, Consumers};
-use crate::model::{
-    ConsumerId, Endpoint, Gateway, PathHandling, Policies, Route, RouteId, Scoped, Service, ServiceId, Timeouts,
-};
+use crate::core::problems::Problems;
+use crate::core::{ConsumerId, Endpoint, RouteId, ServiceId, Timeouts};
+use crate::model::{Gateway, PathHandling, Policies, Route, Scoped, Service};
 use crate::plugins::acl::{Acl, AclSchema};
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::jwt::{Jwt, JwtSchema};
@@ -20,7 +20,6 @@ use crate::plugins::mcp_guard::{McpGuard, McpGuardSchema};
 use crate::plugins::openid_connect::jwks::{http_client, JwksRegistry};
 use crate::plugins::openid_connect::{OpenIdConnect, OpenIdConnectSchema};
 use crate::plugins::{parse_config, ConfigIssue, PluginKind};
-use crate::problems::Problems;
 use crate::router::{RouteSpec, Router};
 use crate::upstream::balancer::MAX_TARGETS;
 
@@ -154,7 +153,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
         };
         let id = s.id.clone().unwrap_or_else(|| derived_id("service", &name));
         for key in [&name, &id] {
-            if service_index.insert(key.clone(), i).is_some() && key == &name {
+            if service_index.insert(key.clone(), ServiceId::new(i)).is_some() && key == &name {
                 cx.problem(
                     origin,
                     "name",
@@ -271,7 +270,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
     for (i, re) in routes.iter().enumerate() {
         let r = re.route;
         let service = match (re.nested_in, &r.service) {
-            (Some(s), _) => Some(s),
+            (Some(s), _) => Some(ServiceId::new(s)),
             (None, Some(sref)) => match sref.key().and_then(|k| service_index.get(k)) {
                 Some(&s) => Some(s),
                 None => {
@@ -295,10 +294,10 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
             }
         };
         let name = r.name.clone().filter(|n| !n.is_empty()).or_else(|| r.id.clone()).unwrap_or_else(|| {
-            let svc = service.map(|s| model_services[s].name.as_str()).unwrap_or("route");
+            let svc = service.map(|s| model_services[s.index()].name.as_str()).unwrap_or("route");
             format!("{svc}.route-{i}")
         });
-        if route_index.insert(name.clone(), i).is_some() {
+        if route_index.insert(name.clone(), RouteId::new(i)).is_some() {
             cx.problem(
                 &re.origin,
                 "name",
@@ -308,7 +307,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
         }
         if let Some(id) = &r.id {
             if id != &name {
-                route_index.entry(id.clone()).or_insert(i);
+                route_index.entry(id.clone()).or_insert(RouteId::new(i));
             }
         }
         if let Some(protocols) = &r.protocols {
@@ -334,14 +333,14 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
         model_routes.push(Route {
             name,
             id: r.id.clone().unwrap_or_else(|| derived_id("route", &format!("{i}"))),
-            service: service.unwrap_or(0),
+            service: service.unwrap_or(ServiceId::new(0)),
             strip_path: r.strip_path.unwrap_or(true),
             preserve_host: r.preserve_host.unwrap_or(false),
             path_handling,
             policies: Policies::default(),
         });
-        if service.is_some_and(|s| service_enabled[s]) {
-            route_specs_data.push((i, r));
+        if service.is_some_and(|s| service_enabled[s.index()]) {
+            route_specs_data.push((RouteId::new(i), r));
         }
     }
 
@@ -397,8 +396,8 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
         }
         if let Some((owner, idx)) = nested_owner(&pe.origin.place, &routes, &services, &consumers, pe.origin.file) {
             match owner {
-                Owner::Service => service = Some(idx),
-                Owner::Route => route = Some(idx),
+                Owner::Service => service = Some(ServiceId::new(idx)),
+                Owner::Route => route = Some(RouteId::new(idx)),
                 Owner::Consumer => {
                     // Consumers are added in order, skipping invalid ones: find by label.
                     let c = consumers[idx].1;
@@ -490,6 +489,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
         }
     };
     for (rid, route) in model_routes.iter_mut().enumerate() {
+        let rid = RouteId::new(rid);
         let sid = route.service;
         let applies = |i: &Instance| i.route.is_none_or(|r| r == rid) && i.service.is_none_or(|s| s == sid);
         let mut policies = Policies::default();
@@ -505,8 +505,8 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
             let base = candidates.iter().filter(|i| i.consumer.is_none()).max_by_key(|i| rank(i)).copied();
             let base_rank = base.map_or(0, rank);
             let mut by_consumer: HashMap<ConsumerId, &Instance> = HashMap::new();
-            for c in candidates.iter().filter(|i| i.consumer.is_some() && rank(i) > base_rank) {
-                let cid = c.consumer.unwrap_or_default();
+            for c in candidates.iter().filter(|i| rank(i) > base_rank) {
+                let Some(cid) = c.consumer else { continue };
                 match by_consumer.get(&cid) {
                     Some(existing) if rank(existing) >= rank(c) => {}
                     _ => {
@@ -569,7 +569,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
         Ok(r) => r,
         Err(errors) => {
             for (rid, field, what) in errors {
-                let origin = routes[rid].origin.clone();
+                let origin = routes[rid.index()].origin.clone();
                 cx.problem(&origin, &field, what, "see Kong's route matching rules in README.md");
             }
             return Err(cx.problems);

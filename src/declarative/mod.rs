@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{Gateway, Timeouts};
-use crate::problems::{Problem, Problems};
+use crate::core::problems::{Problem, Problems};
+use crate::core::Timeouts;
+use crate::model::Gateway;
 use lines::LineIndex;
 use schema::DeckFile;
 

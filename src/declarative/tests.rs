@@ -2,7 +2,7 @@ use super::*;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::Endpoint;
+use crate::core::Endpoint;
 
 fn defaults() -> Timeouts {
     Timeouts { connect: Duration::from_secs(60), read: Duration::from_secs(60), write: Duration::from_secs(60) }
@@ -178,7 +178,7 @@ plugins:
   config: {allow: [route-consumer]}
 "#]);
     let g = &l.gateway;
-    let groups = |route: usize, consumer: Option<usize>| {
+    let groups = |route: usize, consumer: Option<crate::core::ConsumerId>| {
         let acl = g.routes[route].policies.acl.for_consumer(consumer).unwrap();
         match &acl.rule {
             crate::plugins::acl::AclRule::Allow(v) => v[0].clone(),

@@ -31,7 +31,7 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
         None => (None, None),
     };
     let handles = match ctx.route {
-        Some(r) => generation.route_metrics[r].get(ctx.consumer, || {
+        Some(r) => generation.route_metrics[r.index()].get(ctx.consumer, || {
             shared.metrics.route_handles(
                 service_name.unwrap_or(""),
                 route_name.unwrap_or(""),

@@ -9,9 +9,10 @@ use pingora_proxy::Session;
 
 use super::body;
 use crate::context::{Credential, RequestCtx};
+use crate::core::ConsumerId;
 use crate::errors::GatewayError;
 use crate::gateway::Shared;
-use crate::model::{ConsumerId, Route};
+use crate::model::Route;
 use crate::plugins::jwt::JwtBody;
 use crate::plugins::key_auth::BodyKind;
 

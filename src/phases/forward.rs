@@ -12,12 +12,12 @@ use pingora_proxy::Session;
 
 use super::body;
 use crate::context::{BodyState, RequestCtx};
+use crate::core::query;
+use crate::core::{Endpoint, Timeouts};
 use crate::errors::{GatewayError, UpstreamFailure};
 use crate::gateway::Shared;
-use crate::model::{Endpoint, Timeouts};
 use crate::plugins::ai_proxy::ProviderAuth;
 use crate::plugins::key_auth::KeyLocation;
-use crate::query;
 use crate::router::upstream_path;
 use crate::upstream::build_peer;
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{unsupported_unless_default, ConfigIssue};
 use crate::ai::RouteType;
-use crate::model::Endpoint;
+use crate::core::Endpoint;
 use crate::upstream::balancer::{Algorithm, Balancer, BalancerConfig, FailoverCriteria};
 
 // ---------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ use serde_json::{Map, Value};
 
 use super::ConfigIssue;
 use crate::consumers::Consumers;
-use crate::model::ConsumerId;
-use crate::query;
+use crate::core::query;
+use crate::core::ConsumerId;
 
 /// Longer tokens are refused as "Unrecognizable token" before any decoding.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -1099,6 +1099,10 @@ pub(crate) mod tests {
 
     const NOW: u64 = 1_700_000_000;
 
+    fn id(i: usize) -> ConsumerId {
+        ConsumerId::new(i)
+    }
+
     // Test-only RSA 2048 key pair generated with `openssl genpkey -algorithm RSA` (ring cannot
     // generate RSA keys). The public key in both PEM forms, from `openssl pkey -pubout` and
     // `openssl rsa -RSAPublicKey_out`.
@@ -1240,8 +1244,8 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
 
     fn creds_hs256() -> JwtCredentials {
         let mut c = JwtCredentials::default();
-        c.add(0, Some("alex-key".into()), None, Some("alex-secret".into()), None).unwrap();
-        c.add(1, Some("bo-key".into()), Some("HS256".into()), Some("bo-secret".into()), None).unwrap();
+        c.add(id(0), Some("alex-key".into()), None, Some("alex-secret".into()), None).unwrap();
+        c.add(id(1), Some("bo-key".into()), Some("HS256".into()), Some("bo-secret".into()), None).unwrap();
         c
     }
 
@@ -1394,9 +1398,9 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         let j = plugin("{}");
         for (name, alg) in [("HS256", hmac::HMAC_SHA256), ("HS384", hmac::HMAC_SHA384), ("HS512", hmac::HMAC_SHA512)] {
             let mut c = JwtCredentials::default();
-            c.add(1, Some("k".into()), Some(name.into()), Some("s3cret".into()), None).unwrap();
+            c.add(id(1), Some("k".into()), Some(name.into()), Some("s3cret".into()), None).unwrap();
             let t = token(json!({"alg": name, "typ": "JWT"}), json!({"iss": "k"}), hmac_signer(alg, b"s3cret"));
-            assert_eq!(check(&j, &c, &t), Ok(JwtOk { consumer: 1, key: Arc::from("k") }), "{name}");
+            assert_eq!(check(&j, &c, &t), Ok(JwtOk { consumer: id(1), key: Arc::from("k") }), "{name}");
             let wrong = token(json!({"alg": name}), json!({"iss": "k"}), hmac_signer(alg, b"s3cret!"));
             assert_eq!(check(&j, &c, &wrong), Err(JwtFailure::InvalidSignature), "{name}");
             // A truncated MAC is not a MAC.
@@ -1411,9 +1415,9 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         // The well-known jwt.io example (HS256, secret "your-256-bit-secret", sub 1234567890).
         let t = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
         let mut c = JwtCredentials::default();
-        c.add(2, Some("1234567890".into()), None, Some("your-256-bit-secret".into()), None).unwrap();
+        c.add(id(2), Some("1234567890".into()), None, Some("your-256-bit-secret".into()), None).unwrap();
         let j = plugin("key_claim_name: sub");
-        assert_eq!(check(&j, &c, t).unwrap().consumer, 2);
+        assert_eq!(check(&j, &c, t).unwrap().consumer, id(2));
         let j = plugin("{}");
         assert_eq!(message(&j, check(&j, &c, t)), r#"{"message":"No mandatory 'iss' in claims"}"#);
     }
@@ -1424,10 +1428,10 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         let raw = b"\x00\x01binary\xffsecret";
         let mut c = JwtCredentials::default();
         // URL-safe alphabet, no padding: as Kong decodes it.
-        c.add(0, Some("k".into()), None, Some(URL_SAFE_NO_PAD.encode(raw)), None).unwrap();
-        c.add(1, Some("bad".into()), None, Some("not base64!".into()), None).unwrap();
+        c.add(id(0), Some("k".into()), None, Some(URL_SAFE_NO_PAD.encode(raw)), None).unwrap();
+        c.add(id(1), Some("bad".into()), None, Some("not base64!".into()), None).unwrap();
         let t = token(json!({"alg": "HS256"}), json!({"iss": "k"}), hmac_signer(hmac::HMAC_SHA256, raw));
-        assert_eq!(check(&j, &c, &t).unwrap().consumer, 0);
+        assert_eq!(check(&j, &c, &t).unwrap().consumer, id(0));
         // Without secret_is_base64 the encoded text itself is the secret.
         assert_eq!(check(&plugin("{}"), &c, &t), Err(JwtFailure::InvalidSignature));
         let t = token(json!({"alg": "HS256"}), json!({"iss": "bad"}), hmac_signer(hmac::HMAC_SHA256, b"x"));
@@ -1449,10 +1453,10 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         for (pem_name, pem) in [("spki", RSA_PUBLIC_PEM), ("pkcs1", RSA_PUBLIC_PKCS1_PEM)] {
             for (name, pad) in cases {
                 let mut c = JwtCredentials::default();
-                c.add(1, Some("rsa-key".into()), Some(name.into()), Some("ignored".into()), Some(pem.into()))
+                c.add(id(1), Some("rsa-key".into()), Some(name.into()), Some("ignored".into()), Some(pem.into()))
                     .unwrap_or_else(|e| panic!("{pem_name} {name}: {e}"));
                 let t = token(json!({"alg": name, "typ": "JWT"}), json!({"iss": "rsa-key"}), rsa_signer(&pair, pad));
-                assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(1), "{pem_name} {name}");
+                assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(id(1)), "{pem_name} {name}");
                 // Tamper with the claims: the signature no longer holds.
                 let mut parts: Vec<&str> = t.split('.').collect();
                 let other = b64(json!({"iss": "rsa-key", "admin": true}).to_string().as_bytes());
@@ -1470,12 +1474,12 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         let j = plugin("{}");
         for (alg, t) in [("RS256", OPENSSL_RS256), ("PS256", OPENSSL_PS256)] {
             let mut c = JwtCredentials::default();
-            c.add(0, Some("rsa-key".into()), Some(alg.into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
+            c.add(id(0), Some("rsa-key".into()), Some(alg.into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
             assert_eq!(check(&j, &c, t).unwrap().key.as_ref(), "rsa-key", "{alg}");
         }
         // PKCS#1 v1.5 and PSS are different algorithms for the same key.
         let mut c = JwtCredentials::default();
-        c.add(0, Some("rsa-key".into()), Some("PS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
+        c.add(id(0), Some("rsa-key".into()), Some("PS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
         assert_eq!(check(&j, &c, OPENSSL_RS256), Err(JwtFailure::InvalidAlgorithm));
     }
 
@@ -1491,10 +1495,10 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
             let kp = rcgen::KeyPair::generate_for(gen_alg).unwrap();
             let signer = EcdsaKeyPair::from_pkcs8(sign_alg, &kp.serialize_der(), &rng).unwrap();
             let mut c = JwtCredentials::default();
-            c.add(2, Some("ec".into()), Some(name.into()), None, Some(kp.public_key_pem())).unwrap();
+            c.add(id(2), Some("ec".into()), Some(name.into()), None, Some(kp.public_key_pem())).unwrap();
             let sign = |m: &[u8]| signer.sign(&rng, m).unwrap().as_ref().to_vec();
             let t = token(json!({"alg": name}), json!({"iss": "ec"}), sign);
-            assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(2), "{name}");
+            assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(id(2)), "{name}");
             let other = rcgen::KeyPair::generate_for(gen_alg).unwrap();
             let other = EcdsaKeyPair::from_pkcs8(sign_alg, &other.serialize_der(), &rng).unwrap();
             let t =
@@ -1514,14 +1518,14 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         let signer = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&kp.serialize_der()).unwrap();
         let mut c = JwtCredentials::default();
-        c.add(0, Some("ed".into()), Some("EdDSA".into()), None, Some(kp.public_key_pem())).unwrap();
+        c.add(id(0), Some("ed".into()), Some("EdDSA".into()), None, Some(kp.public_key_pem())).unwrap();
         let t = token(json!({"alg": "EdDSA"}), json!({"iss": "ed"}), |m| signer.sign(m).as_ref().to_vec());
-        assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(0));
+        assert_eq!(check(&j, &c, &t).map(|ok| ok.consumer), Ok(id(0)));
         let mut forged = t.clone();
         forged.replace_range(forged.len() - 3.., "AAA");
         assert_eq!(check(&j, &c, &forged), Err(JwtFailure::InvalidSignature));
         // The ring key pair's public key is what the PEM held.
-        assert_eq!(c.get("ed"), Some((0, Algorithm::EdDsa)));
+        assert_eq!(c.get("ed"), Some((id(0), Algorithm::EdDsa)));
         assert_eq!(signer.public_key().as_ref().len(), 32);
     }
 
@@ -1529,7 +1533,7 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
     fn algorithm_confusion_is_refused() {
         let j = plugin("{}");
         let mut c = JwtCredentials::default();
-        c.add(0, Some("rsa".into()), Some("RS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
+        c.add(id(0), Some("rsa".into()), Some("RS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
         // The classic attack: HS256 keyed with the (public) PEM text.
         for secret in [RSA_PUBLIC_PEM.as_bytes(), pem_decode(RSA_PUBLIC_PEM).unwrap().1.as_slice()] {
             let t = token(json!({"alg": "HS256"}), json!({"iss": "rsa"}), hmac_signer(hmac::HMAC_SHA256, secret));
@@ -1540,7 +1544,7 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         }
         // And the other way round: an HS256 credential never accepts an RSA-signed token.
         let mut c = JwtCredentials::default();
-        c.add(0, Some("hs".into()), None, Some(RSA_PUBLIC_PEM.into()), None).unwrap();
+        c.add(id(0), Some("hs".into()), None, Some(RSA_PUBLIC_PEM.into()), None).unwrap();
         let pair = rsa_pair();
         let t = token(json!({"alg": "RS256"}), json!({"iss": "hs"}), rsa_signer(&pair, &signature::RSA_PKCS1_SHA256));
         assert_eq!(check(&j, &c, &t), Err(JwtFailure::InvalidAlgorithm));
@@ -1623,13 +1627,13 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         // Padded segments and the standard alphabet in the signature are accepted, as Kong does.
         let pad = |s: &str| format!("{s}{}", "=".repeat((4 - s.len() % 4) % 4));
         let padded = format!("{}.{}.{}", parts[0], parts[1], pad(parts[2]));
-        assert_eq!(check(&j, &c, &padded).unwrap().consumer, 0);
+        assert_eq!(check(&j, &c, &padded).unwrap().consumer, id(0));
         // Padding the signed parts changes the signing input, so the HMAC no longer matches.
         let padded = format!("{}.{}.{}", pad(parts[0]), pad(parts[1]), parts[2]);
         assert_eq!(check(&j, &c, &padded), Err(JwtFailure::InvalidSignature));
         let std_sig = parts[2].replace('-', "+").replace('_', "/");
         let t = format!("{}.{}.{}", parts[0], parts[1], std_sig);
-        assert_eq!(check(&j, &c, &t).unwrap().consumer, 0);
+        assert_eq!(check(&j, &c, &t).unwrap().consumer, id(0));
         assert_eq!(kong_b64_decode(b"aGk").as_deref(), Some(&b"hi"[..]));
         assert_eq!(kong_b64_decode(b"aGk=").as_deref(), Some(&b"hi"[..]));
         assert_eq!(kong_b64_decode(b"aGk=garbage").as_deref(), Some(&b"hi"[..]));
@@ -1657,20 +1661,20 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
             json!({"sub": "x"}),
             hmac_signer(hmac::HMAC_SHA256, b"bo-secret"),
         );
-        assert_eq!(check(&j, &c, &t).unwrap(), JwtOk { consumer: 1, key: Arc::from("bo-key") });
+        assert_eq!(check(&j, &c, &t).unwrap(), JwtOk { consumer: id(1), key: Arc::from("bo-key") });
         // The claims win over the header; a false claim falls through to the header, as in Lua.
         let t = token(
             json!({"alg": "HS256", "kid": "bo-key"}),
             json!({"kid": "alex-key"}),
             hmac_signer(hmac::HMAC_SHA256, b"alex-secret"),
         );
-        assert_eq!(check(&j, &c, &t).unwrap().consumer, 0);
+        assert_eq!(check(&j, &c, &t).unwrap().consumer, id(0));
         let t = token(
             json!({"alg": "HS256", "kid": "bo-key"}),
             json!({"kid": false}),
             hmac_signer(hmac::HMAC_SHA256, b"bo-secret"),
         );
-        assert_eq!(check(&j, &c, &t).unwrap().consumer, 1);
+        assert_eq!(check(&j, &c, &t).unwrap().consumer, id(1));
         let r = check(&j, &c, &hs256(json!({"iss": "alex-key"}), "alex-secret"));
         assert_eq!(message(&j, r), r#"{"message":"No mandatory 'kid' in claims"}"#);
     }
@@ -1683,7 +1687,7 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         let r = check(&j, &c, &hs256(json!({"iss": "alex-key"}), "bo-secret"));
         assert_eq!(message(&j, r), r#"{"message":"Invalid signature"}"#);
         let ok = check(&j, &c, &hs256(json!({"iss": "bo-key"}), "bo-secret")).unwrap();
-        assert_eq!((ok.consumer, ok.key.as_ref()), (1, "bo-key"));
+        assert_eq!((ok.consumer, ok.key.as_ref()), (id(1), "bo-key"));
     }
 
     #[test]
@@ -1746,15 +1750,15 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         let j = plugin("cookie_names: [session]");
         let who = |r: &RequestHeader| j.authenticate(r, &c, NOW).map(|ok| ok.consumer);
         // Query parameter.
-        assert_eq!(who(&req(&format!("/x?a=1&jwt={alex}"), &[])), Ok(0));
+        assert_eq!(who(&req(&format!("/x?a=1&jwt={alex}"), &[])), Ok(id(0)));
         // Cookie, name matched case-insensitively.
-        assert_eq!(who(&req("/x", &[("cookie", &format!("a=b; Session={bo}; c=d"))])), Ok(1));
-        assert_eq!(who(&req("/x", &[("cookie", "a=b"), ("cookie", &format!("session={bo}"))])), Ok(1));
+        assert_eq!(who(&req("/x", &[("cookie", &format!("a=b; Session={bo}; c=d"))])), Ok(id(1)));
+        assert_eq!(who(&req("/x", &[("cookie", "a=b"), ("cookie", &format!("session={bo}"))])), Ok(id(1)));
         // Header, Bearer or bearer, extra white space.
-        assert_eq!(who(&req("/x", &[("authorization", &format!("Bearer {alex}"))])), Ok(0));
-        assert_eq!(who(&req("/x", &[("authorization", &format!("bearer \t {alex}"))])), Ok(0));
+        assert_eq!(who(&req("/x", &[("authorization", &format!("Bearer {alex}"))])), Ok(id(0)));
+        assert_eq!(who(&req("/x", &[("authorization", &format!("bearer \t {alex}"))])), Ok(id(0)));
         // Kong's regex is not anchored.
-        assert_eq!(who(&req("/x", &[("authorization", &format!("Token x, Bearer {alex}"))])), Ok(0));
+        assert_eq!(who(&req("/x", &[("authorization", &format!("Token x, Bearer {alex}"))])), Ok(id(0)));
         // Without the prefix (or with another casing) the header is not a token.
         assert_eq!(who(&req("/x", &[("authorization", &alex)])), Err(JwtFailure::NoToken));
         assert_eq!(who(&req("/x", &[("authorization", &format!("BEARER {alex}"))])), Err(JwtFailure::NoToken));
@@ -1774,7 +1778,7 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         assert_eq!(who(&req("/x?jwt", &[])), Err(JwtFailure::Unrecognizable));
         // Query names are case-sensitive and percent-decoded.
         assert_eq!(who(&req(&format!("/x?JWT={alex}"), &[])), Err(JwtFailure::NoToken));
-        assert_eq!(who(&req(&format!("/x?%6Awt={alex}"), &[])), Ok(0));
+        assert_eq!(who(&req(&format!("/x?%6Awt={alex}"), &[])), Ok(id(0)));
     }
 
     #[test]
@@ -1784,17 +1788,17 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         let j = plugin("header_names: [X_Api_Token]\nuri_param_names: [token, access_token]");
         assert_eq!(
             j.authenticate(&req("/", &[("x-api-token", &format!("Bearer {alex}"))]), &c, NOW).unwrap().consumer,
-            0
+            id(0)
         );
         assert_eq!(
             j.authenticate(&req("/", &[("authorization", &format!("Bearer {alex}"))]), &c, NOW),
             Err(JwtFailure::NoToken)
         );
-        assert_eq!(j.authenticate(&req(&format!("/?access_token={alex}"), &[]), &c, NOW).unwrap().consumer, 0);
+        assert_eq!(j.authenticate(&req(&format!("/?access_token={alex}"), &[]), &c, NOW).unwrap().consumer, id(0));
         assert_eq!(j.authenticate(&req(&format!("/?jwt={alex}"), &[]), &c, NOW), Err(JwtFailure::NoToken));
         // Only the first value of a repeated header is read, as Kong.
         let r = req("/", &[("x-api-token", &format!("Bearer {alex}")), ("x-api-token", "Bearer other")]);
-        assert_eq!(j.authenticate(&r, &c, NOW).unwrap().consumer, 0);
+        assert_eq!(j.authenticate(&r, &c, NOW).unwrap().consumer, id(0));
     }
 
     #[test]
@@ -1806,8 +1810,11 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         let r = |path: &str, h: &[(&str, &str)]| j.authenticate(&req(path, h), &c, NOW);
         let auth = format!("Bearer {alex}");
         // The same token in several places is one token.
-        assert_eq!(r(&format!("/?jwt={alex}&jwt={alex}"), &[("authorization", &auth)]).unwrap().consumer, 0);
-        assert_eq!(r("/", &[("cookie", &format!("session={alex}")), ("authorization", &auth)]).unwrap().consumer, 0);
+        assert_eq!(r(&format!("/?jwt={alex}&jwt={alex}"), &[("authorization", &auth)]).unwrap().consumer, id(0));
+        assert_eq!(
+            r("/", &[("cookie", &format!("session={alex}")), ("authorization", &auth)]).unwrap().consumer,
+            id(0)
+        );
         // Different ones are refused, wherever they are.
         let m = r(&format!("/?jwt={bo}"), &[("authorization", &auth)]);
         assert_eq!(message(&j, m), r#"{"message":"Multiple tokens provided"}"#);
@@ -1827,7 +1834,7 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
     fn credential_errors() {
         let mut c = JwtCredentials::default();
         let mut add = |key: Option<&str>, alg: Option<&str>, secret: Option<&str>, pem: Option<&str>| {
-            c.add(0, key.map(Into::into), alg.map(Into::into), secret.map(Into::into), pem.map(Into::into))
+            c.add(id(0), key.map(Into::into), alg.map(Into::into), secret.map(Into::into), pem.map(Into::into))
         };
         assert!(add(None, None, Some("s"), None).unwrap_err().contains("key is required"));
         assert!(add(Some(""), None, Some("s"), None).unwrap_err().contains("empty"));
@@ -1842,7 +1849,7 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         assert!(add(Some("k2"), Some("RS256"), Some("s"), None).unwrap_err().contains("rsa_public_key"));
         let pem_err = |alg: &str, pem: &str| {
             let mut c = JwtCredentials::default();
-            c.add(0, Some("k".into()), Some(alg.into()), None, Some(pem.into())).unwrap_err()
+            c.add(id(0), Some("k".into()), Some(alg.into()), None, Some(pem.into())).unwrap_err()
         };
         assert!(pem_err("RS256", "not a pem").contains("not PEM"));
         assert!(pem_err("RS256", "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----").contains("base64"));
@@ -1861,13 +1868,13 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         assert!(pem_err("ES256", P256_COMPRESSED_PEM).contains("compressed"));
         // The openssl-made uncompressed P-256 key loads.
         let mut ok = JwtCredentials::default();
-        ok.add(3, Some("p256".into()), Some("ES256".into()), None, Some(P256_PUBLIC_PEM.into())).unwrap();
+        ok.add(id(3), Some("p256".into()), Some("ES256".into()), None, Some(P256_PUBLIC_PEM.into())).unwrap();
         // A PEM with CRLF line ends and surrounding text loads too.
         let crlf = format!("comment\r\n{}\r\n", RSA_PUBLIC_PEM.replace('\n', "\r\n"));
-        ok.add(3, Some("crlf".into()), Some("RS256".into()), None, Some(crlf)).unwrap();
+        ok.add(id(3), Some("crlf".into()), Some("RS256".into()), None, Some(crlf)).unwrap();
         assert_eq!(ok.len(), 2);
         assert!(!ok.is_empty());
-        assert_eq!(ok.get("p256"), Some((3, Algorithm::Es256)));
+        assert_eq!(ok.get("p256"), Some((id(3), Algorithm::Es256)));
         assert_eq!(ok.get("nope"), None);
     }
 
@@ -1902,7 +1909,7 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
     fn hostile_tokens_never_panic() {
         let j = plugin("{claims_to_verify: [exp, nbf]}");
         let mut c = creds_hs256();
-        c.add(2, Some("rsa".into()), Some("RS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
+        c.add(id(2), Some("rsa".into()), Some("RS256".into()), None, Some(RSA_PUBLIC_PEM.into())).unwrap();
         let samples = [
             hs256(json!({"iss": "alex-key", "exp": 1e300, "nbf": -1e300}), "alex-secret"),
             hs256(json!({"iss": "rsa"}), "x"),

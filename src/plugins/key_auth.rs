@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::{unsupported_unless_default, ConfigIssue};
 use crate::consumers::{Consumers, CredentialRef};
-use crate::model::ConsumerId;
-use crate::query;
+use crate::core::query;
+use crate::core::ConsumerId;
 
 /// Kong's key-auth schema.
 #[derive(Debug, Deserialize)]

@@ -23,7 +23,7 @@ use crate::ai::mcp_pins::{PinMode, PinStore};
 use crate::ai::ownership::OwnershipStore;
 use crate::ai::request::AiRefusal;
 use crate::consumers::{Consumer, Consumers};
-use crate::model::ConsumerId;
+use crate::core::ConsumerId;
 
 // ---------------------------------------------------------------------------------------------
 // Schema
@@ -654,7 +654,7 @@ pub fn normalize_url(url: &str) -> Result<String, String> {
         return Err(format!("`{url}`: user information is not allowed in an MCP server URL"));
     }
     let (host, port) =
-        crate::model::split_host_port(authority, default_port).ok_or_else(|| format!("`{url}` has no valid host"))?;
+        crate::core::split_host_port(authority, default_port).ok_or_else(|| format!("`{url}` has no valid host"))?;
     let (path, query) = match path_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path_query, None),

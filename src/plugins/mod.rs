@@ -111,7 +111,7 @@ pub fn anonymous_consumer(
     issues: &mut Vec<ConfigIssue>,
     consumers: &crate::consumers::Consumers,
     anonymous: Option<&str>,
-) -> Option<crate::model::ConsumerId> {
+) -> Option<crate::core::ConsumerId> {
     let name = anonymous.filter(|a| !a.is_empty())?;
     let id = consumers.find(name);
     if id.is_none() {

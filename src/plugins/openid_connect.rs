@@ -33,8 +33,8 @@ use serde_json::{Map, Value};
 use super::jwt::{Algorithm, MAX_TOKEN_LEN};
 use super::{unsupported_unless_default, ConfigIssue};
 use crate::consumers::Consumers;
-use crate::model::ConsumerId;
-use crate::query;
+use crate::core::query;
+use crate::core::ConsumerId;
 pub use jwks::{http_client, run_refresher, JwksCache, JwksRegistry, JwksSource};
 
 /// How long a request whose token names an unknown `kid` waits for the keys to be refreshed.
@@ -837,7 +837,7 @@ impl OpenIdConnect {
         // `find` indexes ids, usernames and custom_ids together; keep the match only if it is
         // by one of the configured fields.
         let id = consumers.find(value)?;
-        let c = consumers.list.get(id)?;
+        let c = consumers.list.get(id.index())?;
         self.consumer_by
             .iter()
             .any(|by| match by {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{ErrorSource, ErrorType};
 
+use crate::core::{Endpoint, Timeouts};
 use crate::errors::UpstreamFailure;
-use crate::model::{Endpoint, Timeouts};
 
 /// A peer for `endpoint` at a resolved address. Built from a `SocketAddr`, so nothing here
 /// resolves names. TLS peers always send SNI and verify the certificate and host name, unless

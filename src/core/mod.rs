@@ -1,0 +1,11 @@
+//! The vocabulary the rest of aigate shares, depending on nothing of aigate's own: the ids of
+//! configured entities, where an upstream is ([`Endpoint`], [`Timeouts`]), configuration
+//! [`problems`], and query strings ([`query`]).
+
+pub mod endpoint;
+pub mod ids;
+pub mod problems;
+pub mod query;
+
+pub use endpoint::{split_host_port, Endpoint, Timeouts};
+pub use ids::{ConsumerId, RouteId, ServiceId};
