@@ -17,6 +17,7 @@ pub mod declarative;
 pub mod errors;
 pub mod gateway;
 pub mod head_timeout;
+pub mod jose;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;

@@ -8,24 +8,18 @@
 //! when the configuration loads; nothing on the request path can panic on a hostile token.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::{alphabet, Engine};
 use pingora_http::RequestHeader;
-use ring::{hmac, signature};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::ConfigIssue;
+use crate::consumers::jwt_secrets::JwtCredentials;
 use crate::consumers::Consumers;
 use crate::core::query;
 use crate::core::ConsumerId;
-
-/// Longer tokens are refused as "Unrecognizable token" before any decoding.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+use crate::jose::jws::{self, Jws, JwsError, Profile, MAX_TOKEN_LEN};
 
 /// Kong's upper bound for `maximum_expiration` (one year, in seconds).
 pub const MAX_MAXIMUM_EXPIRATION: f64 = 31_536_000.0;
@@ -203,13 +197,16 @@ impl Jwt {
             KeyClaim::Invalid => return Err(JwtFailure::InvalidKeyClaim(self.key_claim_name.clone())),
             KeyClaim::Key(k) => k,
         };
-        let Some(cred) = creds.by_key.get(key) else {
+        let Some(cred) = creds.find(key) else {
             return Err(JwtFailure::NoCredentials(self.key_claim_name.clone()));
         };
         if decoded.alg != cred.algorithm {
             return Err(JwtFailure::InvalidAlgorithm);
         }
-        if !cred.verify(decoded.signing_input, &decoded.signature, self.secret_is_base64)? {
+        let verified = cred
+            .verify(decoded.signing_input, &decoded.signature, self.secret_is_base64)
+            .map_err(|_| JwtFailure::InvalidSecret)?;
+        if !verified {
             return Err(JwtFailure::InvalidSignature);
         }
 
@@ -540,58 +537,14 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
 // ---------------------------------------------------------------------------------------------
 // Token decoding
 
-/// Kong's base64 decoding: URL-safe or standard alphabet, padding optional, anything from the
-/// first `=` on ignored (as `ngx.decode_base64`), unused trailing bits allowed.
-fn kong_b64_decode(input: &[u8]) -> Option<Vec<u8>> {
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
-        &alphabet::STANDARD,
-        GeneralPurposeConfig::new()
-            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-            .with_decode_allow_trailing_bits(true),
-    );
-    let end = input.iter().position(|&b| b == b'=').unwrap_or(input.len());
-    let mapped: Vec<u8> = input[..end]
-        .iter()
-        .map(|&b| match b {
-            b'-' => b'+',
-            b'_' => b'/',
-            b => b,
-        })
-        .collect();
-    LENIENT.decode(mapped).ok()
-}
-
-struct Decoded<'t> {
-    /// `<header>.<claims>` as received.
-    signing_input: &'t [u8],
-    header: Value,
-    claims: Map<String, Value>,
-    alg: Algorithm,
-    signature: Vec<u8>,
-}
-
-/// Kong's `jwt_parser` checks, in its order.
-fn decode_token(token: &[u8]) -> Result<Decoded<'_>, BadToken> {
-    let mut parts = token.splitn(3, |&b| b == b'.');
-    let (Some(h64), Some(c64), Some(s64)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(BadToken::InvalidJson);
-    };
-    let signing_input = token.get(..h64.len() + 1 + c64.len()).ok_or(BadToken::InvalidJson)?;
-    let json = |part: &[u8]| {
-        kong_b64_decode(part).and_then(|b| serde_json::from_slice::<Value>(&b).ok()).ok_or(BadToken::InvalidJson)
-    };
-    let header = json(h64)?;
-    let claims = json(c64)?;
-    let signature = kong_b64_decode(s64);
-    let alg = header.get("alg").and_then(Value::as_str).and_then(Algorithm::from_name).ok_or(BadToken::InvalidAlg)?;
-    let claims = match claims {
-        Value::Object(m) => m,
-        // Kong indexes strings and arrays as tables without those fields.
-        Value::Array(_) | Value::String(_) => Map::new(),
-        _ => return Err(BadToken::InvalidClaims),
-    };
-    let signature = signature.ok_or(BadToken::InvalidSignature)?;
-    Ok(Decoded { signing_input, header, claims, alg, signature })
+/// Kong's `jwt_parser` checks, in its order (the Kong profile of the shared JWS decoder).
+fn decode_token(token: &[u8]) -> Result<Jws<'_>, BadToken> {
+    jws::decode(token, Profile::Kong).map_err(|e| match e {
+        JwsError::Malformed => BadToken::InvalidJson,
+        JwsError::Algorithm => BadToken::InvalidAlg,
+        JwsError::Claims => BadToken::InvalidClaims,
+        JwsError::Signature => BadToken::InvalidSignature,
+    })
 }
 
 enum KeyClaim<'a> {
@@ -601,7 +554,7 @@ enum KeyClaim<'a> {
 }
 
 /// `claims[name] or header[name]`, as Kong (a `false` claim falls through to the header).
-fn key_claim<'a>(claims: &'a Map<String, Value>, header: &'a Value, name: &str) -> KeyClaim<'a> {
+fn key_claim<'a>(claims: &'a Map<String, Value>, header: &'a Map<String, Value>, name: &str) -> KeyClaim<'a> {
     let pick = |v: Option<&'a Value>| match v {
         None | Some(Value::Bool(false)) => None,
         Some(v) => Some(v),
@@ -613,488 +566,19 @@ fn key_claim<'a>(claims: &'a Map<String, Value>, header: &'a Value, name: &str) 
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Credentials
-
-/// The signing algorithms Kong's jwt plugin knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    Hs256,
-    Hs384,
-    Hs512,
-    Rs256,
-    Rs384,
-    Rs512,
-    Es256,
-    Es384,
-    /// Recognised in tokens (as Kong) but refused for credentials: ring has no P-521.
-    Es512,
-    Ps256,
-    Ps384,
-    Ps512,
-    EdDsa,
-}
-
-impl Algorithm {
-    pub const ALL: &'static [Algorithm] = &[
-        Algorithm::Hs256,
-        Algorithm::Hs384,
-        Algorithm::Hs512,
-        Algorithm::Rs256,
-        Algorithm::Rs384,
-        Algorithm::Rs512,
-        Algorithm::Es256,
-        Algorithm::Es384,
-        Algorithm::Es512,
-        Algorithm::Ps256,
-        Algorithm::Ps384,
-        Algorithm::Ps512,
-        Algorithm::EdDsa,
-    ];
-
-    /// Exact, case-sensitive JOSE names, as Kong.
-    pub fn from_name(name: &str) -> Option<Algorithm> {
-        Self::ALL.iter().copied().find(|a| a.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::Hs256 => "HS256",
-            Algorithm::Hs384 => "HS384",
-            Algorithm::Hs512 => "HS512",
-            Algorithm::Rs256 => "RS256",
-            Algorithm::Rs384 => "RS384",
-            Algorithm::Rs512 => "RS512",
-            Algorithm::Es256 => "ES256",
-            Algorithm::Es384 => "ES384",
-            Algorithm::Es512 => "ES512",
-            Algorithm::Ps256 => "PS256",
-            Algorithm::Ps384 => "PS384",
-            Algorithm::Ps512 => "PS512",
-            Algorithm::EdDsa => "EdDSA",
-        }
-    }
-
-    fn hmac(self) -> Option<hmac::Algorithm> {
-        match self {
-            Algorithm::Hs256 => Some(hmac::HMAC_SHA256),
-            Algorithm::Hs384 => Some(hmac::HMAC_SHA384),
-            Algorithm::Hs512 => Some(hmac::HMAC_SHA512),
-            _ => None,
-        }
-    }
-
-    fn rsa(self) -> Option<&'static signature::RsaParameters> {
-        match self {
-            Algorithm::Rs256 => Some(&signature::RSA_PKCS1_2048_8192_SHA256),
-            Algorithm::Rs384 => Some(&signature::RSA_PKCS1_2048_8192_SHA384),
-            Algorithm::Rs512 => Some(&signature::RSA_PKCS1_2048_8192_SHA512),
-            Algorithm::Ps256 => Some(&signature::RSA_PSS_2048_8192_SHA256),
-            Algorithm::Ps384 => Some(&signature::RSA_PSS_2048_8192_SHA384),
-            Algorithm::Ps512 => Some(&signature::RSA_PSS_2048_8192_SHA512),
-            _ => None,
-        }
-    }
-}
-
-/// Every consumer's `jwt_secrets`, by key.
-#[derive(Debug, Default)]
-pub struct JwtCredentials {
-    by_key: HashMap<String, JwtCredential>,
-}
-
-#[derive(Debug)]
-struct JwtCredential {
-    consumer: ConsumerId,
-    key: Arc<str>,
-    algorithm: Algorithm,
-    verifier: Verifier,
-}
-
-#[derive(Debug)]
-enum Verifier {
-    /// Boxed: ring's HMAC keys hold precomputed digest states and are large.
-    Hmac(Box<HmacKeys>),
-    Public(PublicKey),
-}
-
-/// A public key in the form ring verifies with. Shared with openid-connect, whose JWKS keys
-/// are checked by the same code.
-#[derive(Debug)]
-pub(crate) enum PublicKey {
-    Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
-    /// An uncompressed EC point (ES256/ES384) or a raw Ed25519 key.
-    Point(Vec<u8>),
-}
-
-impl PublicKey {
-    /// Check `sig` over `msg` with `algorithm`; false for any algorithm this key cannot serve
-    /// (HMAC, ES512, an RSA algorithm on a point, ...).
-    pub(crate) fn verify(&self, algorithm: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
-        match self {
-            PublicKey::Rsa(components) => match algorithm.rsa() {
-                Some(params) => components.verify(params, msg, sig).is_ok(),
-                None => false,
-            },
-            PublicKey::Point(bytes) => {
-                let alg: &'static dyn signature::VerificationAlgorithm = match algorithm {
-                    Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
-                    Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
-                    Algorithm::EdDsa => &signature::ED25519,
-                    _ => return false,
-                };
-                signature::UnparsedPublicKey::new(alg, bytes).verify(msg, sig).is_ok()
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-struct HmacKeys {
-    raw: hmac::Key,
-    /// The secret base64-decoded (for `secret_is_base64`), when it decodes to something.
-    decoded: Option<hmac::Key>,
-}
-
-impl JwtCredential {
-    /// `Err(InvalidSecret)` when the secret is unusable under this plugin's settings.
-    fn verify(&self, msg: &[u8], sig: &[u8], secret_is_base64: bool) -> Result<bool, JwtFailure> {
-        Ok(match &self.verifier {
-            Verifier::Hmac(keys) => {
-                let key = match (secret_is_base64, &keys.decoded) {
-                    (false, _) => &keys.raw,
-                    (true, Some(decoded)) => decoded,
-                    (true, None) => return Err(JwtFailure::InvalidSecret),
-                };
-                // Constant time.
-                hmac::verify(key, msg, sig).is_ok()
-            }
-            Verifier::Public(key) => key.verify(self.algorithm, msg, sig),
-        })
-    }
-}
-
-impl JwtCredentials {
-    /// Add one `jwt_secrets` entry of `consumer`. The algorithm defaults to HS256. HS* use
-    /// `secret`; the others use `rsa_public_key`, a PEM public key (`BEGIN PUBLIC KEY`, or
-    /// `BEGIN RSA PUBLIC KEY` for RSA) of the algorithm's type. The unused field is ignored
-    /// (decK dumps carry Kong's generated `secret` on RSA credentials too).
-    pub fn add(
-        &mut self,
-        consumer: ConsumerId,
-        key: Option<String>,
-        algorithm: Option<String>,
-        secret: Option<String>,
-        rsa_public_key: Option<String>,
-    ) -> Result<(), String> {
-        let key = key.ok_or_else(|| {
-            "key is required: aigate does not generate jwt_secrets keys (set it to the `iss` your tokens carry)"
-                .to_string()
-        })?;
-        if key.is_empty() {
-            return Err("key is empty".into());
-        }
-        if self.by_key.contains_key(&key) {
-            return Err(format!("key `{key}` is already used by another jwt_secrets entry"));
-        }
-        let algorithm = match algorithm.as_deref() {
-            None => Algorithm::Hs256,
-            Some(name) => Algorithm::from_name(name).ok_or_else(|| {
-                let known: Vec<&str> =
-                    Algorithm::ALL.iter().filter(|a| **a != Algorithm::Es512).map(|a| a.name()).collect();
-                format!("algorithm `{name}` is not one of {}", known.join(", "))
-            })?,
-        };
-        let verifier = match algorithm {
-            Algorithm::Es512 => {
-                return Err("algorithm ES512 (curve P-521) is not supported by aigate; use ES256 or ES384".into())
-            }
-            Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512 => {
-                let alg = algorithm.hmac().ok_or("internal: not an HMAC algorithm")?;
-                let secret = secret.ok_or_else(|| {
-                    format!("secret is required for {}: aigate does not generate secrets", algorithm.name())
-                })?;
-                if secret.is_empty() {
-                    return Err("secret is empty".into());
-                }
-                let decoded = kong_b64_decode(secret.as_bytes()).filter(|d| !d.is_empty());
-                Verifier::Hmac(Box::new(HmacKeys {
-                    raw: hmac::Key::new(alg, secret.as_bytes()),
-                    decoded: decoded.map(|d| hmac::Key::new(alg, &d)),
-                }))
-            }
-            _ => {
-                let pem = rsa_public_key
-                    .ok_or_else(|| format!("rsa_public_key (a PEM public key) is required for {}", algorithm.name()))?;
-                public_key_verifier(&pem, algorithm).map_err(|e| format!("rsa_public_key {e}"))?
-            }
-        };
-        let key: Arc<str> = Arc::from(key);
-        self.by_key.insert(key.to_string(), JwtCredential { consumer, key, algorithm, verifier });
-        Ok(())
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_key.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
-    }
-
-    /// The consumer and algorithm of a credential key.
-    pub fn get(&self, key: &str) -> Option<(ConsumerId, Algorithm)> {
-        self.by_key.get(key).map(|c| (c.consumer, c.algorithm))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Public keys: PEM → DER → the forms ring verifies with
-
-/// The first PEM block: its label and decoded body.
-pub(crate) fn pem_decode(text: &str) -> Result<(&str, Vec<u8>), String> {
-    const BEGIN: &str = "-----BEGIN ";
-    const DASHES: &str = "-----";
-    let engine = GeneralPurpose::new(
-        &alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    let start = text.find(BEGIN).ok_or("is not PEM (no -----BEGIN line)")?;
-    let after = &text[start + BEGIN.len()..];
-    let label_end = after.find(DASHES).ok_or("is not PEM (unterminated -----BEGIN line)")?;
-    let label = &after[..label_end];
-    let rest = &after[label_end + DASHES.len()..];
-    let end_line = format!("-----END {label}-----");
-    let body_end = rest.find(&end_line).ok_or_else(|| format!("is not PEM (no {end_line} line)"))?;
-    let body = &rest[..body_end];
-    if body.contains(':') {
-        return Err("has PEM headers (an encrypted key?); give a plain public key".into());
-    }
-    let b64: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let der = engine.decode(b64).map_err(|_| "is not PEM (its body is not base64)".to_string())?;
-    if der.is_empty() {
-        return Err("is an empty PEM block".into());
-    }
-    Ok((label, der))
-}
-
-/// A minimal DER reader: definite lengths, single-byte tags.
-struct Der<'a>(&'a [u8]);
-
-impl<'a> Der<'a> {
-    fn read(&mut self, tag: u8) -> Result<&'a [u8], String> {
-        let bad = || "is not a valid DER public key".to_string();
-        let (&t, rest) = self.0.split_first().ok_or_else(bad)?;
-        if t != tag {
-            return Err(bad());
-        }
-        let (&first, rest) = rest.split_first().ok_or_else(bad)?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let n = (first & 0x7f) as usize;
-            if n == 0 || n > 4 || rest.len() < n {
-                return Err(bad());
-            }
-            let (len_bytes, rest) = rest.split_at(n);
-            if len_bytes[0] == 0 {
-                return Err(bad());
-            }
-            let len = len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
-            if len < 0x80 {
-                return Err(bad());
-            }
-            (len, rest)
-        };
-        if rest.len() < len {
-            return Err(bad());
-        }
-        let (content, rest) = rest.split_at(len);
-        self.0 = rest;
-        Ok(content)
-    }
-
-    fn done(&self) -> Result<(), String> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err("is not a valid DER public key (trailing data)".into())
-        }
-    }
-}
-
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_RSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
-const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyType {
-    Rsa,
-    P256,
-    P384,
-    P521,
-    Ed25519,
-}
-
-impl KeyType {
-    fn describe(self) -> &'static str {
-        match self {
-            KeyType::Rsa => "an RSA key",
-            KeyType::P256 => "an EC P-256 key",
-            KeyType::P384 => "an EC P-384 key",
-            KeyType::P521 => "an EC P-521 key",
-            KeyType::Ed25519 => "an Ed25519 key",
-        }
-    }
-}
-
-/// SubjectPublicKeyInfo → key type and the subjectPublicKey bytes.
-fn parse_spki(der: &[u8]) -> Result<(KeyType, &[u8]), String> {
-    let mut outer = Der(der);
-    let spki = outer.read(0x30)?;
-    outer.done()?;
-    let mut s = Der(spki);
-    let alg_id = s.read(0x30)?;
-    let bits = s.read(0x03)?;
-    s.done()?;
-    let key = match bits.split_first() {
-        Some((0, key)) if !key.is_empty() => key,
-        _ => return Err("is not a valid DER public key (bad BIT STRING)".into()),
-    };
-    let mut a = Der(alg_id);
-    let oid = a.read(0x06)?;
-    let params = a.0;
-    let kind = match oid {
-        OID_RSA if params.is_empty() || params == [0x05, 0x00] => KeyType::Rsa,
-        OID_EC => {
-            let mut p = Der(params);
-            let curve = p.read(0x06)?;
-            p.done()?;
-            match curve {
-                OID_P256 => KeyType::P256,
-                OID_P384 => KeyType::P384,
-                OID_P521 => KeyType::P521,
-                _ => return Err("holds an EC key on an unsupported curve (use P-256 or P-384)".into()),
-            }
-        }
-        OID_ED25519 if params.is_empty() => KeyType::Ed25519,
-        OID_RSA_PSS => {
-            return Err("holds an RSASSA-PSS-restricted key; give a plain RSA public key (rsaEncryption)".into())
-        }
-        OID_ED448 => return Err("holds an Ed448 key, which is not supported (EdDSA means Ed25519)".into()),
-        _ => return Err("holds a public key of an unsupported type".into()),
-    };
-    Ok((kind, key))
-}
-
-/// A DER INTEGER's content as an unsigned big-endian number without leading zeros.
-fn positive_integer(bytes: &[u8]) -> Result<&[u8], String> {
-    match bytes {
-        [] | [0] => Err("is not a valid RSA public key".into()),
-        [first, ..] if first & 0x80 != 0 => Err("is not a valid RSA public key (negative integer)".into()),
-        [0, second, ..] if second & 0x80 == 0 => Err("is not a valid RSA public key (non-minimal integer)".into()),
-        [0, rest @ ..] => Ok(rest),
-        _ => Ok(bytes),
-    }
-}
-
-/// PKCS#1 RSAPublicKey → (n, e), checked against ring's limits (2048-8192 bits, odd e in
-/// 3..2^33).
-fn parse_rsa_public_key(der: &[u8]) -> Result<signature::RsaPublicKeyComponents<Vec<u8>>, String> {
-    let mut outer = Der(der);
-    let seq = outer.read(0x30)?;
-    outer.done()?;
-    let mut s = Der(seq);
-    let n = positive_integer(s.read(0x02)?)?;
-    let e = positive_integer(s.read(0x02)?)?;
-    s.done()?;
-    rsa_components(n, e)
-}
-
-/// An RSA public key from its modulus and exponent (unsigned big-endian, no leading zeros),
-/// checked against ring's limits (2048-8192 bits, odd e in 3..2^33).
-pub(crate) fn rsa_components(n: &[u8], e: &[u8]) -> Result<signature::RsaPublicKeyComponents<Vec<u8>>, String> {
-    let (Some(&first), Some(&last)) = (n.first(), n.last()) else {
-        return Err("is not a valid RSA public key".into());
-    };
-    if first == 0 || e.first().is_none_or(|&b| b == 0) {
-        return Err("is not a valid RSA public key".into());
-    }
-    let bits = (n.len() - 1) * 8 + (8 - first.leading_zeros() as usize);
-    if n.len() * 8 < 2048 {
-        return Err(format!("holds a {bits}-bit RSA key; aigate needs at least 2048 bits"));
-    }
-    if bits > 8192 {
-        return Err(format!("holds a {bits}-bit RSA key; aigate accepts at most 8192 bits"));
-    }
-    if last & 1 == 0 {
-        return Err("is not a valid RSA public key (even modulus)".into());
-    }
-    if e.len() > 5 {
-        return Err("holds an RSA key with an unsupported public exponent".into());
-    }
-    let e_value = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-    if !(3..1u64 << 33).contains(&e_value) || e_value & 1 == 0 {
-        return Err("holds an RSA key with an unsupported public exponent".into());
-    }
-    Ok(signature::RsaPublicKeyComponents { n: n.to_vec(), e: e.to_vec() })
-}
-
-fn public_key_verifier(pem: &str, algorithm: Algorithm) -> Result<Verifier, String> {
-    let (label, der) = pem_decode(pem)?;
-    let (kind, key): (KeyType, &[u8]) = match label {
-        "PUBLIC KEY" => parse_spki(&der)?,
-        "RSA PUBLIC KEY" => (KeyType::Rsa, &der),
-        l if l.contains("PRIVATE KEY") => {
-            return Err("holds a private key; give the public key (BEGIN PUBLIC KEY) instead".into())
-        }
-        "CERTIFICATE" => {
-            return Err("holds a certificate; give its public key (openssl x509 -pubkey -noout) instead".into())
-        }
-        other => return Err(format!("holds a PEM `{other}` block; expected BEGIN PUBLIC KEY")),
-    };
-    let wanted = match algorithm {
-        Algorithm::Rs256
-        | Algorithm::Rs384
-        | Algorithm::Rs512
-        | Algorithm::Ps256
-        | Algorithm::Ps384
-        | Algorithm::Ps512 => KeyType::Rsa,
-        Algorithm::Es256 => KeyType::P256,
-        Algorithm::Es384 => KeyType::P384,
-        Algorithm::EdDsa => KeyType::Ed25519,
-        _ => return Err(format!("is not used by {}", algorithm.name())),
-    };
-    if kind != wanted {
-        return Err(format!("holds {} but {} needs {}", kind.describe(), algorithm.name(), wanted.describe()));
-    }
-    match kind {
-        KeyType::Rsa => Ok(Verifier::Public(PublicKey::Rsa(parse_rsa_public_key(key)?))),
-        KeyType::P256 | KeyType::P384 => {
-            let coord = if kind == KeyType::P256 { 32 } else { 48 };
-            match key.first() {
-                Some(4) if key.len() == 1 + 2 * coord => Ok(Verifier::Public(PublicKey::Point(key.to_vec()))),
-                Some(2 | 3) => Err("holds a compressed EC point; give the uncompressed form".into()),
-                _ => Err("is not a valid EC public key".into()),
-            }
-        }
-        KeyType::Ed25519 if key.len() == 32 => Ok(Verifier::Public(PublicKey::Point(key.to_vec()))),
-        _ => Err("is not a valid public key".into()),
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::consumers::Consumer;
+    use crate::jose::jws::kong_b64_decode;
+    use crate::jose::pem_keys::pem_decode;
+    use crate::jose::test_keys::*;
+    use crate::jose::Algorithm;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use ring::rand::SystemRandom;
     use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+    use ring::{hmac, signature};
     use serde_json::json;
 
     const NOW: u64 = 1_700_000_000;
@@ -1102,93 +586,6 @@ pub(crate) mod tests {
     fn id(i: usize) -> ConsumerId {
         ConsumerId::new(i)
     }
-
-    // Test-only RSA 2048 key pair generated with `openssl genpkey -algorithm RSA` (ring cannot
-    // generate RSA keys). The public key in both PEM forms, from `openssl pkey -pubout` and
-    // `openssl rsa -RSAPublicKey_out`.
-    pub(crate) const RSA_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDBiblKp4ExiP5G
-uKu+GKoOxYYhZrE/f+i7mz4lu2XJGxsqlX8zvhpXinh8UBtgcWHBNmNyRdcIrBKh
-AZsm7Gw3GUZi/l/rhkwm9f5Bvl2Elc5E0xH78FGcCxZIXm//CuPqgyFX7YVfSvay
-f3xUhvEIzJmVTTV4wAXOPlmCfU3q9xTHdoCH+4bPhWs8J/baPRBYjgNnXjXjf3mA
-OCqZjLOmhBLQc+MBUOzuTBNvN+k6jtKFLn2sy34w0MQWnPbTdzx75JYy4kASwSiP
-rGyMKIZqH+Oe9U1k2J5+OjPXeP6rbhPR/sNa5UfwShdmXenV4QieGdR+ZyRUFLYh
-8up2vVaXAgMBAAECggEARjPrgwF8sxeyyLt/DL8MnLwYmfAStmpy5O58nho6YzcS
-ZSGCWSYJjxya9Njn/VVTdM8CRra/uBUW0tFu0rEq1de0uP71k00NPYq4tmdTq97d
-SgjYOq+jIrvA0vJypKxyHSSAyVDOstDR6NCmrFCgiSUSRt6RWWIqGPRz6ooCZAqn
-rkoTe4ZNdE1B9sHsHcDHORonK5r5WDKjruAqJmz/w4I0O9mOYYkD/9bmbHv3orvX
-r4t5NJ4cRZiSSrCeVhf4K/jFNiw4CsZy/YbyoZg4YEQ3wrsatVoZFGzQUxvsCrLM
-FmOsKyAiA8Y5YMLb1SRa1bSTtcEv9fMqZPEeTQ++qQKBgQDlr/hVeJyXPP10AH+k
-bZck8GaY85+00mSTc1aTEAIcZV2MGE/m5xx8pE9hME6E814wp0NskGlyTnkWJP5k
-X0IUkBKKKRD4ehBuU/uXlsfpZwsyHvZxCVxPCu3eqCIn8TjPkUBIvI/SjMAFy7p0
-TDyAV+qsb9bwRqF8cFYJ0mqHWQKBgQDXtZoom+vjXspXaJYAFE1u21k8B9m9JjDB
-TUOIjTTenQ6DxKEScO6aWnFcrbUEQaOQBjaRtzOsCOKxxPDcdbkFkcteUUu5L2uq
-Jnob2URmR6//+k70N0s+SOW7GISAhFKwauVAUDQNaYYwvJWdahEU3sieDUWrp3U8
-RDECfzP/bwKBgACZa/F1Jhty6kpiMfMQ4iMTiYD+qb0EC4Ui+OfbU9YVIaBa8+Jr
-WfStTRO414ubQvSnixJ+cff9Ym1/XTaP1RFOqu23W7b6Qo63I2Hq38ypGytfT09O
-MfJ22dYJ5ETsaTSJcXx/GXT4LwwU0wC4rjO7hv46MHpiBMvZUzAlX2fJAoGBAJoS
-MivzQodCe0/3ebxQxAX8Uj5YdSNvFb/byfLMuQiQMX/YgBvF4gcJtpK11+dUYtlK
-NsvZiOTF6/WBb3Bn/WGHAzU459c7kbEUjn85rmtHpOQ3CxHQNMQmGUCLgIiy+sTb
-dSd8odE6oAhLiqnGyrCXd7+8RxkWINyM8FySMretAoGAecElqIydAWcg4KoGyQKu
-3zuB2BD3e5T0RDK+HSox4ve77Tn0MtQoBzY2Cv5tLVoW/DS6DuaCs9DOZDfGG4mK
-PjvD/pPCRGMbtwQJB3Nzx7Dc42I5Ona+e3l7CAWb2KimJwPP6R5r9Se/0ENqjoC4
-XtDSl7Vk64hBtmarVIzFz7I=
------END PRIVATE KEY-----
-";
-
-    const RSA_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwYm5SqeBMYj+Rrirvhiq
-DsWGIWaxP3/ou5s+JbtlyRsbKpV/M74aV4p4fFAbYHFhwTZjckXXCKwSoQGbJuxs
-NxlGYv5f64ZMJvX+Qb5dhJXORNMR+/BRnAsWSF5v/wrj6oMhV+2FX0r2sn98VIbx
-CMyZlU01eMAFzj5Zgn1N6vcUx3aAh/uGz4VrPCf22j0QWI4DZ1414395gDgqmYyz
-poQS0HPjAVDs7kwTbzfpOo7ShS59rMt+MNDEFpz203c8e+SWMuJAEsEoj6xsjCiG
-ah/jnvVNZNiefjoz13j+q24T0f7DWuVH8EoXZl3p1eEInhnUfmckVBS2IfLqdr1W
-lwIDAQAB
------END PUBLIC KEY-----
-";
-
-    const RSA_PUBLIC_PKCS1_PEM: &str = "-----BEGIN RSA PUBLIC KEY-----
-MIIBCgKCAQEAwYm5SqeBMYj+RrirvhiqDsWGIWaxP3/ou5s+JbtlyRsbKpV/M74a
-V4p4fFAbYHFhwTZjckXXCKwSoQGbJuxsNxlGYv5f64ZMJvX+Qb5dhJXORNMR+/BR
-nAsWSF5v/wrj6oMhV+2FX0r2sn98VIbxCMyZlU01eMAFzj5Zgn1N6vcUx3aAh/uG
-z4VrPCf22j0QWI4DZ1414395gDgqmYyzpoQS0HPjAVDs7kwTbzfpOo7ShS59rMt+
-MNDEFpz203c8e+SWMuJAEsEoj6xsjCiGah/jnvVNZNiefjoz13j+q24T0f7DWuVH
-8EoXZl3p1eEInhnUfmckVBS2IfLqdr1WlwIDAQAB
------END RSA PUBLIC KEY-----
-";
-
-    // Tokens {"iss":"rsa-key","sub":"openssl"} signed by `openssl dgst -sign` with the key
-    // above: an independent check of the RSA verification paths.
-    const OPENSSL_RS256: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJyc2Eta2V5Iiwic3ViIjoib3BlbnNzbCJ9.Ac2FdZUBtlXe6U7Puf_9pRsxbX8Dmp64MIuIhZ8kyrI2pCCzsmd2_EiTKq1rGxvfJ3zGCZCnvCfQlFouTS7RLI0-zvC41ZsoMlxFGux1FubvQmOQxqCZD4B655lux1OqbAUASeOXYzRkAryoIQhqhGdAW98rAM_uEpfmT_LSFKrsGU166KAd10DVGTk12NDJE-YsLcJeBhv3JL8pl3XdIqTyqzBGLWlZs0MxZ5kth-qwr3KWdX_eEik7VSfohgxeaphcWY6Gz0KH8BPQfahmHmU_T22OrdOvehK8HXKqc_nJql8P4ukpAL8DSLcJAHm9dpS4yV6ShFLEDdwxMXav_g";
-    const OPENSSL_PS256: &str = "eyJhbGciOiJQUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJyc2Eta2V5Iiwic3ViIjoib3BlbnNzbCJ9.RfFo6DsYons67FfcRKTnQOfC-mkoh9wP44rXzQt9q0NmaMYs_-2A7YkW83mL3scGlqFhrTcfvh9lFJcxp4jvAxO14B9ZduvlWes0LS7eyTIMw0q2OmuXCFCY7pwmGJVsHIXhHI-wABB6dyXKVLpPlr6tCXtDPMMVuVgb_b-huSNb_3Vj3MtcrX_HOWXZMFp0z-tcc-QwwWn_D6O_8UZaly1w0dmYe4hAWwXzCKmPmJ03wOIBypcF2E-Pj5Miju9TEN418ST4gVKPUT97B2bFlOqMKe1OzYpeuG9el1UzNuCGspnC5MCLkL06qsk3P0eWHFnJtKlPq7m44uwtm5ylWQ";
-
-    // `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024` then `pkey -pubout`.
-    const RSA_1024_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
-MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDGlHNzwCM6xufcS9JXCoPbOvbM
-FTXrqapCZfkt1+k21wn4Mjd3dlf6x6zaqTgw8XdnT2YwmZtalwIC1a0tsWYqMHXe
-zFL1XJsxFxsVjmr2lQglLkvVIgQaMgRlfhfjl6kDGBftxE/HkPyRK3JsvIPdRxKu
-7TIec6dyAYlqQbRk+QIDAQAB
------END PUBLIC KEY-----
-";
-
-    // openssl: a P-521 public key, a compressed P-256 point, an RSASSA-PSS key.
-    const P521_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
-MIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQBdmPrRBUSUmID4uK3MLZpxjlWLWKP
-RRSuzrjtWMgsGDO6/WKVCigay0AFkDtChdn097ND82qP+2lhk6lLNbh8CI0AuyOB
-1EDoGAryjJVSgsfxLtGhgcqnHObHuPFhuWWpI+njNAYpQtrtftcRms3BX7QLSPzi
-ENUT6gD5vFou0xyX2l8=
------END PUBLIC KEY-----
-";
-    const P256_COMPRESSED_PEM: &str = "-----BEGIN PUBLIC KEY-----
-MDkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDIgACdmZWxF554d7XkrQUexsAphI85Htz
-Wi0Gvs//hVW9Fao=
------END PUBLIC KEY-----
-";
-    const P256_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEdmZWxF554d7XkrQUexsAphI85Htz
-Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
------END PUBLIC KEY-----
-";
 
     fn consumers() -> Consumers {
         let mut c = Consumers::default();
@@ -1525,7 +922,7 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         forged.replace_range(forged.len() - 3.., "AAA");
         assert_eq!(check(&j, &c, &forged), Err(JwtFailure::InvalidSignature));
         // The ring key pair's public key is what the PEM held.
-        assert_eq!(c.get("ed"), Some((id(0), Algorithm::EdDsa)));
+        assert_eq!(c.find("ed").map(|c| (c.consumer, c.algorithm)), Some((id(0), Algorithm::EdDsa)));
         assert_eq!(signer.public_key().as_ref().len(), 32);
     }
 
@@ -1828,81 +1225,6 @@ Wi0Gvs//hVW9Fapuf7iCtHuvoUgu1X1dyMpg7pbXcqjhTUtDbtcPqZfaTA==
         assert_eq!(r("/?jwt=garbage", &[("authorization", &auth)]), Err(JwtFailure::MultipleTokens));
         let www = j.www_authenticate(&JwtFailure::MultipleTokens);
         assert_eq!(www, Some("Bearer error=\"invalid_token\""));
-    }
-
-    #[test]
-    fn credential_errors() {
-        let mut c = JwtCredentials::default();
-        let mut add = |key: Option<&str>, alg: Option<&str>, secret: Option<&str>, pem: Option<&str>| {
-            c.add(id(0), key.map(Into::into), alg.map(Into::into), secret.map(Into::into), pem.map(Into::into))
-        };
-        assert!(add(None, None, Some("s"), None).unwrap_err().contains("key is required"));
-        assert!(add(Some(""), None, Some("s"), None).unwrap_err().contains("empty"));
-        add(Some("k"), None, Some("s"), None).unwrap();
-        assert!(add(Some("k"), None, Some("t"), None).unwrap_err().contains("already used"));
-        assert!(add(Some("k2"), Some("HS1024"), Some("s"), None).unwrap_err().contains("not one of"));
-        assert!(add(Some("k2"), Some("hs256"), Some("s"), None).unwrap_err().contains("not one of"));
-        assert!(add(Some("k2"), Some("none"), Some("s"), None).unwrap_err().contains("not one of"));
-        assert!(add(Some("k2"), Some("ES512"), None, Some(P521_PUBLIC_PEM)).unwrap_err().contains("ES512"));
-        assert!(add(Some("k2"), None, None, None).unwrap_err().contains("secret is required"));
-        assert!(add(Some("k2"), Some("HS512"), Some(""), None).unwrap_err().contains("empty"));
-        assert!(add(Some("k2"), Some("RS256"), Some("s"), None).unwrap_err().contains("rsa_public_key"));
-        let pem_err = |alg: &str, pem: &str| {
-            let mut c = JwtCredentials::default();
-            c.add(id(0), Some("k".into()), Some(alg.into()), None, Some(pem.into())).unwrap_err()
-        };
-        assert!(pem_err("RS256", "not a pem").contains("not PEM"));
-        assert!(pem_err("RS256", "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----").contains("base64"));
-        assert!(pem_err("RS256", "-----BEGIN PUBLIC KEY-----\nAAAA\n").contains("END"));
-        assert!(pem_err("RS256", "-----BEGIN PUBLIC KEY-----\nMAMCAQE=\n-----END PUBLIC KEY-----").contains("DER"));
-        assert!(pem_err("RS256", RSA_PRIVATE_PEM).contains("private key"));
-        assert!(
-            pem_err("RS256", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").contains("certificate")
-        );
-        assert!(pem_err("RS256", RSA_1024_PUBLIC_PEM).contains("1024-bit"));
-        assert!(pem_err("RS256", P256_PUBLIC_PEM).contains("needs an RSA key"));
-        assert!(pem_err("ES384", P256_PUBLIC_PEM).contains("needs an EC P-384 key"));
-        assert!(pem_err("EdDSA", RSA_PUBLIC_PEM).contains("needs an Ed25519 key"));
-        assert!(pem_err("ES256", RSA_PUBLIC_PKCS1_PEM).contains("needs an EC P-256 key"));
-        assert!(pem_err("ES256", P521_PUBLIC_PEM).contains("P-521"));
-        assert!(pem_err("ES256", P256_COMPRESSED_PEM).contains("compressed"));
-        // The openssl-made uncompressed P-256 key loads.
-        let mut ok = JwtCredentials::default();
-        ok.add(id(3), Some("p256".into()), Some("ES256".into()), None, Some(P256_PUBLIC_PEM.into())).unwrap();
-        // A PEM with CRLF line ends and surrounding text loads too.
-        let crlf = format!("comment\r\n{}\r\n", RSA_PUBLIC_PEM.replace('\n', "\r\n"));
-        ok.add(id(3), Some("crlf".into()), Some("RS256".into()), None, Some(crlf)).unwrap();
-        assert_eq!(ok.len(), 2);
-        assert!(!ok.is_empty());
-        assert_eq!(ok.get("p256"), Some((id(3), Algorithm::Es256)));
-        assert_eq!(ok.get("nope"), None);
-    }
-
-    #[test]
-    fn der_parsing_never_panics() {
-        // Every truncation and many single-byte corruptions of real keys are refused cleanly.
-        for pem in [RSA_PUBLIC_PEM, RSA_PUBLIC_PKCS1_PEM, P256_PUBLIC_PEM, P521_PUBLIC_PEM] {
-            let (label, der) = pem_decode(pem).unwrap();
-            for cut in 0..der.len() {
-                let _ = parse_spki(&der[..cut]);
-                let _ = parse_rsa_public_key(&der[..cut]);
-            }
-            for i in 0..der.len() {
-                for flip in [0x01u8, 0x80, 0xff] {
-                    let mut d = der.clone();
-                    d[i] ^= flip;
-                    let _ = parse_spki(&d);
-                    let _ = parse_rsa_public_key(&d);
-                }
-            }
-            assert!(label.contains("PUBLIC KEY"));
-        }
-        // Long-form length edge cases.
-        assert!(Der(&[0x30, 0x80]).read(0x30).is_err());
-        assert!(Der(&[0x30, 0x85, 1, 1, 1, 1, 1]).read(0x30).is_err());
-        assert!(Der(&[0x30, 0x81, 0x05, 0, 0, 0, 0, 0]).read(0x30).is_err());
-        assert!(Der(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).read(0x30).is_err());
-        assert_eq!(Der(&[0x30, 0x02, 1, 2]).read(0x30).unwrap(), &[1, 2]);
     }
 
     #[test]

@@ -24,17 +24,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use pingora_http::RequestHeader;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::jwt::{Algorithm, MAX_TOKEN_LEN};
 use super::{unsupported_unless_default, ConfigIssue};
 use crate::consumers::Consumers;
 use crate::core::query;
 use crate::core::ConsumerId;
+use crate::jose::jws::{self, Jws, JwsError, Profile};
+use crate::jose::Algorithm;
 pub use jwks::{http_client, run_refresher, JwksCache, JwksRegistry, JwksSource};
 
 /// How long a request whose token names an unknown `kid` waits for the keys to be refreshed.
@@ -662,7 +662,12 @@ impl OpenIdConnect {
         now_unix: u64,
     ) -> Result<OidcOk, OidcFailure> {
         let token = self.find_token(req).ok_or_else(|| self.fail(OidcError::Missing))?;
-        let jws = parse_jws(&token).map_err(|e| self.fail(e))?;
+        let jws = jws::decode(&token, Profile::Strict).map_err(|e| {
+            self.fail(match e {
+                JwsError::Algorithm => OidcError::Algorithm,
+                JwsError::Malformed | JwsError::Claims | JwsError::Signature => OidcError::Malformed,
+            })
+        })?;
         if !ACCEPTED_ALGORITHMS.contains(&jws.alg) {
             return Err(self.fail(OidcError::Algorithm));
         }
@@ -791,9 +796,9 @@ impl OpenIdConnect {
             return KeyOutcome::NoKeysLoaded;
         }
         let all = || sets.iter().flat_map(|s| s.keys.iter());
-        match &jws.kid {
+        match jws.kid() {
             Some(kid) => {
-                let named = || all().filter(|k| k.kid.as_deref() == Some(kid.as_str()));
+                let named = || all().filter(|k| k.kid.as_deref() == Some(kid));
                 if named().next().is_some() {
                     return match try_keys(named(), jws) {
                         Some(true) => KeyOutcome::Verified,
@@ -889,51 +894,6 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
 
 // ---------------------------------------------------------------------------------------------
 // Tokens
-
-struct Jws<'t> {
-    signing_input: &'t [u8],
-    alg: Algorithm,
-    kid: Option<String>,
-    claims: Map<String, Value>,
-    signature: Vec<u8>,
-}
-
-/// A compact JWS: three base64url parts, a JSON object header with a known `alg` and no `crit`,
-/// a JSON object payload.
-fn parse_jws(token: &[u8]) -> Result<Jws<'_>, OidcError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(OidcError::Malformed);
-    }
-    let mut parts = token.split(|&b| b == b'.');
-    let (Some(h64), Some(p64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(OidcError::Malformed);
-    };
-    let signing_input = token.get(..h64.len() + 1 + p64.len()).ok_or(OidcError::Malformed)?;
-    let object = |part: &[u8]| -> Result<Map<String, Value>, OidcError> {
-        let bytes = jwks::B64URL.decode(part).map_err(|_| OidcError::Malformed)?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(m)) => Ok(m),
-            _ => Err(OidcError::Malformed),
-        }
-    };
-    let header = object(h64)?;
-    let claims = object(p64)?;
-    let signature = jwks::B64URL.decode(s64).map_err(|_| OidcError::Malformed)?;
-    if header.contains_key("crit") {
-        // Extensions we do not implement must not be ignored (RFC 7515 4.1.11).
-        return Err(OidcError::Malformed);
-    }
-    let alg = match header.get("alg") {
-        Some(Value::String(name)) => Algorithm::from_name(name).ok_or(OidcError::Algorithm)?,
-        _ => return Err(OidcError::Algorithm),
-    };
-    let kid = match header.get("kid") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(k)) => Some(k.clone()),
-        Some(_) => return Err(OidcError::Malformed),
-    };
-    Ok(Jws { signing_input, alg, kid, claims, signature })
-}
 
 /// A claim by path (`["realm_access", "roles"]` is nested); null and false read as absent, as
 /// in Kong.
@@ -1107,9 +1067,11 @@ impl OidcFailure {
 mod tests {
     use super::*;
     use crate::consumers::Consumer;
-    use crate::plugins::jwt::pem_decode;
-    use crate::plugins::jwt::tests::RSA_PRIVATE_PEM;
+    use crate::jose::jws::MAX_TOKEN_LEN;
+    use crate::jose::pem_keys::pem_decode;
+    use crate::jose::test_keys::RSA_PRIVATE_PEM;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use ring::rand::SystemRandom;
     use ring::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
     use serde_json::json;

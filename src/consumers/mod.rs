@@ -3,12 +3,14 @@
 //! Lookup hashes the presented key and finds the digest in a map, so its time does not depend on
 //! how much of the key matches a stored one.
 
+pub mod jwt_secrets;
+
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
 use crate::core::ConsumerId;
-use crate::plugins::jwt::JwtCredentials;
+use jwt_secrets::JwtCredentials;
 
 pub struct Consumer {
     pub id: String,
