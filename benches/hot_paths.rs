@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 
 use aigate::ai::json_body::RequestDoc;
-use aigate::ai::request::apply_target;
 use aigate::ai::sse::SseScanner;
 use aigate::consumers::{digest_key, Consumer, Consumers};
 use aigate::core::RouteId;
+use aigate::plugins::ai_proxy::request::apply_target;
 use aigate::plugins::ai_proxy::{AiProxy, Streaming};
 use aigate::router::{RouteSpec, Router};
 use bytes::Bytes;
@@ -71,7 +71,7 @@ fn route_match(c: &mut Criterion) {
     g.bench_function("hit_last", |b| b.iter(|| black_box(router.find("POST", "gw", "gw", black_box("/anything")))));
     g.bench_function("miss", |b| b.iter(|| black_box(router.find("POST", "gw", "gw", black_box("/nowhere/at/all")))));
     g.bench_function("normalize_path", |b| {
-        b.iter(|| black_box(aigate::router::normalize_path(black_box("/anything/v1/../responses"))))
+        b.iter(|| black_box(aigate::core::path::normalize_path(black_box("/anything/v1/../responses"))))
     });
     g.finish();
 }

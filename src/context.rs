@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::ai::request::RequestFacts;
 use crate::ai::sse::SseScanner;
 use crate::core::{ConsumerId, RouteId};
 use crate::errors::GatewayError;
 use crate::gateway::Generation;
 use crate::metrics::Metrics;
+use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::key_auth::KeyLocation;
 use crate::plugins::mcp_guard::GuardEvent;

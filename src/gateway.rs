@@ -14,13 +14,13 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::access_log::AccessLog;
-use crate::ai::mcp_pins::PinStore;
-use crate::ai::ownership::{MemoryStore, OwnershipStore};
 use crate::context::{ConnectionGuard, RequestCtx, RequestId};
 use crate::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
 use crate::model::Gateway;
 use crate::phases;
 use crate::settings::Settings;
+use crate::store::ownership::{MemoryStore, OwnershipStore};
+use crate::store::pins::PinStore;
 use crate::upstream::resolver::Resolver;
 
 /// One loaded configuration with the metric handles resolved for it.

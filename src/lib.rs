@@ -28,4 +28,5 @@ pub mod router;
 pub mod server;
 pub mod settings;
 pub mod status;
+pub mod store;
 pub mod upstream;

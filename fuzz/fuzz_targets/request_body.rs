@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aigate::ai::json_body::RequestDoc;
-use aigate::ai::mcp_pins::PinStore;
-use aigate::ai::ownership::MemoryStore;
-use aigate::ai::request::apply_target;
+use aigate::store::pins::PinStore;
+use aigate::store::ownership::MemoryStore;
+use aigate::plugins::ai_proxy::request::apply_target;
 use aigate::consumers::Consumers;
 use aigate::plugins::ai_proxy::{AiProxy, Streaming};
 use aigate::plugins::mcp_guard::McpGuard;

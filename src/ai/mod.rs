@@ -3,9 +3,7 @@
 //! view of the response, JSON or SSE (`response`, `sse`).
 
 pub mod json_body;
-pub mod mcp_pins;
-pub mod ownership;
-pub mod request;
+pub mod refusal;
 pub mod response;
 pub mod sse;
 
@@ -40,5 +38,25 @@ impl RouteType {
             RouteType::Responses => "max_output_tokens",
             RouteType::Chat => "max_tokens",
         }
+    }
+}
+
+/// The object id a Responses sub-resource path names: `/resp_123/cancel` → `resp_123`.
+pub fn id_from_suffix(suffix: &str) -> Option<&str> {
+    let id = suffix.strip_prefix('/')?.split('/').next()?;
+    (!id.is_empty()).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(id_from_suffix("/resp_1"), Some("resp_1"));
+        assert_eq!(id_from_suffix("/resp_1/cancel"), Some("resp_1"));
+        assert_eq!(id_from_suffix("/resp_1/input_items"), Some("resp_1"));
+        assert_eq!(id_from_suffix(""), None);
+        assert_eq!(id_from_suffix("/"), None);
     }
 }

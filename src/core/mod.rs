@@ -1,9 +1,10 @@
 //! The vocabulary the rest of aigate shares, depending on nothing of aigate's own: the ids of
 //! configured entities, where an upstream is ([`Endpoint`], [`Timeouts`]), configuration
-//! [`problems`], and query strings ([`query`]).
+//! [`problems`], request [`path`]s and query strings ([`query`]).
 
 pub mod endpoint;
 pub mod ids;
+pub mod path;
 pub mod problems;
 pub mod query;
 

@@ -5,11 +5,11 @@
 use pingora_proxy::Session;
 
 use crate::access_log::{now_rfc3339, Entry, McpLog, Tokens};
-use crate::ai::mcp_pins::{Observation, PinMode};
 use crate::ai::response::{self, McpItem, ResponseFacts};
 use crate::context::{RequestCtx, ResponseScan};
 use crate::gateway::Shared;
 use crate::metrics::RequestRecord;
+use crate::store::pins::{Observation, PinMode};
 
 pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
     let total = ctx.started.elapsed();
@@ -101,7 +101,7 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
         }
         // A deleted response is gone for its owner too.
         if session.req_header().method == http::Method::DELETE && (200..300).contains(&status) {
-            if let Some(id) = crate::ai::ownership::id_from_suffix(&ai.suffix) {
+            if let Some(id) = crate::ai::id_from_suffix(&ai.suffix) {
                 shared.ownership.forget(id);
             }
         }

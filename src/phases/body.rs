@@ -14,11 +14,12 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
 use crate::ai::json_body::RequestDoc;
-use crate::ai::request::{apply_target, AiRefusal, BAD_BODY};
+use crate::ai::refusal::{AiRefusal, BAD_BODY};
 use crate::ai::RouteType;
 use crate::context::{BodyState, RequestCtx};
 use crate::errors::GatewayError;
 use crate::gateway::Shared;
+use crate::plugins::ai_proxy::request::apply_target;
 use crate::plugins::key_auth::KeyLocation;
 
 /// Bodies up to this declared length are read before choosing an upstream (Pingora's retry

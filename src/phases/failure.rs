@@ -8,9 +8,9 @@ use pingora_proxy::{FailToProxy, Session};
 
 use super::respond;
 use crate::context::{BodyState, RequestCtx};
-use crate::errors::{Envelope, GatewayError, UpstreamFailure};
+use crate::errors::{Envelope, GatewayError};
 use crate::gateway::Shared;
-use crate::upstream::{classify, is_upstream};
+use crate::upstream::{classify, is_upstream, UpstreamFailure};
 
 /// Whether the request body can be sent again on another attempt.
 pub fn body_replayable(session: &Session, ctx: &RequestCtx) -> bool {

@@ -14,12 +14,12 @@ use super::body;
 use crate::context::{BodyState, RequestCtx};
 use crate::core::query;
 use crate::core::{Endpoint, Timeouts};
-use crate::errors::{GatewayError, UpstreamFailure};
+use crate::errors::GatewayError;
 use crate::gateway::Shared;
 use crate::plugins::ai_proxy::ProviderAuth;
 use crate::plugins::key_auth::KeyLocation;
 use crate::router::upstream_path;
-use crate::upstream::build_peer;
+use crate::upstream::{build_peer, UpstreamFailure};
 
 /// Headers that carry the gateway's word on who the consumer is; a client may never set them.
 const IDENTITY_HEADERS: &[&str] = &[

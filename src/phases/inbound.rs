@@ -9,12 +9,13 @@ use super::authenticate::{self, EarlyBody};
 use super::body;
 use super::respond::refuse;
 use crate::context::{AiState, BodyState, RequestCtx};
+use crate::core::path::normalize_path;
 use crate::core::split_host_port;
-use crate::errors::{Envelope, GatewayError, UpstreamFailure};
+use crate::errors::{Envelope, GatewayError};
 use crate::gateway::Shared;
 use crate::plugins::acl::{AclDecision, FORBIDDEN_MESSAGE};
-use crate::router::normalize_path;
 use crate::upstream::balancer::Tried;
+use crate::upstream::UpstreamFailure;
 
 pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let generation = ctx.generation.clone();
@@ -176,7 +177,7 @@ fn owned_object(shared: &Shared, ctx: &RequestCtx) -> Option<String> {
     if ai.plugin.targets[ai.target].route_type != crate::ai::RouteType::Responses {
         return None;
     }
-    crate::ai::ownership::id_from_suffix(&ai.suffix).map(str::to_string)
+    crate::ai::id_from_suffix(&ai.suffix).map(str::to_string)
 }
 
 /// 431 for a head with more fields than `max_headers` or more bytes than `max_bytes` (request

@@ -10,7 +10,7 @@
 //!   (or refuses) one supplied by the client;
 //! - the MCP items a client sends back in `input` are held to the same rules;
 //! - tool-list pinning: a server whose listed tools change can be blocked until an operator
-//!   accepts the new list (see `ai::mcp_pins`).
+//!   accepts the new list (see `store::pins`).
 
 use std::collections::BTreeSet;
 
@@ -19,11 +19,11 @@ use serde_json::{json, Map, Value};
 
 use super::ConfigIssue;
 use crate::ai::json_body::RequestDoc;
-use crate::ai::mcp_pins::{PinMode, PinStore};
-use crate::ai::ownership::OwnershipStore;
-use crate::ai::request::AiRefusal;
+use crate::ai::refusal::AiRefusal;
 use crate::consumers::{Consumer, Consumers};
 use crate::core::ConsumerId;
+use crate::store::ownership::OwnershipStore;
+use crate::store::pins::{PinMode, PinStore};
 
 // ---------------------------------------------------------------------------------------------
 // Schema
@@ -662,7 +662,7 @@ pub fn normalize_url(url: &str) -> Result<String, String> {
     let path = if path.is_empty() {
         "/".to_string()
     } else {
-        crate::router::normalize_path(path).ok_or_else(|| format!("`{url}`: invalid path"))?
+        crate::core::path::normalize_path(path).ok_or_else(|| format!("`{url}`: invalid path"))?
     };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let mut out = format!("{scheme}://{host}");

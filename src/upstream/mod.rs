@@ -12,7 +12,65 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{ErrorSource, ErrorType};
 
 use crate::core::{Endpoint, Timeouts};
-use crate::errors::UpstreamFailure;
+
+/// What went wrong with an upstream, named in the answer and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    DnsFailure,
+    ConnectRefused,
+    ConnectTimeout,
+    TlsFailure,
+    ReadTimeout,
+    WriteTimeout,
+    ConnectionClosed,
+    InvalidResponse,
+    NoHealthyTarget,
+    Other,
+}
+
+impl UpstreamFailure {
+    pub fn kind(self) -> &'static str {
+        match self {
+            UpstreamFailure::DnsFailure => "dns_failure",
+            UpstreamFailure::ConnectRefused => "connect_refused",
+            UpstreamFailure::ConnectTimeout => "connect_timeout",
+            UpstreamFailure::TlsFailure => "tls_failure",
+            UpstreamFailure::ReadTimeout => "read_timeout",
+            UpstreamFailure::WriteTimeout => "write_timeout",
+            UpstreamFailure::ConnectionClosed => "upstream_closed",
+            UpstreamFailure::InvalidResponse => "invalid_response",
+            UpstreamFailure::NoHealthyTarget => "no_healthy_target",
+            UpstreamFailure::Other => "upstream_error",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            UpstreamFailure::ConnectTimeout | UpstreamFailure::ReadTimeout | UpstreamFailure::WriteTimeout => 504,
+            UpstreamFailure::NoHealthyTarget => 503,
+            _ => 502,
+        }
+    }
+
+    pub fn is_timeout(self) -> bool {
+        matches!(self, UpstreamFailure::ConnectTimeout | UpstreamFailure::ReadTimeout | UpstreamFailure::WriteTimeout)
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            UpstreamFailure::DnsFailure => "The upstream host name could not be resolved",
+            UpstreamFailure::ConnectRefused => "The upstream server refused the connection",
+            UpstreamFailure::ConnectTimeout => "The upstream server is timed out (connect)",
+            UpstreamFailure::TlsFailure => "The upstream server's TLS certificate or handshake was rejected",
+            UpstreamFailure::ReadTimeout => "The upstream server is timed out (read)",
+            UpstreamFailure::WriteTimeout => "The upstream server is timed out (write)",
+            UpstreamFailure::ConnectionClosed => "The upstream server closed the connection",
+            UpstreamFailure::InvalidResponse => "An invalid response was received from the upstream server",
+            UpstreamFailure::NoHealthyTarget => "No healthy upstream target is available",
+            UpstreamFailure::Other => "An error occurred while talking to the upstream server",
+        }
+    }
+}
 
 /// A peer for `endpoint` at a resolved address. Built from a `SocketAddr`, so nothing here
 /// resolves names. TLS peers always send SNI and verify the certificate and host name, unless

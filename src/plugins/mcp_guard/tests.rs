@@ -1,6 +1,6 @@
 use super::*;
-use crate::ai::ownership::{MemoryStore, OwnershipStore};
 use crate::consumers::Consumer;
+use crate::store::ownership::{MemoryStore, OwnershipStore};
 use std::time::Duration;
 
 fn consumers() -> Consumers {

@@ -3,38 +3,9 @@
 //! (Kong 3.8+), `max_tokens` is written under the field name of the target's API, streaming is
 //! allowed, denied or forced, and a body-placed provider credential is injected.
 
-use super::json_body::{BodyError, RequestDoc};
-use crate::plugins::ai_proxy::{AiTarget, ProviderAuth, Streaming};
-
-/// Why the gateway refuses an LLM request: a 4xx in OpenAI's error envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AiRefusal {
-    pub status: u16,
-    pub message: String,
-    /// OpenAI's `error.type`.
-    pub kind: &'static str,
-    /// OpenAI's `error.code`.
-    pub code: &'static str,
-}
-
-impl AiRefusal {
-    pub fn bad_request(message: impl Into<String>, code: &'static str) -> AiRefusal {
-        AiRefusal { status: 400, message: message.into(), kind: "invalid_request_error", code }
-    }
-}
-
-/// Kong's message for a body it cannot read as a JSON object.
-pub const BAD_BODY: &str = "content-type header does not match request body, or bad JSON formatting";
-
-impl From<BodyError> for AiRefusal {
-    fn from(e: BodyError) -> AiRefusal {
-        match e {
-            BodyError::DuplicateField(_) => AiRefusal::bad_request(e.to_string(), "duplicate_field"),
-            BodyError::NotAnObject => AiRefusal::bad_request(format!("{BAD_BODY}: {e}"), "invalid_json"),
-            BodyError::Invalid(_) => AiRefusal::bad_request(format!("{BAD_BODY}: {e}"), "invalid_json"),
-        }
-    }
-}
+use super::{AiTarget, ProviderAuth, Streaming};
+use crate::ai::json_body::RequestDoc;
+use crate::ai::refusal::AiRefusal;
 
 /// What the gateway learnt from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +88,7 @@ pub fn apply_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::refusal::BAD_BODY;
     use crate::plugins::ai_proxy::AiProxy;
 
     fn target(extra_options: &str, route_type: &str, name: Option<&str>) -> AiTarget {

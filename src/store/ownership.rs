@@ -145,12 +145,6 @@ impl OwnershipStore for MemoryStore {
     }
 }
 
-/// The object id a Responses sub-resource path names: `/resp_123/cancel` → `resp_123`.
-pub fn id_from_suffix(suffix: &str) -> Option<&str> {
-    let id = suffix.strip_prefix('/')?.split('/').next()?;
-    (!id.is_empty()).then_some(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,14 +188,5 @@ mod tests {
         assert!(s.len() <= 48, "{}", s.len());
         assert!(!s.owned_by("resp_0", "alex"));
         assert!(s.owned_by("resp_999", "alex"));
-    }
-
-    #[test]
-    fn suffixes() {
-        assert_eq!(id_from_suffix("/resp_1"), Some("resp_1"));
-        assert_eq!(id_from_suffix("/resp_1/cancel"), Some("resp_1"));
-        assert_eq!(id_from_suffix("/resp_1/input_items"), Some("resp_1"));
-        assert_eq!(id_from_suffix(""), None);
-        assert_eq!(id_from_suffix("/"), None);
     }
 }
