@@ -13,7 +13,7 @@ use crate::gateway::Generation;
 use crate::metrics::Metrics;
 use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
-use crate::plugins::key_auth::KeyLocation;
+use crate::plugins::auth::{Credential, CredentialLocation};
 use crate::plugins::mcp_guard::GuardEvent;
 use crate::upstream::balancer::Tried;
 
@@ -63,17 +63,6 @@ pub enum ResponseScan {
         overflowed: bool,
     },
     Sse(Box<SseScanner>),
-}
-
-/// How the consumer proved who it is (for `X-Credential-Identifier`; never the secret).
-#[derive(Debug, Clone)]
-pub enum Credential {
-    /// key-auth: index into `Consumers::credential_ids`.
-    Key(usize),
-    /// jwt: the credential's `key` (its `iss`).
-    Jwt(Arc<str>),
-    /// openid-connect: issuer and subject.
-    Oidc(String),
 }
 
 /// The LLM part of a request.
@@ -128,8 +117,9 @@ pub struct RequestCtx {
     pub consumer: Option<ConsumerId>,
     pub credential: Option<Credential>,
     pub anonymous: bool,
-    /// Where the consumer's key was found, to strip it before forwarding.
-    pub key_location: Option<KeyLocation>,
+    /// Where an authentication plugin found the credential (the plugin's index in the route's
+    /// authenticators), for it to strip before forwarding.
+    pub credential_location: Option<(usize, CredentialLocation)>,
     pub body: BodyState,
     pub body_limit: u64,
     pub body_bytes: u64,
@@ -174,7 +164,7 @@ impl RequestCtx {
             consumer: None,
             credential: None,
             anonymous: false,
-            key_location: None,
+            credential_location: None,
             body: BodyState::Passthrough,
             body_limit: u64::MAX,
             body_bytes: 0,

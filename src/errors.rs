@@ -3,12 +3,13 @@
 //! OpenAI's (`{"error": {...}}`) for LLM requests, so SDKs show the reason. No message ever holds
 //! a key, a token or a body.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
 
 use crate::ai::refusal::AiRefusal;
+use crate::plugins::auth::{AuthFailure, FailureBody};
 use crate::upstream::UpstreamFailure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,25 +22,10 @@ pub enum Envelope {
 #[derive(Debug, Clone, PartialEq)]
 pub enum GatewayError {
     NoRoute,
-    /// An authentication plugin refused: 401 with its message and `WWW-Authenticate`.
-    Unauthorized {
-        message: Cow<'static, str>,
-        www_authenticate: Option<String>,
-    },
-    /// jwt's claim failures answer with a claim → message object instead of `message`.
-    /// An authentication plugin identified the caller but refuses it (openid-connect's scope,
-    /// audience or unknown consumer): 403.
-    AuthForbidden {
-        message: Cow<'static, str>,
-        www_authenticate: Option<String>,
-    },
-    UnauthorizedClaims {
-        claims: Vec<(&'static str, &'static str)>,
-        www_authenticate: String,
-    },
-    Forbidden {
-        message: &'static str,
-    },
+    /// An authentication or authorization plugin refused: 401 (no or bad credential) or 403
+    /// (a known caller that may not pass), with the plugin's message (or jwt's claims map) and
+    /// `WWW-Authenticate`.
+    Auth(AuthFailure),
     BodyTooLarge {
         limit: u64,
     },
@@ -69,7 +55,7 @@ pub enum GatewayError {
 pub struct ErrorResponse {
     pub status: u16,
     pub body: Bytes,
-    pub www_authenticate: Option<String>,
+    pub www_authenticate: Option<Arc<str>>,
 }
 
 #[derive(Serialize)]
@@ -98,9 +84,7 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::NoRoute => 404,
-            GatewayError::Unauthorized { .. } | GatewayError::UnauthorizedClaims { .. } => 401,
-            GatewayError::AuthForbidden { .. } => 403,
-            GatewayError::Forbidden { .. } => 403,
+            GatewayError::Auth(f) => f.status,
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::BadRequest { .. } | GatewayError::BadFraming { .. } => 400,
             GatewayError::Ai(r) => r.status,
@@ -116,9 +100,8 @@ impl GatewayError {
     pub fn kind(&self) -> &'static str {
         match self {
             GatewayError::NoRoute => "no_route",
-            GatewayError::Unauthorized { .. } | GatewayError::UnauthorizedClaims { .. } => "unauthorized",
-            GatewayError::AuthForbidden { .. } => "forbidden",
-            GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::Auth(f) if f.status == 403 => "forbidden",
+            GatewayError::Auth(_) => "unauthorized",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::BadRequest { .. } => "bad_request",
             GatewayError::BadFraming { .. } => "bad_framing",
@@ -136,22 +119,19 @@ impl GatewayError {
         let mut www = None;
         let body = match (self, envelope) {
             (GatewayError::Ai(r), _) => openai(&r.message, r.kind, r.code),
-            (GatewayError::UnauthorizedClaims { claims, www_authenticate }, _) => {
-                www = Some(www_authenticate.clone());
-                let map: serde_json::Map<String, serde_json::Value> =
-                    claims.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
-                serde_json::to_vec(&map).unwrap_or_default()
-            }
-            (GatewayError::Unauthorized { message, www_authenticate }, _) => {
-                www.clone_from(www_authenticate);
-                kong(message, None, request_id)
+            (GatewayError::Auth(f), _) => {
+                www.clone_from(&f.www_authenticate);
+                match &f.body {
+                    FailureBody::Message(message) => kong(message, None, request_id),
+                    // Kong's jwt plugin answers claim failures with the claims map alone.
+                    FailureBody::Claims(claims) => {
+                        let map: serde_json::Map<String, serde_json::Value> =
+                            claims.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+                        serde_json::to_vec(&map).unwrap_or_default()
+                    }
+                }
             }
             (GatewayError::NoRoute, _) => kong("no Route matched with those values", None, request_id),
-            (GatewayError::Forbidden { message }, _) => kong(message, None, request_id),
-            (GatewayError::AuthForbidden { message, www_authenticate }, _) => {
-                www.clone_from(www_authenticate);
-                kong(message, None, request_id)
-            }
             (GatewayError::BodyTooLarge { limit }, e) => {
                 let msg = format!("Request body is larger than the limit of {limit} bytes");
                 match e {
@@ -209,10 +189,9 @@ mod tests {
 
     #[test]
     fn kong_envelope() {
-        let e = GatewayError::Unauthorized {
-            message: "No API key found in request".into(),
-            www_authenticate: Some("Key".into()),
-        };
+        let e = GatewayError::Auth(
+            AuthFailure::new(401, "No API key found in request", "missing").with_www_authenticate(&Arc::from("Key")),
+        );
         let r = e.render("abc", Envelope::OpenAi);
         assert_eq!(r.status, 401);
         assert_eq!(json(&r), serde_json::json!({"message": "No API key found in request", "request_id": "abc"}));
@@ -238,10 +217,12 @@ mod tests {
 
     #[test]
     fn claims_body() {
-        let r = GatewayError::UnauthorizedClaims {
-            claims: vec![("exp", "token expired")],
-            www_authenticate: "Bearer error=\"invalid_token\"".into(),
-        }
+        let r = GatewayError::Auth(AuthFailure {
+            status: 401,
+            body: FailureBody::Claims(vec![("exp", "token expired")]),
+            www_authenticate: Some(Arc::from("Bearer error=\"invalid_token\"")),
+            reason: "claims",
+        })
         .render("x", Envelope::Kong);
         assert_eq!(json(&r), serde_json::json!({"exp": "token expired"}));
     }

@@ -1,18 +1,12 @@
 //! The validated, immutable gateway model. The request path only reads it; a reload builds a new
 //! one and swaps it in whole.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::consumers::Consumers;
-use crate::core::{ConsumerId, Endpoint, RouteId, ServiceId, Timeouts};
-use crate::plugins::acl::Acl;
-use crate::plugins::ai_proxy::AiProxy;
-use crate::plugins::jwt::Jwt;
-use crate::plugins::key_auth::KeyAuth;
-use crate::plugins::mcp_guard::McpGuard;
+use crate::core::{Endpoint, RouteId, ServiceId, Timeouts};
 use crate::plugins::openid_connect::jwks::JwksCache;
-use crate::plugins::openid_connect::OpenIdConnect;
+use crate::plugins::Policies;
 use crate::router::Router;
 
 /// Everything aigate serves, built from the decK files.
@@ -64,44 +58,4 @@ pub struct Route {
     pub preserve_host: bool,
     pub path_handling: PathHandling,
     pub policies: Policies,
-}
-
-/// A plugin resolved for one route, possibly overridden for some consumers (Kong's precedence
-/// already applied when this was built).
-pub struct Scoped<T> {
-    pub default: Option<Arc<T>>,
-    pub by_consumer: HashMap<ConsumerId, Arc<T>>,
-}
-
-impl<T> Default for Scoped<T> {
-    fn default() -> Self {
-        Scoped { default: None, by_consumer: HashMap::new() }
-    }
-}
-
-impl<T> Scoped<T> {
-    pub fn for_consumer(&self, consumer: Option<ConsumerId>) -> Option<&Arc<T>> {
-        if !self.by_consumer.is_empty() {
-            if let Some(c) = consumer.and_then(|c| self.by_consumer.get(&c)) {
-                return Some(c);
-            }
-        }
-        self.default.as_ref()
-    }
-
-    pub fn is_configured(&self) -> bool {
-        self.default.is_some() || !self.by_consumer.is_empty()
-    }
-}
-
-/// The plugins in force on a route. Authentication plugins cannot be consumer-scoped (as in
-/// Kong); the others can.
-#[derive(Default)]
-pub struct Policies {
-    pub jwt: Option<Arc<Jwt>>,
-    pub key_auth: Option<Arc<KeyAuth>>,
-    pub openid_connect: Option<Arc<OpenIdConnect>>,
-    pub acl: Scoped<Acl>,
-    pub ai_proxy: Scoped<AiProxy>,
-    pub mcp_guard: Scoped<McpGuard>,
 }

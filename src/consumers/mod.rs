@@ -24,6 +24,15 @@ pub struct Consumer {
     pub groups_header: String,
 }
 
+impl Consumer {
+    /// A consumer with its label (username, else custom_id, else id) and `X-Consumer-Groups`
+    /// value made once.
+    pub fn new(id: String, username: Option<String>, custom_id: Option<String>, groups: Vec<String>) -> Consumer {
+        let label = username.clone().or_else(|| custom_id.clone()).unwrap_or_else(|| id.clone());
+        Consumer { groups_header: groups.join(", "), id, username, custom_id, label, groups }
+    }
+}
+
 /// Where a matching key came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CredentialRef {
@@ -144,14 +153,7 @@ mod tests {
     use super::*;
 
     fn consumer(name: &str) -> Consumer {
-        Consumer {
-            id: format!("id-{name}"),
-            username: Some(name.into()),
-            custom_id: None,
-            label: name.into(),
-            groups: vec![],
-            groups_header: String::new(),
-        }
+        Consumer::new(format!("id-{name}"), Some(name.into()), None, Vec::new())
     }
 
     #[test]

@@ -11,17 +11,10 @@ use super::{LoadContext, Loaded, SourceFile};
 use crate::consumers::{parse_key, Consumer, Consumers};
 use crate::core::problems::Problems;
 use crate::core::{ConsumerId, Endpoint, RouteId, ServiceId, Timeouts};
-use crate::model::{Gateway, PathHandling, Policies, Route, Scoped, Service};
-use crate::plugins::acl::{Acl, AclSchema};
-use crate::plugins::ai_proxy::AiProxy;
-use crate::plugins::jwt::{Jwt, JwtSchema};
-use crate::plugins::key_auth::{KeyAuth, KeyAuthSchema};
-use crate::plugins::mcp_guard::{McpGuard, McpGuardSchema};
-use crate::plugins::openid_connect::jwks::{http_client, JwksRegistry};
-use crate::plugins::openid_connect::{OpenIdConnect, OpenIdConnectSchema};
-use crate::plugins::{parse_config, ConfigIssue, PluginKind};
+use crate::model::{Gateway, PathHandling, Route, Service};
+use crate::plugins::openid_connect::JwksRegistry;
+use crate::plugins::{self, CompileContext, Compiled, Instance, PluginKind, Policies};
 use crate::router::{RouteSpec, Router};
-use crate::upstream::balancer::MAX_TARGETS;
 
 /// Where an entity was written: which file, and its place in it (`services[0].routes[1]`).
 #[derive(Clone)]
@@ -60,7 +53,7 @@ struct RouteEntity<'a> {
 
 pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) -> Result<Loaded, Problems> {
     let defaults = &load.defaults;
-    let mut jwks: Option<JwksRegistry> = None;
+    let jwks = JwksRegistry::new(load.tls_trusted_ca.clone());
     let mut cx = Ctx { files, problems: Problems::default() };
 
     // Flatten: nested routes and plugins become top-level ones with their scope.
@@ -213,14 +206,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
             }
         }
         let id = c.id.clone().unwrap_or_else(|| derived_id("consumer", &label));
-        let cid = model_consumers.add(Consumer {
-            id: id.clone(),
-            username,
-            custom_id,
-            label,
-            groups_header: groups.join(", "),
-            groups,
-        });
+        let cid = model_consumers.add(Consumer::new(id.clone(), username, custom_id, groups));
         for (ki, k) in c.keyauth_credentials.iter().enumerate() {
             match parse_key(&k.key) {
                 Ok(digest) => {
@@ -420,21 +406,8 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
             }
         }
         let config = p.config.as_ref();
-        if kind == PluginKind::OpenIdConnect && jwks.is_none() {
-            match http_client(load.tls_trusted_ca.as_deref()) {
-                Ok(c) => jwks = Some(JwksRegistry::new(c)),
-                Err(e) => {
-                    cx.problem(
-                        &pe.origin,
-                        "name",
-                        format!("cannot build the HTTP client for identity providers: {e}"),
-                        "check tls_trusted_ca",
-                    );
-                    continue;
-                }
-            }
-        }
-        let compiled = match compile(kind, config, &model_consumers, &mut jwks) {
+        let compile_cx = CompileContext { consumers: &model_consumers, jwks: &jwks };
+        let compiled = match plugins::compile(kind, config, &compile_cx) {
             Ok(mut c) => {
                 if let Compiled::AiProxy(ref mut ai) = c {
                     if let Some(ai) = Arc::get_mut(ai) {
@@ -458,7 +431,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
         if p.enabled == Some(false) {
             continue;
         }
-        let slot = if kind == PluginKind::AiProxyAdvanced { PluginKind::AiProxy } else { kind };
+        let slot = kind.slot();
         if !scopes_seen.insert((slot, service, route, consumer)) {
             cx.problem(
                 &pe.origin,
@@ -476,82 +449,8 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
     }
 
     // ---- resolve the plugins of every route (Kong's precedence)
-    let rank = |i: &Instance| -> u8 {
-        match (i.route.is_some(), i.service.is_some(), i.consumer.is_some()) {
-            (true, true, true) => 8,
-            (true, false, true) => 7,
-            (false, true, true) => 6,
-            (true, true, false) => 5,
-            (false, false, true) => 4,
-            (true, false, false) => 3,
-            (false, true, false) => 2,
-            (false, false, false) => 1,
-        }
-    };
     for (rid, route) in model_routes.iter_mut().enumerate() {
-        let rid = RouteId::new(rid);
-        let sid = route.service;
-        let applies = |i: &Instance| i.route.is_none_or(|r| r == rid) && i.service.is_none_or(|s| s == sid);
-        let mut policies = Policies::default();
-        for kind in [
-            PluginKind::Jwt,
-            PluginKind::KeyAuth,
-            PluginKind::OpenIdConnect,
-            PluginKind::Acl,
-            PluginKind::AiProxy,
-            PluginKind::McpGuard,
-        ] {
-            let candidates: Vec<&Instance> = instances.iter().filter(|i| i.kind == kind && applies(i)).collect();
-            let base = candidates.iter().filter(|i| i.consumer.is_none()).max_by_key(|i| rank(i)).copied();
-            let base_rank = base.map_or(0, rank);
-            let mut by_consumer: HashMap<ConsumerId, &Instance> = HashMap::new();
-            for c in candidates.iter().filter(|i| rank(i) > base_rank) {
-                let Some(cid) = c.consumer else { continue };
-                match by_consumer.get(&cid) {
-                    Some(existing) if rank(existing) >= rank(c) => {}
-                    _ => {
-                        by_consumer.insert(cid, c);
-                    }
-                }
-            }
-            match kind {
-                PluginKind::OpenIdConnect => {
-                    if let Some(Compiled::Oidc(o)) = base.map(|b| &b.compiled) {
-                        policies.openid_connect = Some(o.clone());
-                    }
-                }
-                PluginKind::Jwt => {
-                    if let Some(Compiled::Jwt(j)) = base.map(|b| &b.compiled) {
-                        policies.jwt = Some(j.clone());
-                    }
-                }
-                PluginKind::KeyAuth => {
-                    if let Some(Compiled::KeyAuth(k)) = base.map(|b| &b.compiled) {
-                        policies.key_auth = Some(k.clone());
-                    }
-                }
-                PluginKind::Acl => {
-                    policies.acl = scoped(base, &by_consumer, |c| match c {
-                        Compiled::Acl(a) => Some(a.clone()),
-                        _ => None,
-                    })
-                }
-                PluginKind::McpGuard => {
-                    policies.mcp_guard = scoped(base, &by_consumer, |c| match c {
-                        Compiled::McpGuard(g) => Some(g.clone()),
-                        _ => None,
-                    })
-                }
-                PluginKind::AiProxy => {
-                    policies.ai_proxy = scoped(base, &by_consumer, |c| match c {
-                        Compiled::AiProxy(a) => Some(a.clone()),
-                        _ => None,
-                    })
-                }
-                _ => {}
-            }
-        }
-        route.policies = policies;
+        route.policies = Policies::resolve(&instances, RouteId::new(rid), route.service);
     }
 
     // ---- router
@@ -585,7 +484,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
     }
     Ok(Loaded {
         gateway: Gateway {
-            jwks: jwks.map(|r| r.all()).unwrap_or_default(),
+            jwks: jwks.all(),
             services: model_services,
             routes: model_routes,
             router,
@@ -624,89 +523,8 @@ fn nested_owner(
     None
 }
 
-enum Compiled {
-    Oidc(Arc<OpenIdConnect>),
-    McpGuard(Arc<McpGuard>),
-    Jwt(Arc<Jwt>),
-    KeyAuth(Arc<KeyAuth>),
-    Acl(Arc<Acl>),
-    AiProxy(Arc<AiProxy>),
-}
-
-fn compile(
-    kind: PluginKind,
-    config: Option<&serde_yaml::Value>,
-    consumers: &Consumers,
-    jwks: &mut Option<JwksRegistry>,
-) -> Result<Compiled, Vec<ConfigIssue>> {
-    match kind {
-        PluginKind::OpenIdConnect => {
-            let schema: OpenIdConnectSchema = parse_config(config).map_err(|e| vec![e])?;
-            let Some(registry) = jwks.as_mut() else {
-                return Err(vec![ConfigIssue::new(
-                    "",
-                    "no HTTP client for identity providers",
-                    "check tls_trusted_ca",
-                )]);
-            };
-            Ok(Compiled::Oidc(Arc::new(OpenIdConnect::compile(schema, consumers, registry)?)))
-        }
-        PluginKind::McpGuard => {
-            let schema: McpGuardSchema = parse_config(config).map_err(|e| vec![e])?;
-            Ok(Compiled::McpGuard(Arc::new(McpGuard::compile(schema, consumers)?)))
-        }
-        PluginKind::Jwt => {
-            let schema: JwtSchema = parse_config(config).map_err(|e| vec![e])?;
-            Ok(Compiled::Jwt(Arc::new(Jwt::compile(schema, consumers)?)))
-        }
-        PluginKind::KeyAuth => {
-            let schema: KeyAuthSchema = parse_config(config).map_err(|e| vec![e])?;
-            Ok(Compiled::KeyAuth(Arc::new(KeyAuth::compile(schema, consumers)?)))
-        }
-        PluginKind::Acl => {
-            let schema: AclSchema = parse_config(config).map_err(|e| vec![e])?;
-            Ok(Compiled::Acl(Arc::new(Acl::compile(schema)?)))
-        }
-        PluginKind::AiProxy => {
-            let ai = AiProxy::compile_single(parse_config(config).map_err(|e| vec![e])?)?;
-            Ok(Compiled::AiProxy(Arc::new(ai)))
-        }
-        PluginKind::AiProxyAdvanced => {
-            let ai = AiProxy::compile_advanced(parse_config(config).map_err(|e| vec![e])?)?;
-            if ai.targets.len() > MAX_TARGETS {
-                return Err(vec![ConfigIssue::new(
-                    "targets",
-                    format!("at most {MAX_TARGETS} targets are supported"),
-                    "split the route",
-                )]);
-            }
-            Ok(Compiled::AiProxy(Arc::new(ai)))
-        }
-    }
-}
-
 /// A plugin's scope: kind, service, route, consumer.
 type Scope = (PluginKind, Option<ServiceId>, Option<RouteId>, Option<ConsumerId>);
-
-/// A compiled plugin with its scope.
-struct Instance {
-    kind: PluginKind,
-    service: Option<ServiceId>,
-    route: Option<RouteId>,
-    consumer: Option<ConsumerId>,
-    compiled: Compiled,
-}
-
-fn scoped<T>(
-    base: Option<&Instance>,
-    by_consumer: &HashMap<ConsumerId, &Instance>,
-    get: impl Fn(&Compiled) -> Option<Arc<T>>,
-) -> Scoped<T> {
-    Scoped {
-        default: base.and_then(|b| get(&b.compiled)),
-        by_consumer: by_consumer.iter().filter_map(|(c, i)| get(&i.compiled).map(|v| (*c, v))).collect(),
-    }
-}
 
 fn service_endpoint(s: &DeckService) -> Result<Endpoint, String> {
     if let Some(url) = &s.url {

@@ -97,7 +97,7 @@ fn the_walkthrough_fragments_merge() {
     let route = &g.routes[0];
     assert_eq!(route.name, "example-route");
     assert!(route.strip_path);
-    assert!(route.policies.key_auth.is_some());
+    assert!(route.policies.authenticators.iter().any(|a| a.kind() == crate::plugins::PluginKind::KeyAuth));
     let ai = route.policies.ai_proxy.default.as_ref().unwrap();
     assert_eq!(ai.targets[0].model.as_deref(), Some("gpt-4o"));
     assert_eq!(g.consumers.list[0].label, "alex");
@@ -107,7 +107,11 @@ fn the_walkthrough_fragments_merge() {
     // The same content as one file gives the same model.
     let l2 = ok(&[COMBINED]);
     assert_eq!(l2.gateway.routes.len(), 1);
-    assert!(l2.gateway.routes[0].policies.key_auth.is_some());
+    assert!(l2.gateway.routes[0]
+        .policies
+        .authenticators
+        .iter()
+        .any(|a| a.kind() == crate::plugins::PluginKind::KeyAuth));
     assert!(l2.gateway.routes[0].policies.ai_proxy.default.is_some());
     assert!(l2.gateway.consumers.find_key(b"hello_world").is_some());
 }
@@ -143,7 +147,7 @@ consumers:
     assert_eq!(g.services[0].timeouts.read, Duration::from_millis(5000));
     assert_eq!(g.services[0].timeouts.connect, Duration::from_secs(60));
     let p = &g.routes[0].policies;
-    assert!(p.key_auth.is_some());
+    assert!(p.authenticators.iter().any(|a| a.kind() == crate::plugins::PluginKind::KeyAuth));
     assert!(p.acl.default.is_some());
     assert_eq!(g.consumers.list[0].groups, vec!["gold".to_string()]);
 }
@@ -276,7 +280,7 @@ fn auth_plugins_cannot_be_consumer_scoped() {
 #[test]
 fn disabled_plugins_are_validated_but_not_applied() {
     let l = ok(&["_format_version: \"3.0\"\nservices:\n- {name: s, url: 'http://x', routes: [{name: r, paths: [/]}]}\nplugins:\n- name: key-auth\n  enabled: false\n"]);
-    assert!(l.gateway.routes[0].policies.key_auth.is_none());
+    assert!(l.gateway.routes[0].policies.authenticators.is_empty());
     assert!(problems(&[
         "_format_version: \"3.0\"\nplugins:\n- name: key-auth\n  enabled: false\n  config: {bad: 1}\n"
     ])

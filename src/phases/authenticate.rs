@@ -2,30 +2,23 @@
 //! key-auth, openid-connect), every configured one must succeed, and one with `anonymous` set
 //! is skipped once an earlier plugin found a credential — so `anonymous` on each gives a
 //! logical OR, and a failure under `anonymous` lets the request through as the anonymous
-//! consumer.
+//! consumer. Written once here for every [`Authenticator`](crate::plugins::auth::Authenticator).
 
 use bytes::Bytes;
 use pingora_proxy::Session;
 
 use super::body;
-use crate::context::{Credential, RequestCtx};
-use crate::core::ConsumerId;
+use crate::context::RequestCtx;
 use crate::errors::GatewayError;
 use crate::gateway::Shared;
 use crate::model::Route;
-use crate::plugins::jwt::JwtBody;
-use crate::plugins::key_auth::BodyKind;
+use crate::plugins::auth::{AuthRequest, BodyKind};
 
 /// The request body, when an authentication plugin needed it read early.
 #[derive(Default)]
 pub struct EarlyBody {
     pub read: bool,
     pub body: Option<Bytes>,
-}
-
-enum Outcome {
-    Authenticated { consumer: ConsumerId, credential: Credential },
-    Failed { err: GatewayError, reason: &'static str },
 }
 
 /// Run the route's authentication plugins; on refusal, the error to answer with.
@@ -36,126 +29,55 @@ pub async fn run(
     route: &Route,
     early: &mut EarlyBody,
 ) -> Result<(), GatewayError> {
+    let authenticators = &route.policies.authenticators;
+    if authenticators.is_empty() {
+        return Ok(());
+    }
     let preflight = session.req_header().method == http::Method::OPTIONS;
-    let gw = &ctx.generation.clone().gw;
-    let policies = &route.policies;
-
-    if let Some(jwt) = &policies.jwt {
-        if (!preflight || jwt.run_on_preflight) && !(jwt.anonymous.is_some() && ctx.credential.is_some()) {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let outcome = match jwt.authenticate(session.req_header(), &gw.consumers.jwt, now) {
-                Ok(ok) => Outcome::Authenticated { consumer: ok.consumer, credential: Credential::Jwt(ok.key) },
-                Err(f) => {
-                    let answer = jwt.answer(&f);
-                    let www = answer.www_authenticate.map(str::to_string);
-                    let err = match answer.body {
-                        JwtBody::Message(message) => GatewayError::Unauthorized { message, www_authenticate: www },
-                        JwtBody::Claims(claims) => GatewayError::UnauthorizedClaims {
-                            claims: claims.to_vec(),
-                            www_authenticate: www.unwrap_or_default(),
-                        },
-                    };
-                    Outcome::Failed { err, reason: f.reason() }
-                }
-            };
-            apply(shared, ctx, route, outcome, jwt.anonymous)?;
+    let generation = ctx.generation.clone();
+    let consumers = &generation.gw.consumers;
+    let now_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    for (i, auth) in authenticators.iter().enumerate() {
+        if preflight && !auth.run_on_preflight() {
+            continue;
         }
-    }
-
-    if let Some(ka) = &policies.key_auth {
-        if (!preflight || ka.run_on_preflight) && !(ka.anonymous.is_some() && ctx.credential.is_some()) {
-            if ka.key_in_body && !early.read {
-                early.read = true;
-                early.body = body::read_early(session, ctx).await?;
+        let anonymous = auth.anonymous();
+        if anonymous.is_some() && ctx.credential.is_some() {
+            continue;
+        }
+        if auth.needs_body() && !early.read {
+            early.read = true;
+            early.body = body::read_early(session, ctx).await?;
+        }
+        let head = session.req_header();
+        let body = early.body.as_ref().map(|b| {
+            let kind = BodyKind::from_content_type(head.headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+            (b.as_ref(), kind)
+        });
+        let req = AuthRequest { head, body, consumers, now_unix };
+        match auth.authenticate(&req).outcome().await {
+            Ok(found) => {
+                if let Some(consumer) = found.consumer {
+                    ctx.consumer = Some(consumer);
+                }
+                ctx.credential = Some(found.credential);
+                ctx.anonymous = false;
+                if let Some(location) = found.location {
+                    ctx.credential_location = Some((i, location));
+                }
             }
-            let kind = BodyKind::from_content_type(
-                session.req_header().headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()),
-            );
-            let body_view = early.body.as_ref().map(|b| (b.as_ref(), kind));
-            let outcome = match ka.authenticate(session.req_header(), body_view, &gw.consumers) {
-                Ok((cred, location)) => {
-                    ctx.key_location = Some(location);
-                    Outcome::Authenticated { consumer: cred.consumer, credential: Credential::Key(cred.credential) }
+            Err(failure) => match anonymous {
+                Some(anon) => {
+                    ctx.consumer = Some(anon);
+                    ctx.credential = None;
+                    ctx.anonymous = true;
                 }
-                Err(f) => Outcome::Failed {
-                    err: GatewayError::Unauthorized {
-                        message: f.message().into(),
-                        www_authenticate: Some(ka.www_authenticate.clone()),
-                    },
-                    reason: f.reason(),
-                },
-            };
-            apply(shared, ctx, route, outcome, ka.anonymous)?;
-        }
-    }
-    if let Some(oidc) = &policies.openid_connect {
-        if (!preflight || oidc.run_on_preflight) && !(oidc.anonymous.is_some() && ctx.credential.is_some()) {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let outcome = match oidc.authenticate(session.req_header(), &gw.consumers, now).await {
-                Ok(ok) => match ok.consumer {
-                    Some(consumer) => {
-                        Outcome::Authenticated { consumer, credential: Credential::Oidc(ok.credential_id) }
-                    }
-                    // consumer_optional: a valid token without a consumer.
-                    None => {
-                        ctx.credential = Some(Credential::Oidc(ok.credential_id));
-                        ctx.anonymous = false;
-                        return Ok(());
-                    }
-                },
-                Err(f) => {
-                    let www = Some(f.www_authenticate().to_string());
-                    let message: std::borrow::Cow<'static, str> = f.message().to_string().into();
-                    let err = if f.status() == 403 {
-                        GatewayError::AuthForbidden { message, www_authenticate: www }
-                    } else {
-                        GatewayError::Unauthorized { message, www_authenticate: www }
-                    };
-                    Outcome::Failed { err, reason: f.reason() }
+                None => {
+                    shared.metrics.auth_failure(&route.name, failure.reason);
+                    return Err(GatewayError::Auth(failure));
                 }
-            };
-            apply(shared, ctx, route, outcome, oidc.anonymous)?;
+            },
         }
     }
     Ok(())
-}
-
-fn apply(
-    shared: &Shared,
-    ctx: &mut RequestCtx,
-    route: &Route,
-    outcome: Outcome,
-    anonymous: Option<ConsumerId>,
-) -> Result<(), GatewayError> {
-    match outcome {
-        Outcome::Authenticated { consumer, credential } => {
-            ctx.consumer = Some(consumer);
-            ctx.credential = Some(credential);
-            ctx.anonymous = false;
-            Ok(())
-        }
-        Outcome::Failed { err, reason } => match anonymous {
-            Some(anon) => {
-                ctx.consumer = Some(anon);
-                ctx.credential = None;
-                ctx.anonymous = true;
-                Ok(())
-            }
-            None => {
-                shared.metrics.auth_failure(&route.name, reason);
-                Err(err)
-            }
-        },
-    }
-}
-
-/// `X-Credential-Identifier`: the credential's id, never the secret itself.
-pub fn credential_identifier<'a>(ctx: &'a RequestCtx, ids: &'a [String]) -> Option<&'a str> {
-    match ctx.credential.as_ref()? {
-        Credential::Key(i) => ids.get(*i).map(String::as_str),
-        Credential::Jwt(key) => Some(key),
-        Credential::Oidc(id) => Some(id),
-    }
 }

@@ -20,7 +20,7 @@ use crate::context::{BodyState, RequestCtx};
 use crate::errors::GatewayError;
 use crate::gateway::Shared;
 use crate::plugins::ai_proxy::request::apply_target;
-use crate::plugins::key_auth::KeyLocation;
+use crate::plugins::auth::CredentialPlace;
 
 /// Bodies up to this declared length are read before choosing an upstream (Pingora's retry
 /// buffer size).
@@ -127,11 +127,11 @@ pub fn check_content_type(req: &RequestHeader) -> std::result::Result<(), Gatewa
 
 /// Check and rewrite a complete LLM request body for the current target.
 pub fn inspect(shared: &Shared, ctx: &mut RequestCtx, original: &Bytes) -> std::result::Result<Bytes, GatewayError> {
-    let strip = body_key_to_strip(ctx);
     let generation = ctx.generation.clone();
     let gw = &generation.gw;
     let consumer = ctx.consumer.map(|c| (c, gw.consumers.get(c)));
-    let guard = ctx.route.and_then(|r| gw.route(r).policies.mcp_guard.for_consumer(ctx.consumer).cloned());
+    let route = ctx.route.map(|r| gw.route(r));
+    let guard = route.and_then(|r| r.policies.mcp_guard.for_consumer(ctx.consumer).cloned());
     let Some(ai) = ctx.ai.as_mut() else {
         return Ok(original.clone());
     };
@@ -155,8 +155,17 @@ pub fn inspect(shared: &Shared, ctx: &mut RequestCtx, original: &Bytes) -> std::
             guard.apply(&mut doc, consumer, shared.ownership.as_ref(), &shared.pins, &mut ai.mcp_events)?;
         }
     }
-    if let Some(name) = strip {
-        doc.remove(&name);
+    if let Some(route) = route {
+        // A credential in the body is never sent to an LLM provider.
+        let found = ctx.credential_location.as_ref();
+        for (i, auth) in route.policies.authenticators.iter().enumerate() {
+            let found = found.filter(|(at, _)| *at == i).map(|(_, l)| l);
+            auth.strip_credentials(found, true, &mut |place| {
+                if place.place == CredentialPlace::BodyField {
+                    doc.remove(place.name);
+                }
+            });
+        }
     }
     ai.facts = Some(facts);
     ai.rendered_for = Some(ai.target);
@@ -166,15 +175,6 @@ pub fn inspect(shared: &Shared, ctx: &mut RequestCtx, original: &Bytes) -> std::
 /// OpenAI's answer for an object that does not exist (or is not the consumer's).
 pub fn not_found(message: &str) -> AiRefusal {
     AiRefusal { status: 404, message: message.to_string(), kind: "invalid_request_error", code: "not_found" }
-}
-
-/// A key-auth key found in the body is never sent to an LLM provider.
-fn body_key_to_strip(ctx: &RequestCtx) -> Option<String> {
-    let Some(KeyLocation::Body(i)) = ctx.key_location else {
-        return None;
-    };
-    let route = ctx.generation.gw.route(ctx.route?);
-    route.policies.key_auth.as_ref()?.key_names.get(i).cloned()
 }
 
 /// Make sure the complete body is rendered for the target of this attempt (after a failover

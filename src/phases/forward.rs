@@ -17,7 +17,7 @@ use crate::core::{Endpoint, Timeouts};
 use crate::errors::GatewayError;
 use crate::gateway::Shared;
 use crate::plugins::ai_proxy::ProviderAuth;
-use crate::plugins::key_auth::KeyLocation;
+use crate::plugins::auth::{without_cookie, CredentialPlace, Place};
 use crate::router::upstream_path;
 use crate::upstream::{build_peer, UpstreamFailure};
 
@@ -84,54 +84,14 @@ pub fn rewrite_request(
     };
     let route = gw.route(route_id);
     let service = gw.service_of(route);
-    let key_auth = route.policies.key_auth.as_deref();
     let is_ai = ctx.ai.is_some();
 
-    // The consumer's key: removed when the plugin hides it, and always before an LLM provider.
-    let strip_key = key_auth.is_some_and(|k| k.hide_credentials) || is_ai;
-    let mut strip_query: Option<&str> = None;
-    if let (true, Some(ka), Some(loc)) = (strip_key, key_auth, ctx.key_location) {
-        match loc {
-            KeyLocation::Header(i) => {
-                let name = ka.key_names[i].as_str();
-                while req.remove_header(name).is_some() {}
-                // Also drop a same-named query parameter (Kong clears both).
-                strip_query = Some(name);
-            }
-            KeyLocation::Query(i) => {
-                let name = ka.key_names[i].as_str();
-                while req.remove_header(name).is_some() {}
-                strip_query = Some(name);
-            }
-            KeyLocation::Body(_) => {}
-        }
-    }
-
-    // Path and query.
-    let original_query = session.req_header().uri.query().map(str::as_bytes);
-    let mut query: Option<Cow<[u8]>> = original_query.map(Cow::Borrowed);
-    if let (Some(name), Some(q)) = (strip_query, original_query) {
-        if let Some(rest) = query::without(q, name) {
-            query = Some(Cow::Owned(rest));
-        }
-    }
-    // A token is never sent to an LLM provider either, wherever the client put it.
-    if let (true, Some(jwt)) = (is_ai, route.policies.jwt.as_deref()) {
-        for name in &jwt.uri_param_names {
-            if let Some(rest) = query.as_deref().and_then(|q| query::without(q, name)) {
-                query = Some(Cow::Owned(rest));
-            }
-        }
-        for h in &jwt.header_names {
-            while req.remove_header(h.as_str()).is_some() {}
-        }
-    }
-    if let (true, Some(oidc)) = (is_ai, route.policies.openid_connect.as_deref()) {
-        if oidc.token_places.contains(&crate::plugins::openid_connect::TokenPlace::Query) {
-            if let Some(rest) = query.as_deref().and_then(|q| query::without(q, "access_token")) {
-                query = Some(Cow::Owned(rest));
-            }
-        }
+    // Path and query; credentials out where their plugins say (always before an LLM provider).
+    let mut query: Option<Cow<[u8]>> = session.req_header().uri.query().map(|q| Cow::Borrowed(q.as_bytes()));
+    let found = ctx.credential_location.as_ref();
+    for (i, auth) in route.policies.authenticators.iter().enumerate() {
+        let found = found.filter(|(at, _)| *at == i).map(|(_, l)| l);
+        auth.strip_credentials(found, is_ai, &mut |place| strip(req, &mut query, place));
     }
     let (path, host) = match &ctx.ai {
         Some(ai) => {
@@ -206,7 +166,7 @@ pub fn rewrite_request(
             }
             if ctx.anonymous {
                 req.insert_header("x-anonymous-consumer", "true")?;
-            } else if let Some(id) = super::authenticate::credential_identifier(ctx, &gw.consumers.credential_ids) {
+            } else if let Some(id) = ctx.credential.as_ref().and_then(|c| c.identifier(&gw.consumers)) {
                 req.insert_header("x-credential-identifier", id)?;
             }
             if let Some(acl) = route.policies.acl.for_consumer(Some(cid)) {
@@ -247,6 +207,33 @@ pub fn rewrite_request(
     }
     let _ = shared;
     Ok(())
+}
+
+/// Remove a credential from the request going upstream (a body field is the body phase's).
+fn strip(req: &mut RequestHeader, query: &mut Option<Cow<[u8]>>, place: Place<'_>) {
+    match place.place {
+        CredentialPlace::Header => while req.remove_header(place.name).is_some() {},
+        CredentialPlace::Query => {
+            if let Some(rest) = query.as_deref().and_then(|q| query::without(q, place.name)) {
+                *query = Some(Cow::Owned(rest));
+            }
+        }
+        CredentialPlace::Cookie => {
+            let kept: Vec<Vec<u8>> = req
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| without_cookie(v.as_bytes(), place.name).unwrap_or_else(|| v.as_bytes().to_vec()))
+                .collect();
+            if kept.iter().zip(req.headers.get_all(http::header::COOKIE)).any(|(k, v)| k != v.as_bytes()) {
+                while req.remove_header(&http::header::COOKIE).is_some() {}
+                for v in kept.into_iter().filter(|v| !v.is_empty()) {
+                    let _ = req.append_header(http::header::COOKIE, v);
+                }
+            }
+        }
+        CredentialPlace::BodyField => {}
+    }
 }
 
 /// Percent-encode a query component.

@@ -13,7 +13,6 @@ use crate::core::path::normalize_path;
 use crate::core::split_host_port;
 use crate::errors::{Envelope, GatewayError};
 use crate::gateway::Shared;
-use crate::plugins::acl::{AclDecision, FORBIDDEN_MESSAGE};
 use crate::upstream::balancer::Tried;
 use crate::upstream::UpstreamFailure;
 
@@ -65,35 +64,16 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
     let mut early = EarlyBody::default();
     if let Err(err) = authenticate::run(shared, session, ctx, route, &mut early).await {
         // An unreadable early body (408, 413) keeps its envelope; refusals are Kong's.
-        let env = if matches!(
-            err,
-            GatewayError::Unauthorized { .. }
-                | GatewayError::UnauthorizedClaims { .. }
-                | GatewayError::AuthForbidden { .. }
-        ) {
-            Envelope::Kong
-        } else {
-            envelope
-        };
+        let env = if matches!(err, GatewayError::Auth(_)) { Envelope::Kong } else { envelope };
         return refuse(session, ctx, err, env).await;
     }
     let (early_read, early_body) = (early.read, early.body);
 
     // ---- authorization
     if let Some(acl) = policies.acl.for_consumer(ctx.consumer) {
-        let consumer = ctx.consumer.map(|c| gw.consumers.get(c));
-        match acl.decide(consumer) {
-            AclDecision::Allowed => {}
-            AclDecision::Unauthenticated => {
-                shared.metrics.auth_failure(&route.name, "unauthenticated");
-                let err = GatewayError::Unauthorized { message: "Unauthorized".into(), www_authenticate: None };
-                return refuse(session, ctx, err, Envelope::Kong).await;
-            }
-            AclDecision::Forbidden => {
-                shared.metrics.auth_failure(&route.name, "forbidden");
-                return refuse(session, ctx, GatewayError::Forbidden { message: FORBIDDEN_MESSAGE }, Envelope::Kong)
-                    .await;
-            }
+        if let Err(failure) = acl.check(ctx.consumer.map(|c| gw.consumers.get(c))) {
+            shared.metrics.auth_failure(&route.name, failure.reason);
+            return refuse(session, ctx, GatewayError::Auth(failure), Envelope::Kong).await;
         }
     }
 

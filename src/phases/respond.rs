@@ -40,7 +40,7 @@ pub async fn write(session: &mut Session, ctx: &mut RequestCtx, r: &ErrorRespons
     h.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
     h.insert_header("x-request-id", ctx.request_id.as_str())?;
     if let Some(w) = &r.www_authenticate {
-        h.insert_header(http::header::WWW_AUTHENTICATE, w.as_str())?;
+        h.insert_header(http::header::WWW_AUTHENTICATE, &**w)?;
     }
     ctx.status = r.status;
     ctx.bytes_out += r.body.len() as u64;

@@ -1,14 +1,170 @@
-//! Plugins, one file each, Kong-compatible where Kong has the plugin. Each file holds the
-//! plugin's Kong schema (what decK files say), its compiled form, and its request-time logic.
+//! Plugins, one folder each, Kong-compatible where Kong has the plugin: its Kong schema (what
+//! decK files say), its compiled form, its request-time logic and its tests.
+//!
+//! This module is the registry: which plugins exist ([`PluginKind`], [`REGISTRY`]), how a
+//! `config` block compiles ([`compile`]), and the helpers every plugin's compiler shares. The
+//! plugins of a route, with Kong's precedence applied, are its [`Policies`]; authentication
+//! plugins are used through the [`auth::Authenticator`] trait.
+//!
+//! Adding a plugin: its folder here, a [`PluginKind`] variant and a [`REGISTRY`] line; a plugin
+//! that is not an authenticator also gets its slot in [`Policies`] and a call in the proxy
+//! phase where it acts.
 
 pub mod acl;
 pub mod ai_proxy;
+pub mod auth;
 pub mod jwt;
 pub mod key_auth;
 pub mod mcp_guard;
 pub mod openid_connect;
+pub mod policies;
+
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
+
+use crate::consumers::Consumers;
+use acl::Acl;
+use ai_proxy::AiProxy;
+use auth::Authenticator;
+use jwt::Jwt;
+use key_auth::KeyAuth;
+use mcp_guard::McpGuard;
+use openid_connect::{JwksRegistry, OpenIdConnect};
+pub use policies::{Instance, Policies, Scoped};
+
+/// The plugins aigate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginKind {
+    Jwt,
+    KeyAuth,
+    OpenIdConnect,
+    Acl,
+    AiProxy,
+    AiProxyAdvanced,
+    McpGuard,
+}
+
+/// A compiled plugin, by what the request path does with it.
+pub enum Compiled {
+    Authenticator(Arc<dyn Authenticator>),
+    Acl(Arc<Acl>),
+    AiProxy(Arc<AiProxy>),
+    McpGuard(Arc<McpGuard>),
+}
+
+/// What compiling a plugin's `config` may use besides the config itself.
+pub struct CompileContext<'a> {
+    pub consumers: &'a Consumers,
+    /// Identity providers' key caches, shared by every openid-connect instance naming one.
+    pub jwks: &'a JwksRegistry,
+}
+
+type CompileFn = fn(Option<&serde_yaml::Value>, &CompileContext<'_>) -> Result<Compiled, Vec<ConfigIssue>>;
+
+/// One plugin aigate knows.
+pub struct Registration {
+    pub kind: PluginKind,
+    /// The decK `name`.
+    pub name: &'static str,
+    /// Authentication plugins identify the consumer, so they cannot be scoped to one.
+    pub authenticates: bool,
+    pub compile: CompileFn,
+}
+
+fn config<T: DeserializeOwned>(config: Option<&serde_yaml::Value>) -> Result<T, Vec<ConfigIssue>> {
+    parse_config(config).map_err(|e| vec![e])
+}
+
+/// Every plugin, in Kong's priority order (jwt 1450, key-auth 1250, openid-connect 1050,
+/// acl 950, ai-proxy 770): the order authentication plugins run in.
+pub const REGISTRY: &[Registration] = &[
+    Registration {
+        kind: PluginKind::Jwt,
+        name: "jwt",
+        authenticates: true,
+        compile: |c, cx| Ok(Compiled::Authenticator(Arc::new(Jwt::compile(config(c)?, cx.consumers)?))),
+    },
+    Registration {
+        kind: PluginKind::KeyAuth,
+        name: "key-auth",
+        authenticates: true,
+        compile: |c, cx| Ok(Compiled::Authenticator(Arc::new(KeyAuth::compile(config(c)?, cx.consumers)?))),
+    },
+    Registration {
+        kind: PluginKind::OpenIdConnect,
+        name: "openid-connect",
+        authenticates: true,
+        compile: |c, cx| {
+            Ok(Compiled::Authenticator(Arc::new(OpenIdConnect::compile(config(c)?, cx.consumers, cx.jwks)?)))
+        },
+    },
+    Registration {
+        kind: PluginKind::Acl,
+        name: "acl",
+        authenticates: false,
+        compile: |c, _| Ok(Compiled::Acl(Arc::new(Acl::compile(config(c)?)?))),
+    },
+    Registration {
+        kind: PluginKind::AiProxy,
+        name: "ai-proxy",
+        authenticates: false,
+        compile: |c, _| Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_single(config(c)?)?))),
+    },
+    Registration {
+        kind: PluginKind::AiProxyAdvanced,
+        name: "ai-proxy-advanced",
+        authenticates: false,
+        compile: |c, _| Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_advanced(config(c)?)?))),
+    },
+    Registration {
+        kind: PluginKind::McpGuard,
+        name: "ai-mcp-guard",
+        authenticates: false,
+        compile: |c, cx| Ok(Compiled::McpGuard(Arc::new(McpGuard::compile(config(c)?, cx.consumers)?))),
+    },
+];
+
+impl PluginKind {
+    fn registration(self) -> &'static Registration {
+        // Every kind is registered (a test checks it); the first entry stands in otherwise.
+        REGISTRY.iter().find(|r| r.kind == self).unwrap_or(&REGISTRY[0])
+    }
+
+    pub fn from_name(name: &str) -> Option<PluginKind> {
+        REGISTRY.iter().find(|r| r.name == name).map(|r| r.kind)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.registration().name
+    }
+
+    /// Authentication plugins identify the consumer, so they cannot be scoped to one.
+    pub fn is_auth(self) -> bool {
+        self.registration().authenticates
+    }
+
+    /// The plugin a route has one of: ai-proxy and ai-proxy-advanced are one.
+    pub fn slot(self) -> PluginKind {
+        match self {
+            PluginKind::AiProxyAdvanced => PluginKind::AiProxy,
+            other => other,
+        }
+    }
+
+    pub fn known_names() -> String {
+        REGISTRY.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Compile one plugin's `config` (absent means all defaults).
+pub fn compile(
+    kind: PluginKind,
+    config: Option<&serde_yaml::Value>,
+    cx: &CompileContext<'_>,
+) -> Result<Compiled, Vec<ConfigIssue>> {
+    (kind.registration().compile)(config, cx)
+}
 
 /// A problem in one plugin's `config`, with the place inside it (`key_names[0]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,55 +177,6 @@ pub struct ConfigIssue {
 impl ConfigIssue {
     pub fn new(path: impl Into<String>, what: impl Into<String>, fix: impl Into<String>) -> Self {
         ConfigIssue { path: path.into(), what: what.into(), fix: fix.into() }
-    }
-}
-
-/// The plugins aigate knows, by decK name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PluginKind {
-    Jwt,
-    KeyAuth,
-    OpenIdConnect,
-    Acl,
-    AiProxy,
-    AiProxyAdvanced,
-    McpGuard,
-}
-
-impl PluginKind {
-    pub const ALL: &'static [PluginKind] = &[
-        PluginKind::Jwt,
-        PluginKind::KeyAuth,
-        PluginKind::OpenIdConnect,
-        PluginKind::Acl,
-        PluginKind::AiProxy,
-        PluginKind::AiProxyAdvanced,
-        PluginKind::McpGuard,
-    ];
-
-    pub fn from_name(name: &str) -> Option<PluginKind> {
-        Self::ALL.iter().copied().find(|k| k.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            PluginKind::Jwt => "jwt",
-            PluginKind::KeyAuth => "key-auth",
-            PluginKind::OpenIdConnect => "openid-connect",
-            PluginKind::Acl => "acl",
-            PluginKind::AiProxy => "ai-proxy",
-            PluginKind::AiProxyAdvanced => "ai-proxy-advanced",
-            PluginKind::McpGuard => "ai-mcp-guard",
-        }
-    }
-
-    /// Authentication plugins identify the consumer, so they cannot be scoped to one.
-    pub fn is_auth(self) -> bool {
-        matches!(self, PluginKind::Jwt | PluginKind::KeyAuth | PluginKind::OpenIdConnect)
-    }
-
-    pub fn known_names() -> String {
-        Self::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -109,7 +216,7 @@ pub fn unsupported_unless_default(
 /// An auth plugin's `anonymous` consumer (username or id), checked to exist.
 pub fn anonymous_consumer(
     issues: &mut Vec<ConfigIssue>,
-    consumers: &crate::consumers::Consumers,
+    consumers: &Consumers,
     anonymous: Option<&str>,
 ) -> Option<crate::core::ConsumerId> {
     let name = anonymous.filter(|a| !a.is_empty())?;
@@ -148,6 +255,23 @@ pub fn choices<'a, T: PartialEq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_is_registered_once() {
+        for kind in [
+            PluginKind::Jwt,
+            PluginKind::KeyAuth,
+            PluginKind::OpenIdConnect,
+            PluginKind::Acl,
+            PluginKind::AiProxy,
+            PluginKind::AiProxyAdvanced,
+            PluginKind::McpGuard,
+        ] {
+            assert_eq!(REGISTRY.iter().filter(|r| r.kind == kind).count(), 1, "{kind:?}");
+            assert_eq!(PluginKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(PluginKind::from_name("rate-limiting"), None);
+    }
 
     #[test]
     fn choices_keep_order_drop_repeats_and_name_unknowns() {

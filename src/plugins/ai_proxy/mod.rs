@@ -16,7 +16,7 @@ pub use schema::{
 pub mod request;
 mod schema;
 
-use crate::upstream::balancer::{Algorithm, Balancer, BalancerConfig, FailoverCriteria};
+use crate::upstream::balancer::{Algorithm, Balancer, BalancerConfig, FailoverCriteria, MAX_TARGETS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Streaming {
@@ -101,6 +101,13 @@ impl AiProxy {
             s.genai_category,
             &mut issues,
         );
+        if issues.is_empty() && targets.len() > MAX_TARGETS {
+            issues.push(ConfigIssue::new(
+                "targets",
+                format!("at most {MAX_TARGETS} targets are supported"),
+                "split the route",
+            ));
+        }
         if !issues.is_empty() {
             return Err(issues);
         }

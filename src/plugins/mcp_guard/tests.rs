@@ -6,14 +6,12 @@ use std::time::Duration;
 fn consumers() -> Consumers {
     let mut c = Consumers::default();
     for (name, groups) in [("alex", vec!["devs"]), ("bo", vec![]), ("cy", vec!["ops"])] {
-        c.add(Consumer {
-            id: format!("id-{name}"),
-            username: Some(name.into()),
-            custom_id: None,
-            label: name.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            groups_header: groups.join(", "),
-        });
+        c.add(Consumer::new(
+            format!("id-{name}"),
+            Some(name.into()),
+            None,
+            groups.iter().map(|g| g.to_string()).collect(),
+        ));
     }
     c
 }

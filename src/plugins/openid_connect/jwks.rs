@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -317,36 +317,56 @@ impl RefreshWait {
 }
 
 /// The caches of a configuration, one per source, shared by every plugin instance naming it.
+/// The HTTP client is built (with the gateway's `tls_trusted_ca`) when the first cache is.
 pub struct JwksRegistry {
-    client: reqwest::Client,
+    extra_ca: Option<PathBuf>,
+    inner: Mutex<Registered>,
+}
+
+#[derive(Default)]
+struct Registered {
+    client: Option<reqwest::Client>,
     caches: HashMap<JwksSource, Arc<JwksCache>>,
     order: Vec<Arc<JwksCache>>,
 }
 
 impl JwksRegistry {
-    pub fn new(client: reqwest::Client) -> JwksRegistry {
-        JwksRegistry { client, caches: HashMap::new(), order: Vec::new() }
+    pub fn new(extra_ca: Option<PathBuf>) -> JwksRegistry {
+        JwksRegistry { extra_ca, inner: Mutex::new(Registered::default()) }
+    }
+
+    fn registered(&self) -> std::sync::MutexGuard<'_, Registered> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// The cache of `source`, created on first use.
-    pub fn cache(&mut self, source: JwksSource) -> Arc<JwksCache> {
-        if let Some(c) = self.caches.get(&source) {
-            return Arc::clone(c);
+    pub fn cache(&self, source: JwksSource) -> Result<Arc<JwksCache>, String> {
+        let mut r = self.registered();
+        if let Some(c) = r.caches.get(&source) {
+            return Ok(Arc::clone(c));
         }
-        let cache = Arc::new(JwksCache::new(source.clone(), self.client.clone()));
-        self.caches.insert(source, Arc::clone(&cache));
-        self.order.push(Arc::clone(&cache));
-        cache
+        let client = match &r.client {
+            Some(c) => c.clone(),
+            None => {
+                let c = http_client(self.extra_ca.as_deref())
+                    .map_err(|e| format!("cannot build the HTTP client for identity providers: {e}"))?;
+                r.client = Some(c.clone());
+                c
+            }
+        };
+        let cache = Arc::new(JwksCache::new(source.clone(), client));
+        r.caches.insert(source, Arc::clone(&cache));
+        r.order.push(Arc::clone(&cache));
+        Ok(cache)
     }
 
     /// Every cache, in creation order: refresh them once before serving, then hand them to
     /// [`run_refresher`].
     pub fn all(&self) -> Vec<Arc<JwksCache>> {
-        self.order.clone()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.registered().order.clone()
     }
 }
 
@@ -392,11 +412,11 @@ mod tests {
 
     #[test]
     fn registry_shares_caches_by_source() {
-        let mut r = JwksRegistry::new(reqwest::Client::new());
-        assert!(r.is_empty());
-        let a = r.cache(JwksSource::Discovery("https://idp/.well-known/openid-configuration".into()));
-        let b = r.cache(JwksSource::Discovery("https://idp/.well-known/openid-configuration".into()));
-        let c = r.cache(JwksSource::Jwks("https://idp/.well-known/openid-configuration".into()));
+        let r = JwksRegistry::new(None);
+        assert!(r.all().is_empty());
+        let a = r.cache(JwksSource::Discovery("https://idp/.well-known/openid-configuration".into())).unwrap();
+        let b = r.cache(JwksSource::Discovery("https://idp/.well-known/openid-configuration".into())).unwrap();
+        let c = r.cache(JwksSource::Jwks("https://idp/.well-known/openid-configuration".into())).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(r.all().len(), 2);

@@ -298,11 +298,6 @@ impl McpGuard {
         Ok(McpGuard { servers, refuse_disallowed_tools })
     }
 
-    /// Labels of the servers this guard knows (bounded metric labels).
-    pub fn knows_label(&self, label: &str) -> bool {
-        self.servers.iter().any(|s| s.label == label)
-    }
-
     /// Check and rewrite the MCP parts of a Responses request for this consumer.
     /// Decisions are appended to `events`, refusals included.
     pub fn apply(

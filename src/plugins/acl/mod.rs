@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::auth::AuthFailure;
 use super::ConfigIssue;
 use crate::consumers::Consumer;
 
@@ -77,6 +78,15 @@ impl Acl {
         Ok(Acl { rule, hide_groups_header: schema.hide_groups_header })
     }
 
+    /// Kong's answer: 401 `Unauthorized` without a consumer, 403 when its groups forbid it.
+    pub fn check(&self, consumer: Option<&Consumer>) -> Result<(), AuthFailure> {
+        match self.decide(consumer) {
+            AclDecision::Allowed => Ok(()),
+            AclDecision::Unauthenticated => Err(AuthFailure::new(401, "Unauthorized", "unauthenticated")),
+            AclDecision::Forbidden => Err(AuthFailure::new(403, FORBIDDEN_MESSAGE, "forbidden")),
+        }
+    }
+
     pub fn decide(&self, consumer: Option<&Consumer>) -> AclDecision {
         let Some(consumer) = consumer else {
             return AclDecision::Unauthenticated;
@@ -95,43 +105,4 @@ impl Acl {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn consumer(groups: &[&str]) -> Consumer {
-        Consumer {
-            id: "id".into(),
-            username: Some("u".into()),
-            custom_id: None,
-            label: "u".into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            groups_header: groups.join(", "),
-        }
-    }
-
-    fn acl(yaml: &str) -> Result<Acl, Vec<ConfigIssue>> {
-        Acl::compile(serde_yaml::from_str(yaml).unwrap())
-    }
-
-    #[test]
-    fn allow_and_deny() {
-        let allow = acl("allow: [gold, silver]").unwrap();
-        assert_eq!(allow.decide(Some(&consumer(&["silver"]))), AclDecision::Allowed);
-        assert_eq!(allow.decide(Some(&consumer(&["bronze"]))), AclDecision::Forbidden);
-        assert_eq!(allow.decide(Some(&consumer(&[]))), AclDecision::Forbidden);
-        assert_eq!(allow.decide(None), AclDecision::Unauthenticated);
-        let deny = acl("deny: [blocked]").unwrap();
-        assert_eq!(deny.decide(Some(&consumer(&["blocked", "gold"]))), AclDecision::Forbidden);
-        assert_eq!(deny.decide(Some(&consumer(&["gold"]))), AclDecision::Allowed);
-        assert_eq!(deny.decide(None), AclDecision::Unauthenticated);
-    }
-
-    #[test]
-    fn exactly_one_list() {
-        assert!(acl("allow: [a]\ndeny: [b]").is_err());
-        assert!(acl("{}").is_err());
-        assert!(acl("allow: []").is_err());
-        assert!(acl("allow: [a]\ninclude_consumer_groups: true").is_err());
-        assert!(serde_yaml::from_str::<AclSchema>("allow: [a]\nwhitelist: [b]").is_err());
-    }
-}
+mod tests;

@@ -1,0 +1,806 @@
+//! openid-connect: the bearer-token part of Kong Enterprise's plugin. A request carries a JWT
+//! access token (`Authorization: Bearer`, or `?access_token=`); it must be signed by a key of
+//! the issuer's JWKS (found through discovery, and/or `extra_jwks_uris`), be issued by the
+//! configured issuer, be within its validity, and hold the required scopes and audience. A
+//! claim of it may then name the consumer.
+//!
+//! Only `auth_methods: [bearer]` is implemented. Kong's other fields are accepted at their
+//! defaults; those a bearer-only plugin never reads (sessions, the authorization code flow,
+//! token/introspection endpoints, caches, ...) are accepted and ignored; a field that would
+//! change how a bearer token is judged is refused unless at its default.
+//!
+//! Answers are Kong's: 401 `{"message":"Unauthorized"}` with
+//! `WWW-Authenticate: Bearer realm="<issuer host>", error="invalid_token"`, and 403
+//! `{"message":"Forbidden"}` with `error="insufficient_scope"` for scope, audience and consumer
+//! failures. The reason is never in the body (Kong logs it); `reason()` names it for metrics.
+//!
+//! Keys are fetched off the request path by [`jwks::JwksCache`]; see there.
+
+pub mod jwks;
+mod schema;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora_http::RequestHeader;
+use serde_json::{Map, Value};
+
+use super::auth::{
+    bearer, Attempt, AuthFailure, AuthRequest, Authenticated, Authenticator, BearerSyntax, Credential,
+    CredentialLocation, CredentialPlace, Place,
+};
+use super::{unsupported_unless_default, ConfigIssue, PluginKind};
+use crate::consumers::Consumers;
+use crate::core::query;
+use crate::core::ConsumerId;
+use crate::jose::jws::{self, Jws, JwsError, Profile};
+use crate::jose::Algorithm;
+pub use jwks::{http_client, run_refresher, JwksCache, JwksRegistry, JwksSource, RefreshWait};
+use schema::{kong_field, KongField};
+pub use schema::{OidcFields, OpenIdConnectSchema};
+
+/// How long a request whose token names an unknown `kid` waits for the keys to be refreshed.
+pub const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(2);
+
+/// At most this many keys are tried on one token (tokens without `kid`).
+pub const MAX_KEYS_TRIED: usize = 8;
+
+/// The algorithms accepted on tokens: asymmetric only. HMAC would need a shared secret, which a
+/// public key set cannot hold; `none` and unknown names are never accepted.
+pub const ACCEPTED_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::Rs256,
+    Algorithm::Rs384,
+    Algorithm::Rs512,
+    Algorithm::Ps256,
+    Algorithm::Ps384,
+    Algorithm::Ps512,
+    Algorithm::Es256,
+    Algorithm::Es384,
+    Algorithm::EdDsa,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPlace {
+    /// `Authorization: Bearer <token>`.
+    Header,
+    /// `?access_token=<token>`.
+    Query,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerBy {
+    Id,
+    Username,
+    CustomId,
+}
+
+/// openid-connect as compiled for the request path.
+#[derive(Debug)]
+pub struct OpenIdConnect {
+    /// The issuer, without a `/.well-known/openid-configuration` suffix.
+    pub issuer: String,
+    /// `iss` values accepted (exact match): `issuers_allowed`, else the issuer (and the
+    /// `issuer` of its discovery document, read at run time).
+    issuers_allowed: Vec<String>,
+    use_discovered_issuer: bool,
+    caches: Vec<Arc<JwksCache>>,
+    pub token_places: Vec<TokenPlace>,
+    /// Each entry is a set of values that must all be present; any entry satisfied is enough.
+    audience_required: Vec<Vec<String>>,
+    audience_claim: Vec<String>,
+    scopes_required: Vec<Vec<String>>,
+    scopes_claim: Vec<String>,
+    /// A claim path (nested objects); empty means no consumer mapping.
+    consumer_claim: Vec<String>,
+    consumer_by: Vec<ConsumerBy>,
+    pub consumer_optional: bool,
+    credential_claim: Vec<String>,
+    pub anonymous: Option<ConsumerId>,
+    pub run_on_preflight: bool,
+    verify_claims: bool,
+    leeway: f64,
+    unauthorized_message: Arc<str>,
+    forbidden_message: Arc<str>,
+    /// `Bearer realm="<host>"`, the same with the RFC 6750 error codes.
+    www_plain: Arc<str>,
+    www_invalid_token: Arc<str>,
+    www_insufficient_scope: Arc<str>,
+    unknown_kid_wait: Duration,
+}
+
+fn claim_path(issues: &mut Vec<ConfigIssue>, field: &str, value: Option<Vec<String>>, default: &str) -> Vec<String> {
+    let path = value.unwrap_or_else(|| vec![default.to_string()]);
+    if path.is_empty() || path.iter().any(String::is_empty) {
+        issues.push(ConfigIssue::new(field, format!("{field} must name a claim"), format!("e.g. [{default}]")));
+    }
+    path
+}
+
+/// `["a b", "c"]` → `[[a, b], [c]]`.
+fn requirement_sets(issues: &mut Vec<ConfigIssue>, field: &str, value: Option<Vec<String>>) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for (i, entry) in value.unwrap_or_default().iter().enumerate() {
+        let set: Vec<String> = entry.split_ascii_whitespace().map(str::to_string).collect();
+        if set.is_empty() {
+            issues.push(ConfigIssue::new(format!("{field}[{i}]"), "the entry is empty", "remove it"));
+        } else {
+            out.push(set);
+        }
+    }
+    out
+}
+
+/// An absolute http(s) URL with a host.
+fn check_url(issues: &mut Vec<ConfigIssue>, path: &str, url: &str) -> Option<String> {
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")))
+        .and_then(|u| u.host().map(str::to_string));
+    if host.is_none() {
+        issues.push(ConfigIssue::new(path, format!("`{url}` is not an http(s) URL"), "use https://host/path"));
+    }
+    host
+}
+
+impl OpenIdConnect {
+    pub fn compile(
+        schema: OpenIdConnectSchema,
+        consumers: &Consumers,
+        caches: &JwksRegistry,
+    ) -> Result<OpenIdConnect, Vec<ConfigIssue>> {
+        let mut issues = Vec::new();
+        let f = schema.fields;
+
+        for (name, value) in &schema.kong_only {
+            let default = |v: &serde_yaml::Value| match kong_field(name) {
+                None | Some(KongField::Inert) => true,
+                Some(KongField::Null) => v.as_sequence().is_some_and(|s| s.is_empty()),
+                Some(KongField::Bool(b)) => v.as_bool() == Some(b),
+                Some(KongField::Str(s)) => v.as_str() == Some(s),
+            };
+            unsupported_unless_default(&mut issues, name, &Some(value.clone()), default);
+        }
+
+        // The issuer, and where its discovery document is.
+        let (issuer, discovery) = match f.issuer.strip_suffix(jwks::WELL_KNOWN) {
+            Some(base) => (base.to_string(), f.issuer.clone()),
+            None => (f.issuer.clone(), format!("{}{}", f.issuer.trim_end_matches('/'), jwks::WELL_KNOWN)),
+        };
+        let realm = check_url(&mut issues, "issuer", &f.issuer).unwrap_or_else(|| "kong".to_string());
+        let mut plugin_caches = Vec::new();
+        if issues.iter().all(|i| i.path != "issuer") {
+            plugin_caches.push(JwksSource::Discovery(discovery));
+        }
+        for (i, url) in f.extra_jwks_uris.iter().flatten().enumerate() {
+            if check_url(&mut issues, &format!("extra_jwks_uris[{i}]"), url).is_some() {
+                let source = JwksSource::Jwks(url.clone());
+                if !plugin_caches.contains(&source) {
+                    plugin_caches.push(source);
+                }
+            }
+        }
+
+        for (i, m) in f.auth_methods.iter().flatten().enumerate() {
+            if m != "bearer" {
+                issues.push(ConfigIssue::new(
+                    format!("auth_methods[{i}]"),
+                    format!("auth method `{m}` is not supported by aigate (only bearer tokens are)"),
+                    "set auth_methods to [bearer]",
+                ));
+            }
+        }
+        if f.auth_methods.as_ref().is_some_and(Vec::is_empty) {
+            issues.push(ConfigIssue::new("auth_methods", "auth_methods is empty", "set auth_methods to [bearer]"));
+        }
+
+        let places = f.bearer_token_param_type.unwrap_or_else(|| vec!["header".to_string()]);
+        let token_places = super::choices(
+            &mut issues,
+            "bearer_token_param_type",
+            &places,
+            |p| match p {
+                "header" => Some(TokenPlace::Header),
+                "query" => Some(TokenPlace::Query),
+                _ => None,
+            },
+            "is not supported by aigate (header and query are)",
+            "use header and/or query",
+        );
+        if places.is_empty() {
+            issues.push(ConfigIssue::new("bearer_token_param_type", "no place to look for the token", "use [header]"));
+        }
+
+        let audience_required = requirement_sets(&mut issues, "audience_required", f.audience_required);
+        let scopes_required = requirement_sets(&mut issues, "scopes_required", f.scopes_required);
+        let audience_claim = claim_path(&mut issues, "audience_claim", f.audience_claim, "aud");
+        let scopes_claim = claim_path(&mut issues, "scopes_claim", f.scopes_claim, "scope");
+        let credential_claim = claim_path(&mut issues, "credential_claim", f.credential_claim, "sub");
+        let consumer_claim = f.consumer_claim.unwrap_or_default();
+        if consumer_claim.iter().any(String::is_empty) {
+            issues.push(ConfigIssue::new("consumer_claim", "consumer_claim has an empty name", "e.g. [sub]"));
+        }
+        let by = f.consumer_by.unwrap_or_else(|| vec!["username".to_string(), "custom_id".to_string()]);
+        let consumer_by = super::choices(
+            &mut issues,
+            "consumer_by",
+            &by,
+            |b| match b {
+                "id" => Some(ConsumerBy::Id),
+                "username" => Some(ConsumerBy::Username),
+                "custom_id" => Some(ConsumerBy::CustomId),
+                _ => None,
+            },
+            "is not a consumer field",
+            "use id, username and/or custom_id",
+        );
+        if !consumer_claim.is_empty()
+            && consumer_by.is_empty()
+            && issues.iter().all(|i| !i.path.starts_with("consumer_by"))
+        {
+            issues.push(ConfigIssue::new("consumer_by", "consumer_by is empty", "use [username, custom_id]"));
+        }
+
+        let anonymous = super::anonymous_consumer(&mut issues, consumers, f.anonymous.as_deref());
+
+        let leeway = f.leeway.unwrap_or(0.0);
+        if !(leeway.is_finite() && leeway >= 0.0) {
+            issues.push(ConfigIssue::new("leeway", "leeway must be a number of seconds, 0 or more", "e.g. 30"));
+        }
+        let lifetime = f.rediscovery_lifetime.unwrap_or(jwks::DEFAULT_ON_DEMAND_INTERVAL.as_secs_f64());
+        if !(lifetime.is_finite() && lifetime >= 0.0) {
+            issues.push(ConfigIssue::new(
+                "rediscovery_lifetime",
+                "rediscovery_lifetime must be a number of seconds, 0 or more",
+                "e.g. 30",
+            ));
+        }
+
+        let issuers_allowed = match f.issuers_allowed {
+            Some(list) if !list.is_empty() => list,
+            _ => vec![issuer.clone()],
+        };
+        let use_discovered_issuer = issuers_allowed.as_slice() == std::slice::from_ref(&issuer);
+
+        let expose = f.expose_error_code.unwrap_or(true);
+        let www_plain = format!("Bearer realm=\"{realm}\"");
+        let (www_invalid_token, www_insufficient_scope) = if expose {
+            (format!("{www_plain}, error=\"invalid_token\""), format!("{www_plain}, error=\"insufficient_scope\""))
+        } else {
+            (www_plain.clone(), www_plain.clone())
+        };
+
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        let interval = Duration::from_secs_f64(lifetime.min(1e9));
+        let caches: Vec<Arc<JwksCache>> = plugin_caches
+            .into_iter()
+            .map(|source| {
+                let cache = caches.cache(source)?;
+                cache.limit_on_demand_interval(interval);
+                Ok(cache)
+            })
+            .collect::<Result<_, String>>()
+            .map_err(|e| vec![ConfigIssue::new("", e, "check tls_trusted_ca")])?;
+        Ok(OpenIdConnect {
+            issuer,
+            issuers_allowed,
+            use_discovered_issuer,
+            caches,
+            token_places,
+            audience_required,
+            audience_claim,
+            scopes_required,
+            scopes_claim,
+            consumer_claim,
+            consumer_by,
+            consumer_optional: f.consumer_optional.unwrap_or(false),
+            credential_claim,
+            anonymous,
+            run_on_preflight: f.run_on_preflight.unwrap_or(true),
+            verify_claims: f.verify_claims.unwrap_or(true),
+            leeway,
+            unauthorized_message: Arc::from(f.unauthorized_error_message.unwrap_or_else(|| "Unauthorized".into())),
+            forbidden_message: Arc::from(f.forbidden_error_message.unwrap_or_else(|| "Forbidden".into())),
+            www_plain: Arc::from(www_plain),
+            www_invalid_token: Arc::from(www_invalid_token),
+            www_insufficient_scope: Arc::from(www_insufficient_scope),
+            unknown_kid_wait: UNKNOWN_KID_WAIT,
+        })
+    }
+
+    /// The key caches this plugin reads (also in the registry it was compiled with).
+    pub fn caches(&self) -> &[Arc<JwksCache>] {
+        &self.caches
+    }
+
+    /// Check the request's bearer token against the keys in hand and map its consumer.
+    /// `now_unix` is the current time in seconds. When the token names a key no cache has,
+    /// refreshes are started (at most one per issuer per `rediscovery_lifetime`) and the token
+    /// waits for them: finish with [`after_refresh`](Self::after_refresh).
+    pub fn check_cached<'r>(&self, req: &'r RequestHeader, consumers: &Consumers, now_unix: u64) -> Checked<'r> {
+        let Some(token) = self.find_token(req) else {
+            return Checked::Done(Err(self.fail(OidcError::Missing)));
+        };
+        let jws = match self.decode(&token) {
+            Ok(jws) => jws,
+            Err(f) => return Checked::Done(Err(f)),
+        };
+        let outcome = self.verify_signature(&jws);
+        if matches!(outcome, KeyOutcome::KidUnknown | KeyOutcome::NoKey | KeyOutcome::NoKeysLoaded) {
+            // Keys may have been rotated: refresh (rate-limited per cache), then look again.
+            let waits: Vec<_> = self.caches.iter().filter_map(|c| c.refresh_for_unknown_kid()).collect();
+            if !waits.is_empty() {
+                drop(jws);
+                return Checked::AwaitingKeys { token, waits };
+            }
+        }
+        Checked::Done(self.finish(&jws, outcome, consumers, now_unix))
+    }
+
+    /// Wait a bounded time ([`UNKNOWN_KID_WAIT`]) for the refreshes `check_cached` started,
+    /// together, and check the token again.
+    pub async fn after_refresh(
+        &self,
+        token: &[u8],
+        waits: Vec<RefreshWait>,
+        consumers: &Consumers,
+        now_unix: u64,
+    ) -> Result<OidcOk, OidcFailure> {
+        let all = async {
+            for w in waits {
+                w.finished().await;
+            }
+        };
+        let _ = tokio::time::timeout(self.unknown_kid_wait, all).await;
+        let jws = self.decode(token)?;
+        let outcome = self.verify_signature(&jws);
+        self.finish(&jws, outcome, consumers, now_unix)
+    }
+
+    fn decode<'t>(&self, token: &'t [u8]) -> Result<Jws<'t>, OidcFailure> {
+        let jws = jws::decode(token, Profile::Strict).map_err(|e| {
+            self.fail(match e {
+                JwsError::Algorithm => OidcError::Algorithm,
+                JwsError::Malformed | JwsError::Claims | JwsError::Signature => OidcError::Malformed,
+            })
+        })?;
+        if !ACCEPTED_ALGORITHMS.contains(&jws.alg) {
+            return Err(self.fail(OidcError::Algorithm));
+        }
+        Ok(jws)
+    }
+
+    /// Everything after the signature: issuer, times, scopes, audience, consumer.
+    fn finish(
+        &self,
+        jws: &Jws<'_>,
+        outcome: KeyOutcome,
+        consumers: &Consumers,
+        now_unix: u64,
+    ) -> Result<OidcOk, OidcFailure> {
+        match outcome {
+            KeyOutcome::Verified => {}
+            KeyOutcome::BadSignature => return Err(self.fail(OidcError::Signature)),
+            KeyOutcome::WrongAlgorithm => return Err(self.fail(OidcError::Algorithm)),
+            KeyOutcome::KidUnknown | KeyOutcome::NoKey => return Err(self.fail(OidcError::UnknownKey)),
+            KeyOutcome::NoKeysLoaded => return Err(self.fail(OidcError::NoKeys)),
+        }
+        let claims = &jws.claims;
+
+        let iss = claims.get("iss").and_then(Value::as_str).ok_or_else(|| self.fail(OidcError::Issuer))?;
+        if !self.issuer_allowed(iss) {
+            return Err(self.fail(OidcError::Issuer));
+        }
+        if self.verify_claims {
+            self.check_times(claims, now_unix as f64)?;
+        }
+
+        if !self.scopes_required.is_empty() {
+            let found = claim(claims, &self.scopes_claim).map(value_set);
+            match found {
+                None => return Err(self.fail(OidcError::NoScopes)),
+                Some(have) => {
+                    if !any_set_satisfied(&self.scopes_required, &have) {
+                        return Err(self.fail(OidcError::Scope));
+                    }
+                }
+            }
+        }
+        if !self.audience_required.is_empty() {
+            let found = claim(claims, &self.audience_claim).map(value_set);
+            match found {
+                None => return Err(self.fail(OidcError::NoAudience)),
+                Some(have) => {
+                    if !any_set_satisfied(&self.audience_required, &have) {
+                        return Err(self.fail(OidcError::Audience));
+                    }
+                }
+            }
+        }
+
+        let consumer = if self.consumer_claim.is_empty() {
+            None
+        } else {
+            let found = claim(claims, &self.consumer_claim)
+                .and_then(claim_text)
+                .and_then(|v| self.find_consumer(consumers, &v));
+            match found {
+                Some(id) => Some(id),
+                None if self.consumer_optional => None,
+                None => return Err(self.fail(OidcError::ConsumerNotFound)),
+            }
+        };
+
+        let subject = claims.get("sub").and_then(scalar_text).map(Cow::into_owned);
+        let credential_id = match claim(claims, &self.credential_claim).and_then(scalar_text) {
+            Some(c) => format!("{iss}#{c}"),
+            None => iss.to_string(),
+        };
+        Ok(OidcOk { consumer, subject, credential_id })
+    }
+
+    fn fail(&self, kind: OidcError) -> OidcFailure {
+        let (message, www) = match kind.status() {
+            403 => (&self.forbidden_message, &self.www_insufficient_scope),
+            _ if kind == OidcError::Missing => (&self.unauthorized_message, &self.www_plain),
+            _ => (&self.unauthorized_message, &self.www_invalid_token),
+        };
+        OidcFailure { kind, message: Arc::clone(message), www_authenticate: Arc::clone(www) }
+    }
+
+    fn issuer_allowed(&self, iss: &str) -> bool {
+        if self.issuers_allowed.iter().any(|a| a == iss) {
+            return true;
+        }
+        self.use_discovered_issuer
+            && self.caches.iter().any(|c| c.keys().issuer.as_deref().is_some_and(|discovered| discovered == iss))
+    }
+
+    fn check_times(&self, claims: &Map<String, Value>, now: f64) -> Result<(), OidcFailure> {
+        let number = |name: &str| -> Result<Option<f64>, OidcFailure> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| self.fail(OidcError::BadClaims)),
+                Some(_) => Err(self.fail(OidcError::BadClaims)),
+            }
+        };
+        let exp = number("exp")?.ok_or_else(|| self.fail(OidcError::BadClaims))?;
+        if now >= exp + self.leeway {
+            return Err(self.fail(OidcError::Expired));
+        }
+        if let Some(nbf) = number("nbf")? {
+            if nbf > now + self.leeway {
+                return Err(self.fail(OidcError::NotYetValid));
+            }
+        }
+        if let Some(iat) = number("iat")? {
+            if iat > now + self.leeway {
+                return Err(self.fail(OidcError::IssuedInFuture));
+            }
+        }
+        Ok(())
+    }
+
+    /// Try the keys the token may be signed with.
+    fn verify_signature(&self, jws: &Jws<'_>) -> KeyOutcome {
+        let sets: Vec<_> = self.caches.iter().map(|c| c.keys()).collect();
+        if sets.iter().all(|s| s.keys.is_empty()) {
+            return KeyOutcome::NoKeysLoaded;
+        }
+        let all = || sets.iter().flat_map(|s| s.keys.iter());
+        match jws.kid() {
+            Some(kid) => {
+                let named = || all().filter(|k| k.kid.as_deref() == Some(kid));
+                if named().next().is_some() {
+                    return match try_keys(named(), jws) {
+                        Some(true) => KeyOutcome::Verified,
+                        Some(false) => KeyOutcome::BadSignature,
+                        // The kid exists, but for another key type or algorithm.
+                        None => KeyOutcome::WrongAlgorithm,
+                    };
+                }
+                // Keys published without a kid may still have signed it.
+                match try_keys(all().filter(|k| k.kid.is_none()), jws) {
+                    Some(true) => KeyOutcome::Verified,
+                    _ => KeyOutcome::KidUnknown,
+                }
+            }
+            None => match try_keys(all(), jws) {
+                Some(true) => KeyOutcome::Verified,
+                Some(false) => KeyOutcome::BadSignature,
+                None => KeyOutcome::NoKey,
+            },
+        }
+    }
+
+    fn find_token<'r>(&self, req: &'r RequestHeader) -> Option<Cow<'r, [u8]>> {
+        for place in &self.token_places {
+            let found = match place {
+                TokenPlace::Header => req
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| bearer(v.as_bytes(), BearerSyntax::Rfc6750))
+                    .map(Cow::Borrowed),
+                TokenPlace::Query => {
+                    req.uri.query().and_then(|q| query::values(q.as_bytes(), "access_token").find(|v| !v.is_empty()))
+                }
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    fn find_consumer(&self, consumers: &Consumers, value: &str) -> Option<ConsumerId> {
+        // `find` indexes ids, usernames and custom_ids together; keep the match only if it is
+        // by one of the configured fields.
+        let id = consumers.find(value)?;
+        let c = consumers.list.get(id.index())?;
+        self.consumer_by
+            .iter()
+            .any(|by| match by {
+                ConsumerBy::Id => c.id == value,
+                ConsumerBy::Username => c.username.as_deref() == Some(value),
+                ConsumerBy::CustomId => c.custom_id.as_deref() == Some(value),
+            })
+            .then_some(id)
+    }
+}
+
+/// `Some(true)` when one of the keys (that accept the token's algorithm) verifies it,
+/// `Some(false)` when some were tried and none did, `None` when none could be tried.
+fn try_keys<'k>(keys: impl Iterator<Item = &'k jwks::Jwk>, jws: &Jws<'_>) -> Option<bool> {
+    let mut tried = false;
+    for key in keys.filter(|k| k.accepts(jws.alg)).take(MAX_KEYS_TRIED) {
+        tried = true;
+        if key.verify(jws.alg, jws.signing_input, &jws.signature) {
+            return Some(true);
+        }
+    }
+    tried.then_some(false)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyOutcome {
+    Verified,
+    BadSignature,
+    /// The named key cannot verify this algorithm.
+    WrongAlgorithm,
+    /// The token names a kid no key has.
+    KidUnknown,
+    /// No kid, and no key for the algorithm.
+    NoKey,
+    /// No key set has been fetched yet (or every fetch failed).
+    NoKeysLoaded,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+/// A claim by path (`["realm_access", "roles"]` is nested); null and false read as absent, as
+/// in Kong.
+fn claim<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut v = claims.get(first)?;
+    for name in rest {
+        v = v.as_object()?.get(name)?;
+    }
+    match v {
+        Value::Null | Value::Bool(false) => None,
+        v => Some(v),
+    }
+}
+
+/// A claim as a set of values: a space-separated string, or an array of them.
+fn value_set(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |v: &Value| match v {
+        Value::String(s) => out.extend(s.split_ascii_whitespace().map(str::to_string)),
+        Value::Number(n) => out.push(n.to_string()),
+        Value::Bool(b) => out.push(b.to_string()),
+        _ => {}
+    };
+    match v {
+        Value::Array(items) => items.iter().for_each(&mut add),
+        v => add(v),
+    }
+    out
+}
+
+fn any_set_satisfied(required: &[Vec<String>], have: &[String]) -> bool {
+    required.iter().any(|set| set.iter().all(|r| have.contains(r)))
+}
+
+/// A claim as text, as Kong reads it for consumer mapping: strings, numbers and booleans as
+/// written, arrays joined with spaces.
+fn claim_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::Array(items) => {
+            let parts: Vec<Cow<'_, str>> = items.iter().filter_map(scalar_text).collect();
+            (!parts.is_empty()).then(|| Cow::Owned(parts.join(" ")))
+        }
+        v => scalar_text(v),
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+/// A token that passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcOk {
+    /// The mapped consumer; `None` without `consumer_claim`, or with `consumer_optional` when
+    /// no consumer matched.
+    pub consumer: Option<ConsumerId>,
+    /// The token's `sub`.
+    pub subject: Option<String>,
+    /// `<iss>#<credential_claim>` (default claim `sub`), or `<iss>` without it: for
+    /// `X-Credential-Identifier`, never the token.
+    pub credential_id: String,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcError {
+    /// No token where the plugin looks.
+    Missing,
+    /// Not a compact JWS with JSON object header and payload (or too long, or `crit`).
+    Malformed,
+    /// `alg` missing, unknown, `none`, HMAC, ES512, or not one the named key can verify.
+    Algorithm,
+    /// No key has the token's `kid` (after a refresh), or no key fits its algorithm.
+    UnknownKey,
+    /// No keys could be fetched from the issuer yet.
+    NoKeys,
+    Signature,
+    /// `iss` missing or not the issuer.
+    Issuer,
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    /// `exp` missing, or `exp`/`nbf`/`iat` not numbers.
+    BadClaims,
+    NoScopes,
+    Scope,
+    NoAudience,
+    Audience,
+    ConsumerNotFound,
+}
+
+impl OidcError {
+    pub fn status(self) -> u16 {
+        match self {
+            OidcError::NoScopes
+            | OidcError::Scope
+            | OidcError::NoAudience
+            | OidcError::Audience
+            | OidcError::ConsumerNotFound => 403,
+            _ => 401,
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            OidcError::Missing => "missing",
+            OidcError::Malformed => "malformed",
+            OidcError::Algorithm => "algorithm",
+            OidcError::UnknownKey => "unknown_kid",
+            OidcError::NoKeys => "no_keys",
+            OidcError::Signature => "invalid",
+            OidcError::Issuer => "issuer",
+            OidcError::Expired => "expired",
+            OidcError::NotYetValid => "not_yet_valid",
+            OidcError::IssuedInFuture => "issued_in_future",
+            OidcError::BadClaims => "invalid_claims",
+            OidcError::NoScopes | OidcError::Scope => "scope",
+            OidcError::NoAudience | OidcError::Audience => "audience",
+            OidcError::ConsumerNotFound => "consumer_not_found",
+        }
+    }
+}
+
+/// A refusal as the plugin answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcFailure {
+    kind: OidcError,
+    message: Arc<str>,
+    www_authenticate: Arc<str>,
+}
+
+impl OidcFailure {
+    pub fn kind(&self) -> OidcError {
+        self.kind
+    }
+
+    /// 401, or 403 for scope, audience and consumer failures.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The body's `message`: `unauthorized_error_message` / `forbidden_error_message`
+    /// (Kong's defaults "Unauthorized" / "Forbidden").
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// `Bearer realm="<issuer host>"`, plus `, error="invalid_token"` (401) or
+    /// `, error="insufficient_scope"` (403) unless `expose_error_code` is false or no token
+    /// was sent.
+    pub fn www_authenticate(&self) -> &str {
+        &self.www_authenticate
+    }
+
+    pub fn reason(&self) -> &'static str {
+        self.kind.reason()
+    }
+}
+
+/// A token checked against the keys in hand.
+pub enum Checked<'r> {
+    Done(Result<OidcOk, OidcFailure>),
+    /// The token names a key no cache has; refreshes are under way.
+    AwaitingKeys {
+        token: Cow<'r, [u8]>,
+        waits: Vec<RefreshWait>,
+    },
+}
+
+impl From<OidcFailure> for AuthFailure {
+    fn from(f: OidcFailure) -> AuthFailure {
+        AuthFailure::new(f.status(), f.message().to_string(), f.reason()).with_www_authenticate(&f.www_authenticate)
+    }
+}
+
+fn authenticated(ok: OidcOk) -> Authenticated {
+    Authenticated { consumer: ok.consumer, credential: Credential::Oidc(ok.credential_id), location: None }
+}
+
+impl Authenticator for OpenIdConnect {
+    fn kind(&self) -> PluginKind {
+        PluginKind::OpenIdConnect
+    }
+
+    fn anonymous(&self) -> Option<ConsumerId> {
+        self.anonymous
+    }
+
+    fn run_on_preflight(&self) -> bool {
+        self.run_on_preflight
+    }
+
+    /// Decided at once with the keys in hand; only a token naming an unknown key waits.
+    fn authenticate<'a>(&'a self, req: &'a AuthRequest<'a>) -> Attempt<'a> {
+        match self.check_cached(req.head, req.consumers, req.now_unix) {
+            Checked::Done(r) => Attempt::Ready(r.map(authenticated).map_err(AuthFailure::from)),
+            Checked::AwaitingKeys { token, waits } => Attempt::Waiting(Box::pin(async move {
+                let r = self.after_refresh(&token, waits, req.consumers, req.now_unix).await;
+                r.map(authenticated).map_err(AuthFailure::from)
+            })),
+        }
+    }
+
+    /// A token is never sent to an LLM provider: `?access_token=` goes (the `Authorization`
+    /// header is replaced by the provider's credential).
+    fn strip_credentials(&self, _found: Option<&CredentialLocation>, to_llm: bool, strip: &mut dyn FnMut(Place<'_>)) {
+        if to_llm && self.token_places.contains(&TokenPlace::Query) {
+            strip(Place { place: CredentialPlace::Query, name: "access_token" });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
