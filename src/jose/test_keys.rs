@@ -2,37 +2,9 @@
 //! JOSE, jwt and openid-connect tests.
 
 // Test-only RSA 2048 key pair generated with `openssl genpkey -algorithm RSA` (ring cannot
-// generate RSA keys). The public key in both PEM forms, from `openssl pkey -pubout` and
-// `openssl rsa -RSAPublicKey_out`.
-pub const RSA_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDBiblKp4ExiP5G
-uKu+GKoOxYYhZrE/f+i7mz4lu2XJGxsqlX8zvhpXinh8UBtgcWHBNmNyRdcIrBKh
-AZsm7Gw3GUZi/l/rhkwm9f5Bvl2Elc5E0xH78FGcCxZIXm//CuPqgyFX7YVfSvay
-f3xUhvEIzJmVTTV4wAXOPlmCfU3q9xTHdoCH+4bPhWs8J/baPRBYjgNnXjXjf3mA
-OCqZjLOmhBLQc+MBUOzuTBNvN+k6jtKFLn2sy34w0MQWnPbTdzx75JYy4kASwSiP
-rGyMKIZqH+Oe9U1k2J5+OjPXeP6rbhPR/sNa5UfwShdmXenV4QieGdR+ZyRUFLYh
-8up2vVaXAgMBAAECggEARjPrgwF8sxeyyLt/DL8MnLwYmfAStmpy5O58nho6YzcS
-ZSGCWSYJjxya9Njn/VVTdM8CRra/uBUW0tFu0rEq1de0uP71k00NPYq4tmdTq97d
-SgjYOq+jIrvA0vJypKxyHSSAyVDOstDR6NCmrFCgiSUSRt6RWWIqGPRz6ooCZAqn
-rkoTe4ZNdE1B9sHsHcDHORonK5r5WDKjruAqJmz/w4I0O9mOYYkD/9bmbHv3orvX
-r4t5NJ4cRZiSSrCeVhf4K/jFNiw4CsZy/YbyoZg4YEQ3wrsatVoZFGzQUxvsCrLM
-FmOsKyAiA8Y5YMLb1SRa1bSTtcEv9fMqZPEeTQ++qQKBgQDlr/hVeJyXPP10AH+k
-bZck8GaY85+00mSTc1aTEAIcZV2MGE/m5xx8pE9hME6E814wp0NskGlyTnkWJP5k
-X0IUkBKKKRD4ehBuU/uXlsfpZwsyHvZxCVxPCu3eqCIn8TjPkUBIvI/SjMAFy7p0
-TDyAV+qsb9bwRqF8cFYJ0mqHWQKBgQDXtZoom+vjXspXaJYAFE1u21k8B9m9JjDB
-TUOIjTTenQ6DxKEScO6aWnFcrbUEQaOQBjaRtzOsCOKxxPDcdbkFkcteUUu5L2uq
-Jnob2URmR6//+k70N0s+SOW7GISAhFKwauVAUDQNaYYwvJWdahEU3sieDUWrp3U8
-RDECfzP/bwKBgACZa/F1Jhty6kpiMfMQ4iMTiYD+qb0EC4Ui+OfbU9YVIaBa8+Jr
-WfStTRO414ubQvSnixJ+cff9Ym1/XTaP1RFOqu23W7b6Qo63I2Hq38ypGytfT09O
-MfJ22dYJ5ETsaTSJcXx/GXT4LwwU0wC4rjO7hv46MHpiBMvZUzAlX2fJAoGBAJoS
-MivzQodCe0/3ebxQxAX8Uj5YdSNvFb/byfLMuQiQMX/YgBvF4gcJtpK11+dUYtlK
-NsvZiOTF6/WBb3Bn/WGHAzU459c7kbEUjn85rmtHpOQ3CxHQNMQmGUCLgIiy+sTb
-dSd8odE6oAhLiqnGyrCXd7+8RxkWINyM8FySMretAoGAecElqIydAWcg4KoGyQKu
-3zuB2BD3e5T0RDK+HSox4ve77Tn0MtQoBzY2Cv5tLVoW/DS6DuaCs9DOZDfGG4mK
-PjvD/pPCRGMbtwQJB3Nzx7Dc42I5Ona+e3l7CAWb2KimJwPP6R5r9Se/0ENqjoC4
-XtDSl7Vk64hBtmarVIzFz7I=
------END PRIVATE KEY-----
-";
+// generate RSA keys), in a file the integration tests read too. The public key in both PEM
+// forms, from `openssl pkey -pubout` and `openssl rsa -RSAPublicKey_out`.
+pub const RSA_PRIVATE_PEM: &str = include_str!("../../tests/fixtures/test-rsa-2048.pem");
 
 pub const RSA_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwYm5SqeBMYj+Rrirvhiq
