@@ -16,6 +16,7 @@
 //!
 //! Keys are fetched off the request path by [`jwks::JwksCache`]; see there.
 
+mod claims;
 pub mod jwks;
 mod schema;
 
@@ -36,6 +37,7 @@ use crate::core::query;
 use crate::core::ConsumerId;
 use crate::jose::jws::{self, Jws, JwsError, Profile};
 use crate::jose::Algorithm;
+use claims::{any_set_satisfied, claim, claim_text, scalar_text, value_set};
 pub use jwks::{http_client, run_refresher, JwksCache, JwksRegistry, JwksSource, RefreshWait};
 use schema::{kong_field, KongField};
 pub use schema::{OidcFields, OpenIdConnectSchema};
@@ -576,64 +578,6 @@ enum KeyOutcome {
     NoKey,
     /// No key set has been fetched yet (or every fetch failed).
     NoKeysLoaded,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tokens
-
-/// A claim by path (`["realm_access", "roles"]` is nested); null and false read as absent, as
-/// in Kong.
-fn claim<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let mut v = claims.get(first)?;
-    for name in rest {
-        v = v.as_object()?.get(name)?;
-    }
-    match v {
-        Value::Null | Value::Bool(false) => None,
-        v => Some(v),
-    }
-}
-
-/// A claim as a set of values: a space-separated string, or an array of them.
-fn value_set(v: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut add = |v: &Value| match v {
-        Value::String(s) => out.extend(s.split_ascii_whitespace().map(str::to_string)),
-        Value::Number(n) => out.push(n.to_string()),
-        Value::Bool(b) => out.push(b.to_string()),
-        _ => {}
-    };
-    match v {
-        Value::Array(items) => items.iter().for_each(&mut add),
-        v => add(v),
-    }
-    out
-}
-
-fn any_set_satisfied(required: &[Vec<String>], have: &[String]) -> bool {
-    required.iter().any(|set| set.iter().all(|r| have.contains(r)))
-}
-
-/// A claim as text, as Kong reads it for consumer mapping: strings, numbers and booleans as
-/// written, arrays joined with spaces.
-fn claim_text(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::Array(items) => {
-            let parts: Vec<Cow<'_, str>> = items.iter().filter_map(scalar_text).collect();
-            (!parts.is_empty()).then(|| Cow::Owned(parts.join(" ")))
-        }
-        v => scalar_text(v),
-    }
-}
-
-fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
-        _ => None,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+//! Reading claims as Kong's openid-connect does: by path (nested objects), as sets of values
+//! (space-separated strings or arrays, for scopes and audiences), and as text (for consumer
+//! mapping and credential ids).
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+/// A claim by path (`["realm_access", "roles"]` is nested); null and false read as absent, as
+/// in Kong.
+pub(super) fn claim<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut v = claims.get(first)?;
+    for name in rest {
+        v = v.as_object()?.get(name)?;
+    }
+    match v {
+        Value::Null | Value::Bool(false) => None,
+        v => Some(v),
+    }
+}
+
+/// A claim as a set of values: a space-separated string, or an array of them.
+pub(super) fn value_set(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |v: &Value| match v {
+        Value::String(s) => out.extend(s.split_ascii_whitespace().map(str::to_string)),
+        Value::Number(n) => out.push(n.to_string()),
+        Value::Bool(b) => out.push(b.to_string()),
+        _ => {}
+    };
+    match v {
+        Value::Array(items) => items.iter().for_each(&mut add),
+        v => add(v),
+    }
+    out
+}
+
+pub(super) fn any_set_satisfied(required: &[Vec<String>], have: &[String]) -> bool {
+    required.iter().any(|set| set.iter().all(|r| have.contains(r)))
+}
+
+/// A claim as text, as Kong reads it for consumer mapping: strings, numbers and booleans as
+/// written, arrays joined with spaces.
+pub(super) fn claim_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::Array(items) => {
+            let parts: Vec<Cow<'_, str>> = items.iter().filter_map(scalar_text).collect();
+            (!parts.is_empty()).then(|| Cow::Owned(parts.join(" ")))
+        }
+        v => scalar_text(v),
+    }
+}
+
+pub(super) fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
