@@ -15,9 +15,9 @@ use aigate::ai::json_body::RequestDoc;
 use aigate::ai::sse::SseScanner;
 use aigate::consumers::{digest_key, Consumer, Consumers};
 use aigate::core::RouteId;
+use aigate::model::router::{RouteSpec, Router};
 use aigate::plugins::ai_proxy::request::apply_target;
 use aigate::plugins::ai_proxy::{AiProxy, Streaming};
-use aigate::router::{RouteSpec, Router};
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 

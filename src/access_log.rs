@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::settings::AccessLogTarget;
+use crate::config::settings::AccessLogTarget;
 
 /// Lines waiting for the writer before new ones are dropped (and counted).
 const QUEUE: usize = 16 * 1024;

@@ -14,18 +14,18 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::access_log::AccessLog;
+use crate::config::settings::Settings;
 use crate::context::{ConnectionGuard, RequestCtx, RequestId};
 use crate::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
-use crate::model::Gateway;
+use crate::model::Config;
 use crate::phases;
-use crate::settings::Settings;
 use crate::store::ownership::{MemoryStore, OwnershipStore};
 use crate::store::pins::PinStore;
 use crate::upstream::resolver::Resolver;
 
 /// One loaded configuration with the metric handles resolved for it.
 pub struct Generation {
-    pub gw: Gateway,
+    pub config: Config,
     pub route_metrics: Vec<HandleTable<RouteHandles>>,
     pub unrouted_metrics: HandleTable<RouteHandles>,
     pub llm_metrics: Vec<HandleTable<LlmHandles>>,
@@ -33,14 +33,14 @@ pub struct Generation {
 }
 
 impl Generation {
-    pub fn new(gw: Gateway) -> Generation {
-        let consumers = gw.consumers.list.len();
+    pub fn new(config: Config) -> Generation {
+        let consumers = config.consumers.list.len();
         Generation {
-            route_metrics: gw.routes.iter().map(|_| HandleTable::new(consumers)).collect(),
+            route_metrics: config.routes.iter().map(|_| HandleTable::new(consumers)).collect(),
             unrouted_metrics: HandleTable::new(0),
-            llm_metrics: (0..gw.ai_target_count).map(|_| HandleTable::new(consumers)).collect(),
+            llm_metrics: (0..config.ai_target_count).map(|_| HandleTable::new(consumers)).collect(),
             loaded_at: SystemTime::now(),
-            gw,
+            config,
         }
     }
 }

@@ -10,10 +10,10 @@
 
 pub mod access_log;
 pub mod ai;
+pub mod config;
 pub mod consumers;
 pub mod context;
 pub mod core;
-pub mod declarative;
 pub mod errors;
 pub mod gateway;
 pub mod head_timeout;
@@ -24,9 +24,7 @@ pub mod model;
 pub mod phases;
 pub mod plugins;
 
-pub mod router;
 pub mod server;
-pub mod settings;
 pub mod status;
 pub mod store;
 pub mod upstream;

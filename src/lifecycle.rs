@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
-use crate::declarative;
+use crate::config;
 use crate::gateway::{Generation, Shared};
 use crate::plugins::openid_connect::jwks;
 
@@ -22,15 +22,15 @@ pub struct Lifecycle {
 /// Load the decK files again and swap the new configuration in. On any problem the running
 /// configuration stays and the problems are returned.
 pub fn reload(shared: &Shared) -> Result<(), String> {
-    let loaded = declarative::load(
+    let loaded = config::load(
         &shared.settings.declarative_config,
-        &declarative::LoadContext::from_settings(&shared.settings),
+        &config::LoadContext::from_settings(&shared.settings),
         &|k| std::env::var(k).ok(),
     );
     match loaded {
         Ok(l) => {
             shared.resolver.set_hosts(l.upstream_hosts);
-            shared.current.store(Arc::new(Generation::new(l.gateway)));
+            shared.current.store(Arc::new(Generation::new(l.config)));
             shared.metrics.config_reloads.with_label_values(&["success"]).inc();
             shared.metrics.config_last_reload.set(unix_now());
             Ok(())
@@ -44,7 +44,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
 
 /// Fetch the current configuration's JWKS once, then keep them fresh in a background task.
 async fn start_jwks(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
-    let caches = shared.current.load().gw.jwks.clone();
+    let caches = shared.current.load().config.jwks.clone();
     for c in &caches {
         if let Err(e) = c.refresh().await {
             log::warn!("identity provider keys not loaded yet ({e}); retried in the background and on demand");
@@ -135,7 +135,7 @@ impl BackgroundService for Lifecycle {
                             shared.resolver.refresh(Duration::from_secs(5)).await;
                             refresher.abort();
                             refresher = start_jwks(&shared).await;
-                            log::info!("configuration reloaded (digest {})", shared.current.load().gw.digest);
+                            log::info!("configuration reloaded (digest {})", shared.current.load().config.digest);
                         }
                         Err(problems) => log::error!("configuration NOT reloaded, the running one stays:\n{problems}"),
                     }

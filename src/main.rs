@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => match server::check(&config) {
             Ok((_, loaded)) => {
-                let g = &loaded.gateway;
+                let g = &loaded.config;
                 println!(
                     "{}: ok ({} services, {} routes, {} consumers, {} keys)",
                     config.display(),

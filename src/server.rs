@@ -12,13 +12,13 @@ use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
 use crate::access_log::AccessLog;
+use crate::config;
+use crate::config::settings::Settings;
 use crate::core::problems::{Problem, Problems};
-use crate::declarative;
 use crate::gateway::{Aigate, Generation, Shared};
 use crate::head_timeout::HeadTimeout;
 use crate::lifecycle::{unix_now, Lifecycle};
 use crate::metrics::Metrics;
-use crate::settings::Settings;
 use crate::status::StatusApp;
 use crate::upstream::trust;
 
@@ -29,7 +29,7 @@ pub struct RunOptions {
 }
 
 /// Everything `aigate check` checks: the settings, the decK files, the trusted CA file.
-pub fn check(settings_path: &Path) -> Result<(Settings, declarative::Loaded), Problems> {
+pub fn check(settings_path: &Path) -> Result<(Settings, config::Loaded), Problems> {
     let (settings, mut problems) = Settings::load(settings_path, &|k| std::env::var(k).ok());
     let Some(settings) = settings else {
         return Err(problems);
@@ -47,10 +47,9 @@ pub fn check(settings_path: &Path) -> Result<(Settings, declarative::Loaded), Pr
     if settings.declarative_config.is_empty() {
         return Err(problems);
     }
-    let loaded =
-        declarative::load(&settings.declarative_config, &declarative::LoadContext::from_settings(&settings), &|k| {
-            std::env::var(k).ok()
-        });
+    let loaded = config::load(&settings.declarative_config, &config::LoadContext::from_settings(&settings), &|k| {
+        std::env::var(k).ok()
+    });
     match loaded {
         Ok(l) if problems.is_empty() => Ok((settings, l)),
         Ok(_) => Err(problems),
@@ -61,14 +60,14 @@ pub fn check(settings_path: &Path) -> Result<(Settings, declarative::Loaded), Pr
     }
 }
 
-pub fn run(settings: Settings, loaded: declarative::Loaded, opts: RunOptions) -> Result<(), String> {
+pub fn run(settings: Settings, loaded: config::Loaded, opts: RunOptions) -> Result<(), String> {
     crate::upstream::balancer::set_passive_health(settings.llm_target_max_fails, settings.llm_target_fail_timeout);
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload.set(unix_now());
     let access_log =
         AccessLog::start(&settings.proxy_access_log).map_err(|e| format!("cannot open the access log: {e}"))?;
-    let shared = Arc::new(Shared::new(settings.clone(), metrics, access_log, Generation::new(loaded.gateway)));
+    let shared = Arc::new(Shared::new(settings.clone(), metrics, access_log, Generation::new(loaded.config)));
 
     // Resolve upstream names once before serving, off the request path.
     shared.resolver.set_hosts(loaded.upstream_hosts);

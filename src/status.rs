@@ -77,16 +77,16 @@ impl ServeHttp for StatusApp {
                     version: env!("CARGO_PKG_VERSION"),
                     uptime_seconds: s.started.elapsed().as_secs(),
                     ready: s.ready.load(Ordering::Relaxed),
-                    config_digest: &g.gw.digest,
+                    config_digest: &g.config.digest,
                     config_loaded_at: g
                         .loaded_at
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|d| d.as_secs())
                         .unwrap_or(0),
-                    services: g.gw.services.len(),
-                    routes: g.gw.routes.len(),
-                    consumers: g.gw.consumers.list.len(),
-                    credentials: g.gw.consumers.key_count(),
+                    services: g.config.services.len(),
+                    routes: g.config.routes.len(),
+                    consumers: g.config.consumers.list.len(),
+                    credentials: g.config.consumers.key_count(),
                     declarative_config: s.settings.declarative_config.iter().map(|p| p.display().to_string()).collect(),
                 };
                 json(200, &body)

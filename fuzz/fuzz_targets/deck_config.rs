@@ -17,9 +17,9 @@ fuzz_target!(|data: &[u8]| {
         .enumerate()
         .map(|(i, part)| (PathBuf::from(format!("f{i}.yaml")), String::from_utf8_lossy(part).into_owned()))
         .collect();
-    let cx = aigate::declarative::LoadContext { defaults, tls_trusted_ca: None };
-    let _ = aigate::declarative::load_texts(&texts, &cx, &env);
+    let cx = aigate::config::LoadContext { defaults, tls_trusted_ca: None };
+    let _ = aigate::config::load_texts(&texts, &cx, &env);
     if let Some((_, first)) = texts.first() {
-        let _ = aigate::settings::Settings::from_yaml(first, None, &env);
+        let _ = aigate::config::settings::Settings::from_yaml(first, None, &env);
     }
 });

@@ -21,12 +21,12 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
     };
     let gateway = ctx.gateway_done.map_or(total, |t| t.duration_since(ctx.started));
     let generation = ctx.generation.clone();
-    let gw = &generation.gw;
-    let consumer_label = ctx.consumer.map(|c| gw.consumers.get(c).label.as_str());
+    let config = &generation.config;
+    let consumer_label = ctx.consumer.map(|c| config.consumers.get(c).label.as_str());
     let (route_name, service_name) = match ctx.route {
         Some(r) => {
-            let route = gw.route(r);
-            (Some(route.name.as_str()), Some(gw.service_of(route).name.as_str()))
+            let route = config.route(r);
+            (Some(route.name.as_str()), Some(config.service_of(route).name.as_str()))
         }
         None => (None, None),
     };
@@ -182,14 +182,14 @@ pub fn facts_of(scan: &mut ResponseScan) -> ResponseFacts {
 
 pub fn remember_mcp(shared: &Shared, ctx: &mut RequestCtx, facts: &ResponseFacts) {
     let generation = ctx.generation.clone();
-    let gw = &generation.gw;
-    let owner = ctx.consumer.map(|c| gw.consumers.get(c).id.clone());
+    let config = &generation.config;
+    let owner = ctx.consumer.map(|c| config.consumers.get(c).id.clone());
     if ctx.record_owner {
         if let Some(id) = &facts.response_id {
             super::outbound::record_owner(shared, ctx, id);
         }
     }
-    let guard = ctx.route.and_then(|r| gw.route(r).policies.mcp_guard.for_consumer(ctx.consumer).cloned());
+    let guard = ctx.route.and_then(|r| config.route(r).policies.mcp_guard.for_consumer(ctx.consumer).cloned());
     for item in &facts.mcp {
         match item {
             McpItem::ApprovalRequest { id, server_label, tool } if !id.is_empty() => {

@@ -35,7 +35,7 @@ pub async fn run(
     }
     let preflight = session.req_header().method == http::Method::OPTIONS;
     let generation = ctx.generation.clone();
-    let consumers = &generation.gw.consumers;
+    let consumers = &generation.config.consumers;
     let now_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     for (i, auth) in authenticators.iter().enumerate() {
         if preflight && !auth.run_on_preflight() {

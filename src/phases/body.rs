@@ -128,9 +128,9 @@ pub fn check_content_type(req: &RequestHeader) -> std::result::Result<(), Gatewa
 /// Check and rewrite a complete LLM request body for the current target.
 pub fn inspect(shared: &Shared, ctx: &mut RequestCtx, original: &Bytes) -> std::result::Result<Bytes, GatewayError> {
     let generation = ctx.generation.clone();
-    let gw = &generation.gw;
-    let consumer = ctx.consumer.map(|c| (c, gw.consumers.get(c)));
-    let route = ctx.route.map(|r| gw.route(r));
+    let config = &generation.config;
+    let consumer = ctx.consumer.map(|c| (c, config.consumers.get(c)));
+    let route = ctx.route.map(|r| config.route(r));
     let guard = route.and_then(|r| r.policies.mcp_guard.for_consumer(ctx.consumer).cloned());
     let Some(ai) = ctx.ai.as_mut() else {
         return Ok(original.clone());

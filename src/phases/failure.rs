@@ -27,11 +27,11 @@ fn record_failure(shared: &Shared, ctx: &RequestCtx, failure: UpstreamFailure) {
 }
 
 pub fn record_failure_kind(shared: &Shared, ctx: &RequestCtx, kind: &str) {
-    let gw = &ctx.generation.gw;
+    let config = &ctx.generation.config;
     let (service, route) = match ctx.route {
         Some(r) => {
-            let route = gw.route(r);
-            (gw.service_of(route).name.as_str(), route.name.as_str())
+            let route = config.route(r);
+            (config.service_of(route).name.as_str(), route.name.as_str())
         }
         None => ("", ""),
     };
@@ -98,9 +98,9 @@ pub fn on_connect_error(shared: &Shared, ctx: &mut RequestCtx, mut e: Box<Error>
         counts_for_failover(ctx, Some(failure), None) && fail_over(shared, ctx)
     } else {
         // Another address of the same host may answer; the same address will not.
-        let gw = &ctx.generation.gw;
+        let config = &ctx.generation.config;
         let (retries, addresses) = ctx.route.map_or((0, 0), |r| {
-            let s = gw.service_of(gw.route(r));
+            let s = config.service_of(config.route(r));
             (s.retries, shared.resolver.address_count(&s.endpoint.host, s.endpoint.port))
         });
         failure == UpstreamFailure::ConnectRefused && addresses > 1 && ctx.attempts <= retries

@@ -16,9 +16,9 @@ use crate::core::query;
 use crate::core::{Endpoint, Timeouts};
 use crate::errors::GatewayError;
 use crate::gateway::Shared;
+use crate::model::router::upstream_path;
 use crate::plugins::ai_proxy::ProviderAuth;
 use crate::plugins::auth::{without_cookie, CredentialPlace, Place};
-use crate::router::upstream_path;
 use crate::upstream::{build_peer, UpstreamFailure};
 
 /// Headers that carry the gateway's word on who the consumer is; a client may never set them.
@@ -33,8 +33,8 @@ const IDENTITY_HEADERS: &[&str] = &[
 ];
 
 fn target_of(shared: &Shared, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, bool)> {
-    let gw = &ctx.generation.gw;
-    let route = gw.route(ctx.route?);
+    let config = &ctx.generation.config;
+    let route = config.route(ctx.route?);
     if let Some(ai) = &ctx.ai {
         let t = &ai.plugin.targets[ai.target];
         let b = &ai.plugin.balancer;
@@ -46,7 +46,7 @@ fn target_of(shared: &Shared, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, b
         };
         return Some((t.endpoint.clone(), timeouts, true));
     }
-    let service = gw.service_of(route);
+    let service = config.service_of(route);
     Some((service.endpoint.clone(), service.timeouts, service.tls_verify))
 }
 
@@ -78,12 +78,12 @@ pub fn rewrite_request(
         return Err(Error::explain(ErrorType::HTTPStatus(status), "request refused by the gateway"));
     }
     let generation = ctx.generation.clone();
-    let gw = &generation.gw;
+    let config = &generation.config;
     let Some(route_id) = ctx.route else {
         return Err(Error::explain(ErrorType::InternalError, "no route for the upstream request"));
     };
-    let route = gw.route(route_id);
-    let service = gw.service_of(route);
+    let route = config.route(route_id);
+    let service = config.service_of(route);
     let is_ai = ctx.ai.is_some();
 
     // Path and query; credentials out where their plugins say (always before an LLM provider).
@@ -156,7 +156,7 @@ pub fn rewrite_request(
         req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
     } else {
         if let Some(cid) = ctx.consumer {
-            let c = gw.consumers.get(cid);
+            let c = config.consumers.get(cid);
             req.insert_header("x-consumer-id", c.id.as_str())?;
             if let Some(v) = &c.custom_id {
                 req.insert_header("x-consumer-custom-id", v.as_str())?;
@@ -166,7 +166,7 @@ pub fn rewrite_request(
             }
             if ctx.anonymous {
                 req.insert_header("x-anonymous-consumer", "true")?;
-            } else if let Some(id) = ctx.credential.as_ref().and_then(|c| c.identifier(&gw.consumers)) {
+            } else if let Some(id) = ctx.credential.as_ref().and_then(|c| c.identifier(&config.consumers)) {
                 req.insert_header("x-credential-identifier", id)?;
             }
             if let Some(acl) = route.policies.acl.for_consumer(Some(cid)) {

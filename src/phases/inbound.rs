@@ -18,7 +18,7 @@ use crate::upstream::UpstreamFailure;
 
 pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let generation = ctx.generation.clone();
-    let gw = &generation.gw;
+    let config = &generation.config;
 
     // ---- head limits, then framing: refuse anything a downstream parser could read differently
     let limits = (shared.settings.max_request_header_size, shared.settings.max_request_headers);
@@ -39,12 +39,12 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
     ctx.path = path;
     let (host, host_with_port) = request_host(session.req_header());
     let method = session.req_header().method.as_str();
-    let Some(m) = gw.router.find(method, &host, &host_with_port, &ctx.path) else {
+    let Some(m) = config.router.find(method, &host, &host_with_port, &ctx.path) else {
         return refuse(session, ctx, GatewayError::NoRoute, Envelope::Kong).await;
     };
     ctx.route = Some(m.route);
     ctx.matched_len = m.matched_len;
-    let route = gw.route(m.route);
+    let route = config.route(m.route);
     let policies = &route.policies;
     let envelope = if policies.ai_proxy.is_configured() { Envelope::OpenAi } else { Envelope::Kong };
 
@@ -71,7 +71,7 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
 
     // ---- authorization
     if let Some(acl) = policies.acl.for_consumer(ctx.consumer) {
-        if let Err(failure) = acl.check(ctx.consumer.map(|c| gw.consumers.get(c))) {
+        if let Err(failure) = acl.check(ctx.consumer.map(|c| config.consumers.get(c))) {
             shared.metrics.auth_failure(&route.name, failure.reason);
             return refuse(session, ctx, GatewayError::Auth(failure), Envelope::Kong).await;
         }
@@ -96,7 +96,7 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
         format!("/{remainder}")
     };
     let inference = session.req_header().method == http::Method::POST && suffix.is_empty();
-    let hash_key = hash_key(session.req_header(), &plugin, ctx, gw);
+    let hash_key = hash_key(session.req_header(), &plugin, ctx, config);
     let Some(target) = plugin.state.pick(plugin.balancer.algorithm, Tried::default(), hash_key.as_deref()) else {
         return refuse(session, ctx, GatewayError::Upstream(UpstreamFailure::NoHealthyTarget), Envelope::OpenAi).await;
     };
@@ -116,7 +116,7 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
         // A Responses sub-resource (`/{id}`, `/{id}/cancel`, `/{id}/input_items`): the
         // consumer's own objects only; others do not exist for it.
         if let Some(id) = owned_object(shared, ctx) {
-            let owner = ctx.consumer.map(|c| gw.consumers.get(c).id.as_str());
+            let owner = ctx.consumer.map(|c| config.consumers.get(c).id.as_str());
             if !owner.is_some_and(|o| shared.ownership.owned_by(&id, o)) {
                 let err = GatewayError::Ai(body::not_found(&format!("Response with id '{id}' not found.")));
                 return refuse(session, ctx, err, Envelope::OpenAi).await;
@@ -223,7 +223,7 @@ fn hash_key(
     req: &RequestHeader,
     plugin: &crate::plugins::ai_proxy::AiProxy,
     ctx: &RequestCtx,
-    gw: &crate::model::Gateway,
+    config: &crate::model::Config,
 ) -> Option<Vec<u8>> {
     if plugin.balancer.algorithm != crate::upstream::balancer::Algorithm::ConsistentHashing {
         return None;
@@ -233,7 +233,7 @@ fn hash_key(
             return Some(v.as_bytes().to_vec());
         }
     }
-    ctx.consumer.map(|c| gw.consumers.get(c).id.as_bytes().to_vec())
+    ctx.consumer.map(|c| config.consumers.get(c).id.as_bytes().to_vec())
 }
 
 #[cfg(test)]

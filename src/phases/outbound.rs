@@ -76,7 +76,7 @@ pub fn response_headers(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resu
 pub fn record_owner(shared: &Shared, ctx: &mut RequestCtx, id: &str) {
     ctx.record_owner = false;
     if let Some(c) = ctx.consumer {
-        shared.ownership.record(id, &ctx.generation.gw.consumers.get(c).id, None);
+        shared.ownership.record(id, &ctx.generation.config.consumers.get(c).id, None);
     }
 }
 

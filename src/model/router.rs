@@ -3,8 +3,8 @@
 //! either end, and methods are exact. More specific routes win: more kinds of criteria, then plain
 //! hosts over wildcards, then regex priority, then longer prefixes.
 
+use super::PathHandling;
 use crate::core::RouteId;
-use crate::model::PathHandling;
 
 #[derive(Debug)]
 enum PathMatch {

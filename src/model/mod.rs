@@ -7,10 +7,12 @@ use crate::consumers::Consumers;
 use crate::core::{Endpoint, RouteId, ServiceId, Timeouts};
 use crate::plugins::openid_connect::jwks::JwksCache;
 use crate::plugins::Policies;
-use crate::router::Router;
+
+pub mod router;
+use router::Router;
 
 /// Everything aigate serves, built from the decK files.
-pub struct Gateway {
+pub struct Config {
     pub services: Vec<Service>,
     pub routes: Vec<Route>,
     pub router: Router,
@@ -23,7 +25,7 @@ pub struct Gateway {
     pub jwks: Vec<Arc<JwksCache>>,
 }
 
-impl Gateway {
+impl Config {
     pub fn route(&self, id: RouteId) -> &Route {
         &self.routes[id.index()]
     }

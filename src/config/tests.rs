@@ -91,7 +91,7 @@ fn the_walkthrough_fragments_merge() {
     let texts = walkthrough();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let l = ok(&refs);
-    let g = &l.gateway;
+    let g = &l.config;
     assert_eq!(g.services.len(), 1);
     assert_eq!(g.routes.len(), 1);
     let route = &g.routes[0];
@@ -106,14 +106,14 @@ fn the_walkthrough_fragments_merge() {
     assert!(l.upstream_hosts.contains(&("httpbin.konghq.com".to_string(), 80)));
     // The same content as one file gives the same model.
     let l2 = ok(&[COMBINED]);
-    assert_eq!(l2.gateway.routes.len(), 1);
-    assert!(l2.gateway.routes[0]
+    assert_eq!(l2.config.routes.len(), 1);
+    assert!(l2.config.routes[0]
         .policies
         .authenticators
         .iter()
         .any(|a| a.kind() == crate::plugins::PluginKind::KeyAuth));
-    assert!(l2.gateway.routes[0].policies.ai_proxy.default.is_some());
-    assert!(l2.gateway.consumers.find_key(b"hello_world").is_some());
+    assert!(l2.config.routes[0].policies.ai_proxy.default.is_some());
+    assert!(l2.config.consumers.find_key(b"hello_world").is_some());
 }
 
 #[test]
@@ -139,7 +139,7 @@ consumers:
   acls: [{group: gold}]
   keyauth_credentials: [{key: k1}]
 "#]);
-    let g = &l.gateway;
+    let g = &l.config;
     assert_eq!(
         g.services[0].endpoint,
         Endpoint { tls: false, host: "upstream.local".into(), port: 8080, path: "/api".into() }
@@ -181,7 +181,7 @@ plugins:
   consumer: vip
   config: {allow: [route-consumer]}
 "#]);
-    let g = &l.gateway;
+    let g = &l.config;
     let groups = |route: usize, consumer: Option<crate::core::ConsumerId>| {
         let acl = g.routes[route].policies.acl.for_consumer(consumer).unwrap();
         match &acl.rule {
@@ -280,7 +280,7 @@ fn auth_plugins_cannot_be_consumer_scoped() {
 #[test]
 fn disabled_plugins_are_validated_but_not_applied() {
     let l = ok(&["_format_version: \"3.0\"\nservices:\n- {name: s, url: 'http://x', routes: [{name: r, paths: [/]}]}\nplugins:\n- name: key-auth\n  enabled: false\n"]);
-    assert!(l.gateway.routes[0].policies.authenticators.is_empty());
+    assert!(l.config.routes[0].policies.authenticators.is_empty());
     assert!(problems(&[
         "_format_version: \"3.0\"\nplugins:\n- name: key-auth\n  enabled: false\n  config: {bad: 1}\n"
     ])
@@ -293,14 +293,14 @@ fn prehashed_keys() {
     let l = ok(&[&format!(
         "_format_version: \"3.0\"\nconsumers:\n- username: u\n  keyauth_credentials: [{{key: \"{stored}\"}}]\n"
     )]);
-    assert!(l.gateway.consumers.find_key(b"s3cret").is_some());
+    assert!(l.config.consumers.find_key(b"s3cret").is_some());
 }
 
 #[test]
 fn the_digest_follows_the_content() {
-    let a = ok(&["_format_version: \"3.0\"\nconsumers: [{username: a}]\n"]).gateway.digest;
-    let b = ok(&["_format_version: \"3.0\"\nconsumers: [{username: b}]\n"]).gateway.digest;
-    let a2 = ok(&["_format_version: \"3.0\"\nconsumers: [{username: a}]\n"]).gateway.digest;
+    let a = ok(&["_format_version: \"3.0\"\nconsumers: [{username: a}]\n"]).config.digest;
+    let b = ok(&["_format_version: \"3.0\"\nconsumers: [{username: b}]\n"]).config.digest;
+    let a2 = ok(&["_format_version: \"3.0\"\nconsumers: [{username: a}]\n"]).config.digest;
     assert_ne!(a, b);
     assert_eq!(a, a2);
     assert_eq!(a.len(), 64);

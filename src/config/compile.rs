@@ -1,4 +1,4 @@
-//! Merged decK entities → the validated [`Gateway`] model.
+//! Merged decK entities → the validated [`Config`] model.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::schema::{DeckConsumer, DeckPlugin, DeckRoute, DeckService, EntityRef};
+use super::deck::schema::{DeckConsumer, DeckPlugin, DeckRoute, DeckService, EntityRef};
 use super::{LoadContext, Loaded, SourceFile};
 use crate::consumers::{parse_key, Consumer, Consumers};
 use crate::core::problems::Problems;
 use crate::core::{ConsumerId, Endpoint, RouteId, ServiceId, Timeouts};
-use crate::model::{Gateway, PathHandling, Route, Service};
+use crate::model::router::{RouteSpec, Router};
+use crate::model::{Config, PathHandling, Route, Service};
 use crate::plugins::openid_connect::JwksRegistry;
 use crate::plugins::{self, CompileContext, Compiled, Instance, PluginKind, Policies};
-use crate::router::{RouteSpec, Router};
 
 /// Where an entity was written: which file, and its place in it (`services[0].routes[1]`).
 #[derive(Clone)]
@@ -483,7 +483,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
         }
     }
     Ok(Loaded {
-        gateway: Gateway {
+        config: Config {
             jwks: jwks.all(),
             services: model_services,
             routes: model_routes,

@@ -2,10 +2,9 @@
 //! unknown fields refused, and the files are merged in order; then every reference, name, key
 //! and plugin config is checked. All problems are collected, each with its file and line.
 
-mod build;
-pub mod lines;
-pub mod schema;
-pub mod template;
+mod compile;
+pub mod deck;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::core::problems::{Problem, Problems};
 use crate::core::Timeouts;
-use crate::model::Gateway;
-use lines::LineIndex;
-use schema::DeckFile;
+use crate::model::Config;
+use deck::lines::LineIndex;
+use deck::schema::DeckFile;
 
 /// One parsed decK file.
 pub struct SourceFile {
@@ -40,14 +39,14 @@ pub struct LoadContext {
 }
 
 impl LoadContext {
-    pub fn from_settings(s: &crate::settings::Settings) -> LoadContext {
+    pub fn from_settings(s: &crate::config::settings::Settings) -> LoadContext {
         LoadContext { defaults: s.service_defaults(), tls_trusted_ca: s.tls_trusted_ca.clone() }
     }
 }
 
 /// What a load produces besides the model: upstream host names to keep resolved.
 pub struct Loaded {
-    pub gateway: Gateway,
+    pub config: Config,
     pub upstream_hosts: Vec<(String, u16)>,
 }
 
@@ -108,7 +107,7 @@ pub fn load_texts(
         return Err(redact(problems, &secrets));
     }
     let digest = hex::encode(digest.finalize());
-    build::build(&files, digest, cx).map_err(|p| redact(p, &secrets))
+    compile::build(&files, digest, cx).map_err(|p| redact(p, &secrets))
 }
 
 type ParseOk = (SourceFile, String, Vec<String>);
@@ -118,7 +117,7 @@ fn parse_file(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ParseOk, (Problems, Vec<String>)> {
-    let rendered = match template::render(text, env) {
+    let rendered = match deck::template::render(text, env) {
         Ok(r) => r,
         Err(errors) => {
             let mut p = Problems::default();
