@@ -10,11 +10,11 @@ use crate::ai::sse::SseScanner;
 use crate::core::{ConsumerId, RouteId};
 use crate::errors::GatewayError;
 use crate::gateway::Generation;
-use crate::metrics::Metrics;
 use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::auth::{Credential, CredentialLocation};
 use crate::plugins::mcp_guard::GuardEvent;
+use crate::telemetry::metrics::Metrics;
 use crate::upstream::balancer::Tried;
 
 /// A request id: 32 lower-case hex digits (like Kong's), kept inline.

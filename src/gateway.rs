@@ -13,14 +13,14 @@ use pingora_core::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::access_log::AccessLog;
 use crate::config::settings::Settings;
 use crate::context::{ConnectionGuard, RequestCtx, RequestId};
-use crate::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
 use crate::model::Config;
 use crate::phases;
 use crate::store::ownership::{MemoryStore, OwnershipStore};
 use crate::store::pins::PinStore;
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
 use crate::upstream::resolver::Resolver;
 
 /// One loaded configuration with the metric handles resolved for it.

@@ -8,7 +8,6 @@
 //! `upstream/` (peers, DNS, TLS trust, balancing), `gateway` (the `ProxyHttp` impl) and its
 //! `phases/`, `head_timeout` (slow request heads), `metrics`, `access_log`, `status`, `lifecycle`, `errors`.
 
-pub mod access_log;
 pub mod ai;
 pub mod config;
 pub mod consumers;
@@ -19,7 +18,6 @@ pub mod gateway;
 pub mod head_timeout;
 pub mod jose;
 pub mod lifecycle;
-pub mod metrics;
 pub mod model;
 pub mod phases;
 pub mod plugins;
@@ -27,4 +25,5 @@ pub mod plugins;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;

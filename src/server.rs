@@ -11,15 +11,15 @@ use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
-use crate::access_log::AccessLog;
 use crate::config;
 use crate::config::settings::Settings;
 use crate::core::problems::{Problem, Problems};
 use crate::gateway::{Aigate, Generation, Shared};
 use crate::head_timeout::HeadTimeout;
 use crate::lifecycle::{unix_now, Lifecycle};
-use crate::metrics::Metrics;
 use crate::status::StatusApp;
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::metrics::Metrics;
 use crate::upstream::trust;
 
 pub struct RunOptions {

@@ -4,12 +4,12 @@
 
 use pingora_proxy::Session;
 
-use crate::access_log::{now_rfc3339, Entry, McpLog, Tokens};
 use crate::ai::response::{self, McpItem, ResponseFacts};
 use crate::context::{RequestCtx, ResponseScan};
 use crate::gateway::Shared;
-use crate::metrics::RequestRecord;
 use crate::store::pins::{Observation, PinMode};
+use crate::telemetry::access_log::{now_rfc3339, Entry, McpLog, Tokens};
+use crate::telemetry::metrics::RequestRecord;
 
 pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
     let total = ctx.started.elapsed();

@@ -13,28 +13,71 @@ use arc_swap::ArcSwap;
 
 type HostKey = (String, u16);
 
+/// `upstream_resolve`: `host:port` → a fixed address, like curl's `--resolve`. SNI and
+/// certificate checks still use the host name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides(Vec<(String, u16, SocketAddr)>);
+
+impl Overrides {
+    /// Read `"host:port": "ip:port"` entries; every entry that is not is named in the error.
+    pub fn parse(map: &BTreeMap<String, String>) -> Result<Overrides, String> {
+        let mut entries = Vec::new();
+        let mut bad = Vec::new();
+        for (k, v) in map {
+            let key = k.rsplit_once(':').filter(|(h, _)| !h.is_empty()).and_then(|(h, p)| {
+                Some((h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(), p.parse().ok()?))
+            });
+            let Some((host, port)) = key else {
+                bad.push(format!("key `{k}` is not host:port"));
+                continue;
+            };
+            match v.parse::<SocketAddr>() {
+                Ok(addr) => entries.push((host, port, addr)),
+                Err(_) => bad.push(format!("`{v}` (for {k}) is not an ip:port address")),
+            }
+        }
+        if bad.is_empty() {
+            Ok(Overrides(entries))
+        } else {
+            Err(format!(
+                "{} (fix: write entries as in curl --resolve, e.g. \"api.openai.com:443\": \"127.0.0.1:9443\")",
+                bad.join("; ")
+            ))
+        }
+    }
+
+    /// The fixed address for `host:port`, if there is one (host names compare case-insensitively).
+    pub fn get(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        self.0.iter().find(|(h, p, _)| *p == port && h.eq_ignore_ascii_case(host)).map(|(_, _, a)| *a)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Overrides {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Overrides, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(d)?;
+        Overrides::parse(&map).map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Default)]
 struct Answers {
     map: HashMap<HostKey, Vec<SocketAddr>>,
 }
 
 pub struct Resolver {
-    /// `upstream_resolve`: (host, port) → address; few entries, scanned without allocating.
-    overrides: Vec<(String, u16, SocketAddr)>,
+    /// `upstream_resolve`: few entries, scanned without allocating.
+    overrides: Overrides,
     answers: ArcSwap<Answers>,
     hosts: Mutex<Vec<HostKey>>,
     next: AtomicUsize,
 }
 
 impl Resolver {
-    pub fn new(overrides: BTreeMap<String, SocketAddr>) -> Resolver {
-        let overrides = overrides
-            .into_iter()
-            .filter_map(|(k, a)| {
-                let (h, p) = k.rsplit_once(':')?;
-                Some((h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(), p.parse().ok()?, a))
-            })
-            .collect();
+    pub fn new(overrides: Overrides) -> Resolver {
         Resolver {
             overrides,
             answers: ArcSwap::from_pointee(Answers::default()),
@@ -70,7 +113,7 @@ impl Resolver {
     }
 
     fn override_for(&self, host: &str, port: u16) -> Option<SocketAddr> {
-        self.overrides.iter().find(|(h, p, _)| *p == port && h.eq_ignore_ascii_case(host)).map(|(_, _, a)| *a)
+        self.overrides.get(host, port)
     }
 
     /// Set the names to keep resolved (from the current config).
@@ -128,8 +171,8 @@ mod tests {
     #[tokio::test]
     async fn literals_overrides_and_names() {
         let mut o = BTreeMap::new();
-        o.insert("api.openai.com:443".to_string(), "127.0.0.1:9443".parse().unwrap());
-        let r = Resolver::new(o);
+        o.insert("api.openai.com:443".to_string(), "127.0.0.1:9443".to_string());
+        let r = Resolver::new(Overrides::parse(&o).unwrap());
         assert_eq!(r.lookup("api.openai.com", 443), Some("127.0.0.1:9443".parse().unwrap()));
         assert_eq!(r.lookup("127.0.0.2", 80), Some("127.0.0.2:80".parse().unwrap()));
         assert_eq!(r.lookup("::1", 80), Some("[::1]:80".parse().unwrap()));
@@ -144,5 +187,20 @@ mod tests {
         assert_eq!(unresolved, vec!["no-such-host.invalid:80".to_string()]);
         assert_eq!(r.lookup("localhost", 8080).map(|a| a.port()), Some(8080));
         assert_eq!(r.lookup("no-such-host.invalid", 80), None);
+    }
+
+    #[test]
+    fn overrides_name_every_bad_entry() {
+        let mut o = BTreeMap::new();
+        o.insert("API.openai.com:443".to_string(), "127.0.0.1:9443".to_string());
+        o.insert("[::1]:80".to_string(), "[::1]:8080".to_string());
+        let ok = Overrides::parse(&o).unwrap();
+        assert_eq!(ok.get("api.OPENAI.com", 443), Some("127.0.0.1:9443".parse().unwrap()));
+        assert_eq!(ok.get("::1", 80), Some("[::1]:8080".parse().unwrap()));
+        assert_eq!(ok.get("api.openai.com", 80), None);
+        o.insert("no-port".to_string(), "127.0.0.1:1".to_string());
+        o.insert("x:1".to_string(), "not an address".to_string());
+        let err = Overrides::parse(&o).unwrap_err();
+        assert!(err.contains("no-port") && err.contains("not an address"), "{err}");
     }
 }

@@ -4,13 +4,20 @@
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::config::settings::AccessLogTarget;
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
 
 /// Lines waiting for the writer before new ones are dropped (and counted).
 const QUEUE: usize = 16 * 1024;
