@@ -11,16 +11,12 @@
 pub mod ai;
 pub mod config;
 pub mod consumers;
-pub mod context;
 pub mod core;
-pub mod errors;
-pub mod gateway;
-pub mod head_timeout;
 pub mod jose;
 pub mod lifecycle;
 pub mod model;
-pub mod phases;
 pub mod plugins;
+pub mod proxy;
 
 pub mod server;
 pub mod status;

@@ -12,16 +12,16 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
 use crate::config;
-use crate::gateway::{Generation, Shared};
 use crate::plugins::openid_connect::jwks;
+use crate::proxy::state::{Generation, ProcessState};
 
 pub struct Lifecycle {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ProcessState>,
 }
 
 /// Load the decK files again and swap the new configuration in. On any problem the running
 /// configuration stays and the problems are returned.
-pub fn reload(shared: &Shared) -> Result<(), String> {
+pub fn reload(shared: &ProcessState) -> Result<(), String> {
     let loaded = config::load(
         &shared.settings.declarative_config,
         &config::LoadContext::from_settings(&shared.settings),
@@ -43,7 +43,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
 }
 
 /// Fetch the current configuration's JWKS once, then keep them fresh in a background task.
-async fn start_jwks(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+async fn start_jwks(shared: &Arc<ProcessState>) -> tokio::task::JoinHandle<()> {
     let caches = shared.current.load().config.jwks.clone();
     for c in &caches {
         if let Err(e) = c.refresh().await {

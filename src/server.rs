@@ -14,9 +14,10 @@ use pingora_core::services::listening::Service;
 use crate::config;
 use crate::config::settings::Settings;
 use crate::core::problems::{Problem, Problems};
-use crate::gateway::{Aigate, Generation, Shared};
-use crate::head_timeout::HeadTimeout;
 use crate::lifecycle::{unix_now, Lifecycle};
+use crate::proxy::head_timeout::HeadTimeout;
+use crate::proxy::state::{Generation, ProcessState};
+use crate::proxy::Proxy;
 use crate::status::StatusApp;
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::metrics::Metrics;
@@ -67,7 +68,7 @@ pub fn run(settings: Settings, loaded: config::Loaded, opts: RunOptions) -> Resu
     metrics.config_last_reload.set(unix_now());
     let access_log =
         AccessLog::start(&settings.proxy_access_log).map_err(|e| format!("cannot open the access log: {e}"))?;
-    let shared = Arc::new(Shared::new(settings.clone(), metrics, access_log, Generation::new(loaded.config)));
+    let shared = Arc::new(ProcessState::new(settings.clone(), metrics, access_log, Generation::new(loaded.config)));
 
     // Resolve upstream names once before serving, off the request path.
     shared.resolver.set_hosts(loaded.upstream_hosts);
@@ -98,7 +99,7 @@ pub fn run(settings: Settings, loaded: config::Loaded, opts: RunOptions) -> Resu
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let app = pingora_proxy::http_proxy(&server.configuration, Aigate { shared: shared.clone() });
+    let app = pingora_proxy::http_proxy(&server.configuration, Proxy { shared: shared.clone() });
     let app = HeadTimeout::new(app, settings.client_header_timeout.as_secs());
     let mut proxy = Service::new("aigate proxy".to_string(), app);
     let buffers = L4BufferSettings::default().read(settings.client_read_buffer_size);

@@ -11,10 +11,10 @@ use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 use serde::Serialize;
 
-use crate::gateway::Shared;
+use crate::proxy::state::ProcessState;
 
 pub struct StatusApp {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ProcessState>,
 }
 
 #[derive(Serialize)]

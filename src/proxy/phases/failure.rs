@@ -7,9 +7,9 @@ use pingora_core::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
 
 use super::respond;
-use crate::context::{BodyState, RequestCtx};
-use crate::errors::{Envelope, GatewayError};
-use crate::gateway::Shared;
+use crate::proxy::context::{BodyState, RequestCtx};
+use crate::proxy::errors::{Envelope, GatewayError};
+use crate::proxy::state::ProcessState;
 use crate::upstream::{classify, is_upstream, UpstreamFailure};
 
 /// Whether the request body can be sent again on another attempt.
@@ -22,11 +22,11 @@ pub fn body_replayable(session: &Session, ctx: &RequestCtx) -> bool {
     }
 }
 
-fn record_failure(shared: &Shared, ctx: &RequestCtx, failure: UpstreamFailure) {
+fn record_failure(shared: &ProcessState, ctx: &RequestCtx, failure: UpstreamFailure) {
     record_failure_kind(shared, ctx, failure.kind());
 }
 
-pub fn record_failure_kind(shared: &Shared, ctx: &RequestCtx, kind: &str) {
+pub fn record_failure_kind(shared: &ProcessState, ctx: &RequestCtx, kind: &str) {
     let config = &ctx.generation.config;
     let (service, route) = match ctx.route {
         Some(r) => {
@@ -52,7 +52,7 @@ fn counts_for_failover(ctx: &RequestCtx, failure: Option<UpstreamFailure>, statu
 
 /// Record a failure of the current LLM target (passive health) and move the request to the
 /// next untried target, if the retry budget allows. Returns whether there is one.
-pub fn fail_over(shared: &Shared, ctx: &mut RequestCtx) -> bool {
+pub fn fail_over(shared: &ProcessState, ctx: &mut RequestCtx) -> bool {
     let attempts = ctx.attempts;
     let Some(ai) = ctx.ai.as_mut() else { return false };
     let plugin = ai.plugin.clone();
@@ -91,7 +91,7 @@ pub fn status_kind(status: u16) -> &'static str {
 }
 
 /// `fail_to_connect`: nothing was sent; another attempt is always safe for the body.
-pub fn on_connect_error(shared: &Shared, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+pub fn on_connect_error(shared: &ProcessState, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
     let failure = classify(&e);
     record_failure(shared, ctx, failure);
     let retry = if ctx.ai.is_some() {
@@ -111,7 +111,7 @@ pub fn on_connect_error(shared: &Shared, ctx: &mut RequestCtx, mut e: Box<Error>
 
 /// `error_while_proxy`: the connection was made (or reused) and something failed after.
 pub fn on_proxy_error(
-    shared: &Shared,
+    shared: &ProcessState,
     peer: &HttpPeer,
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -158,7 +158,7 @@ pub fn on_proxy_error(
 }
 
 /// `fail_to_proxy`: answer the client with the gateway's JSON error, if it can still be told.
-pub async fn answer(_shared: &Shared, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+pub async fn answer(_shared: &ProcessState, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
     let err = match ctx.error.clone() {
         Some(err) => err,
         None => match e.esource() {

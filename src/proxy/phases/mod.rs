@@ -2,7 +2,9 @@
 //! `inbound` (route, limits, authentication, authorization, LLM checks) → `forward` (peer and
 //! upstream request) → `body` (request body held back, checked, released) → `outbound`
 //! (response headers and body, side view for accounting) → `failure` (retries, failover and
-//! error answers) → `account` (metrics and access log). `respond` writes the gateway's own answers.
+//! error answers) → `account` (metrics and access log). `respond` writes the gateway's own
+//! answers; `remember` keeps what an answer tells the requests after it (owners, approvals,
+//! tool lists).
 
 pub mod account;
 pub mod authenticate;
@@ -11,4 +13,5 @@ pub mod failure;
 pub mod forward;
 pub mod inbound;
 pub mod outbound;
+pub mod remember;
 pub mod respond;

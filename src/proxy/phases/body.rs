@@ -16,11 +16,11 @@ use pingora_proxy::Session;
 use crate::ai::json_body::RequestDoc;
 use crate::ai::refusal::{AiRefusal, BAD_BODY};
 use crate::ai::RouteType;
-use crate::context::{BodyState, RequestCtx};
-use crate::errors::GatewayError;
-use crate::gateway::Shared;
 use crate::plugins::ai_proxy::request::apply_target;
 use crate::plugins::auth::CredentialPlace;
+use crate::proxy::context::{BodyState, RequestCtx};
+use crate::proxy::errors::GatewayError;
+use crate::proxy::state::ProcessState;
 
 /// Bodies up to this declared length are read before choosing an upstream (Pingora's retry
 /// buffer size).
@@ -126,7 +126,11 @@ pub fn check_content_type(req: &RequestHeader) -> std::result::Result<(), Gatewa
 }
 
 /// Check and rewrite a complete LLM request body for the current target.
-pub fn inspect(shared: &Shared, ctx: &mut RequestCtx, original: &Bytes) -> std::result::Result<Bytes, GatewayError> {
+pub fn inspect(
+    shared: &ProcessState,
+    ctx: &mut RequestCtx,
+    original: &Bytes,
+) -> std::result::Result<Bytes, GatewayError> {
     let generation = ctx.generation.clone();
     let config = &generation.config;
     let consumer = ctx.consumer.map(|c| (c, config.consumers.get(c)));
@@ -179,7 +183,7 @@ pub fn not_found(message: &str) -> AiRefusal {
 
 /// Make sure the complete body is rendered for the target of this attempt (after a failover
 /// the model and options may differ).
-pub fn render_for_current_target(shared: &Shared, ctx: &mut RequestCtx) -> std::result::Result<(), GatewayError> {
+pub fn render_for_current_target(shared: &ProcessState, ctx: &mut RequestCtx) -> std::result::Result<(), GatewayError> {
     let needs = match (&ctx.body, &ctx.ai) {
         (BodyState::Complete { .. }, Some(ai)) => ai.inference && ai.rendered_for != Some(ai.target),
         _ => false,
@@ -198,7 +202,7 @@ pub fn render_for_current_target(shared: &Shared, ctx: &mut RequestCtx) -> std::
 
 /// `request_body_filter`: what goes upstream for each chunk Pingora read.
 pub fn forward_chunk(
-    shared: &Shared,
+    shared: &ProcessState,
     body: &mut Option<Bytes>,
     end_of_stream: bool,
     ctx: &mut RequestCtx,

@@ -1,11 +1,17 @@
-//! The `ProxyHttp` implementation: the life of a request, phase by phase. Each hook is short and
-//! hands the work to `phases/`, `plugins/`, `ai/` and `upstream/`.
+//! The proxy: Pingora's `ProxyHttp` implementation, the life of a request phase by phase. Each
+//! hook is short and hands the work to [`phases`], which use the process [`state`] (what
+//! survives configuration reloads), the request's [`context`], and answer refusals and failures
+//! with [`errors`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub mod context;
+pub mod errors;
+pub mod head_timeout;
+pub mod phases;
+pub mod state;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -13,89 +19,16 @@ use pingora_core::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::config::settings::Settings;
-use crate::context::{ConnectionGuard, RequestCtx, RequestId};
-use crate::model::Config;
-use crate::phases;
-use crate::store::ownership::{MemoryStore, OwnershipStore};
-use crate::store::pins::PinStore;
-use crate::telemetry::access_log::AccessLog;
-use crate::telemetry::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
-use crate::upstream::resolver::Resolver;
+use context::{ConnectionGuard, RequestCtx};
+use state::ProcessState;
 
-/// One loaded configuration with the metric handles resolved for it.
-pub struct Generation {
-    pub config: Config,
-    pub route_metrics: Vec<HandleTable<RouteHandles>>,
-    pub unrouted_metrics: HandleTable<RouteHandles>,
-    pub llm_metrics: Vec<HandleTable<LlmHandles>>,
-    pub loaded_at: SystemTime,
-}
-
-impl Generation {
-    pub fn new(config: Config) -> Generation {
-        let consumers = config.consumers.list.len();
-        Generation {
-            route_metrics: config.routes.iter().map(|_| HandleTable::new(consumers)).collect(),
-            unrouted_metrics: HandleTable::new(0),
-            llm_metrics: (0..config.ai_target_count).map(|_| HandleTable::new(consumers)).collect(),
-            loaded_at: SystemTime::now(),
-            config,
-        }
-    }
-}
-
-/// Process-wide state: survives configuration reloads.
-pub struct Shared {
-    pub settings: Settings,
-    pub metrics: Arc<Metrics>,
-    pub access_log: AccessLog,
-    pub resolver: Resolver,
-    pub current: ArcSwap<Generation>,
-    pub started: Instant,
-    pub ready: AtomicBool,
-    /// Set on SIGTERM or SIGQUIT: answers close their connections so clients move to fresh
-    /// ones (the new process, after an upgrade) instead of being dropped while idle.
-    pub draining: AtomicBool,
-    /// Who owns which response and MCP approval request.
-    pub ownership: Box<dyn OwnershipStore>,
-    /// Observed MCP tool-list digests.
-    pub pins: PinStore,
-    id_prefix: u64,
-    id_counter: AtomicU64,
-}
-
-impl Shared {
-    pub fn new(settings: Settings, metrics: Arc<Metrics>, access_log: AccessLog, generation: Generation) -> Shared {
-        let resolver = Resolver::new(settings.upstream_resolve.clone());
-        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        Shared {
-            resolver,
-            current: ArcSwap::from_pointee(generation),
-            started: Instant::now(),
-            ready: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            ownership: Box::new(MemoryStore::new(settings.response_store_ttl, settings.response_store_max_entries)),
-            pins: PinStore::default(),
-            id_prefix: seed ^ (u64::from(std::process::id()) << 32),
-            id_counter: AtomicU64::new(0),
-            settings,
-            metrics,
-            access_log,
-        }
-    }
-
-    pub fn next_request_id(&self) -> RequestId {
-        RequestId::new(self.id_prefix, self.id_counter.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-pub struct Aigate {
-    pub shared: Arc<Shared>,
+/// The gateway as Pingora runs it: each hook hands its phase of the request to `phases`.
+pub struct Proxy {
+    pub shared: Arc<ProcessState>,
 }
 
 #[async_trait]
-impl ProxyHttp for Aigate {
+impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {

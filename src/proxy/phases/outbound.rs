@@ -9,12 +9,13 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::failure;
+use super::remember::{facts_of, record_owner, remember_mcp};
 use crate::ai::sse::SseScanner;
-use crate::context::{RequestCtx, ResponseScan};
-use crate::gateway::Shared;
+use crate::proxy::context::{RequestCtx, ResponseScan};
+use crate::proxy::state::ProcessState;
 
 pub fn upstream_response(
-    shared: &Shared,
+    shared: &ProcessState,
     session: &Session,
     resp: &mut ResponseHeader,
     ctx: &mut RequestCtx,
@@ -72,14 +73,6 @@ pub fn response_headers(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resu
     Ok(())
 }
 
-/// Record a new Responses object as the consumer's.
-pub fn record_owner(shared: &Shared, ctx: &mut RequestCtx, id: &str) {
-    ctx.record_owner = false;
-    if let Some(c) = ctx.consumer {
-        shared.ownership.record(id, &ctx.generation.config.consumers.get(c).id, None);
-    }
-}
-
 /// The top-level `"id"` of a JSON object whose first field it is (OpenAI writes it first).
 fn leading_id(b: &[u8]) -> Option<String> {
     let head = &b[..b.len().min(1024)];
@@ -99,7 +92,7 @@ fn leading_id(b: &[u8]) -> Option<String> {
 }
 
 /// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept.
-pub fn response_chunk(shared: &Shared, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
+pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
     if let Some(b) = body.as_ref() {
         ctx.bytes_out += b.len() as u64;
         let first_chunk = ctx.bytes_out == b.len() as u64;
@@ -138,8 +131,8 @@ pub fn response_chunk(shared: &Shared, body: &mut Option<Bytes>, end_of_stream: 
         // MCP answers: read them before the last bytes go out, so their approval requests are
         // recorded before the client can answer them.
         if ctx.ai.as_ref().is_some_and(|a| a.has_mcp) {
-            let facts = super::account::facts_of(&mut ctx.scan);
-            super::account::remember_mcp(shared, ctx, &facts);
+            let facts = facts_of(&mut ctx.scan);
+            remember_mcp(shared, ctx, &facts);
             ctx.early_facts = Some(facts);
         }
     }

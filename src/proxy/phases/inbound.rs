@@ -8,15 +8,15 @@ use pingora_proxy::Session;
 use super::authenticate::{self, EarlyBody};
 use super::body;
 use super::respond::refuse;
-use crate::context::{AiState, BodyState, RequestCtx};
 use crate::core::path::normalize_path;
 use crate::core::split_host_port;
-use crate::errors::{Envelope, GatewayError};
-use crate::gateway::Shared;
+use crate::proxy::context::{AiState, BodyState, RequestCtx};
+use crate::proxy::errors::{Envelope, GatewayError};
+use crate::proxy::state::ProcessState;
 use crate::upstream::balancer::Tried;
 use crate::upstream::UpstreamFailure;
 
-pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let generation = ctx.generation.clone();
     let config = &generation.config;
 
@@ -149,7 +149,7 @@ pub async fn handle(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx
 }
 
 /// The Responses object a sub-resource request names, when ownership applies to it.
-fn owned_object(shared: &Shared, ctx: &RequestCtx) -> Option<String> {
+fn owned_object(shared: &ProcessState, ctx: &RequestCtx) -> Option<String> {
     let ai = ctx.ai.as_ref()?;
     if !shared.settings.response_ownership || ctx.consumer.is_none() {
         return None;

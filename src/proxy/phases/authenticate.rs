@@ -8,11 +8,11 @@ use bytes::Bytes;
 use pingora_proxy::Session;
 
 use super::body;
-use crate::context::RequestCtx;
-use crate::errors::GatewayError;
-use crate::gateway::Shared;
 use crate::model::Route;
 use crate::plugins::auth::{AuthRequest, BodyKind};
+use crate::proxy::context::RequestCtx;
+use crate::proxy::errors::GatewayError;
+use crate::proxy::state::ProcessState;
 
 /// The request body, when an authentication plugin needed it read early.
 #[derive(Default)]
@@ -23,7 +23,7 @@ pub struct EarlyBody {
 
 /// Run the route's authentication plugins; on refusal, the error to answer with.
 pub async fn run(
-    shared: &Shared,
+    shared: &ProcessState,
     session: &mut Session,
     ctx: &mut RequestCtx,
     route: &Route,

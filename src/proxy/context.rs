@@ -8,35 +8,14 @@ use bytes::Bytes;
 
 use crate::ai::sse::SseScanner;
 use crate::core::{ConsumerId, RouteId};
-use crate::errors::GatewayError;
-use crate::gateway::Generation;
 use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::auth::{Credential, CredentialLocation};
 use crate::plugins::mcp_guard::GuardEvent;
+use crate::proxy::errors::GatewayError;
+use crate::proxy::state::{Generation, RequestId};
 use crate::telemetry::metrics::Metrics;
 use crate::upstream::balancer::Tried;
-
-/// A request id: 32 lower-case hex digits (like Kong's), kept inline.
-#[derive(Clone, Copy)]
-pub struct RequestId([u8; 32]);
-
-impl RequestId {
-    pub fn new(prefix: u64, n: u64) -> RequestId {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 32];
-        for (i, b) in prefix.to_be_bytes().iter().chain(n.to_be_bytes().iter()).enumerate() {
-            out[2 * i] = HEX[(b >> 4) as usize];
-            out[2 * i + 1] = HEX[(b & 15) as usize];
-        }
-        RequestId(out)
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only ASCII hex digits are ever written.
-        std::str::from_utf8(&self.0).unwrap_or("")
-    }
-}
 
 /// The request body, as far as the gateway has it.
 #[derive(Default)]
@@ -189,16 +168,5 @@ impl RequestCtx {
 impl Drop for RequestCtx {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_32_hex() {
-        let id = RequestId::new(0xdead_beef, 1);
-        assert_eq!(id.as_str(), "00000000deadbeef0000000000000001");
     }
 }

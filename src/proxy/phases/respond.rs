@@ -5,8 +5,8 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::body;
-use crate::context::RequestCtx;
-use crate::errors::{Envelope, ErrorResponse, GatewayError};
+use crate::proxy::context::RequestCtx;
+use crate::proxy::errors::{Envelope, ErrorResponse, GatewayError};
 
 /// Write a JSON error and finish the request. The unread request body is drained first (up to
 /// a bound) so the client's connection can be kept alive; a larger one closes it.

@@ -11,14 +11,14 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
 use super::body;
-use crate::context::{BodyState, RequestCtx};
 use crate::core::query;
 use crate::core::{Endpoint, Timeouts};
-use crate::errors::GatewayError;
-use crate::gateway::Shared;
 use crate::model::router::upstream_path;
 use crate::plugins::ai_proxy::ProviderAuth;
 use crate::plugins::auth::{without_cookie, CredentialPlace, Place};
+use crate::proxy::context::{BodyState, RequestCtx};
+use crate::proxy::errors::GatewayError;
+use crate::proxy::state::ProcessState;
 use crate::upstream::{build_peer, UpstreamFailure};
 
 /// Headers that carry the gateway's word on who the consumer is; a client may never set them.
@@ -32,7 +32,7 @@ const IDENTITY_HEADERS: &[&str] = &[
     "x-authenticated-groups",
 ];
 
-fn target_of(shared: &Shared, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, bool)> {
+fn target_of(shared: &ProcessState, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, bool)> {
     let config = &ctx.generation.config;
     let route = config.route(ctx.route?);
     if let Some(ai) = &ctx.ai {
@@ -50,7 +50,7 @@ fn target_of(shared: &Shared, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, b
     Some((service.endpoint.clone(), service.timeouts, service.tls_verify))
 }
 
-pub fn choose_peer(shared: &Shared, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+pub fn choose_peer(shared: &ProcessState, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     let Some((endpoint, timeouts, verify)) = target_of(shared, ctx) else {
         return Err(Error::explain(ErrorType::InternalError, "no route for the upstream phase"));
     };
@@ -67,7 +67,7 @@ pub fn choose_peer(shared: &Shared, _session: &mut Session, ctx: &mut RequestCtx
 }
 
 pub fn rewrite_request(
-    shared: &Shared,
+    shared: &ProcessState,
     session: &mut Session,
     req: &mut RequestHeader,
     ctx: &mut RequestCtx,

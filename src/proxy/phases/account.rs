@@ -4,14 +4,14 @@
 
 use pingora_proxy::Session;
 
-use crate::ai::response::{self, McpItem, ResponseFacts};
-use crate::context::{RequestCtx, ResponseScan};
-use crate::gateway::Shared;
-use crate::store::pins::{Observation, PinMode};
+use super::remember::{facts_of, remember_mcp};
+use crate::ai::response::{McpItem, ResponseFacts};
+use crate::proxy::context::{RequestCtx, ResponseScan};
+use crate::proxy::state::ProcessState;
 use crate::telemetry::access_log::{now_rfc3339, Entry, McpLog, Tokens};
 use crate::telemetry::metrics::RequestRecord;
 
-pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
+pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
     let total = ctx.started.elapsed();
     let status = match session.response_written() {
         Some(h) => h.status.as_u16(),
@@ -158,63 +158,6 @@ pub fn finish(shared: &Shared, session: &mut Session, e: Option<&pingora_core::E
         };
         if !shared.access_log.write(&entry) {
             shared.metrics.access_log_dropped.inc();
-        }
-    }
-}
-
-/// After a successful answer: record the response as the consumer's (if the stream did not
-/// already), its MCP approval requests, and check pinned tool lists.
-/// Facts from the side view of the response.
-pub fn facts_of(scan: &mut ResponseScan) -> ResponseFacts {
-    match scan {
-        ResponseScan::Json { chunks, overflowed: false, .. } => match chunks.len() {
-            0 => ResponseFacts::default(),
-            1 => response::from_json(&chunks[0]),
-            _ => response::from_json(&chunks.concat()),
-        },
-        ResponseScan::Sse(scanner) => {
-            scanner.finish();
-            response::from_stream(scanner)
-        }
-        _ => ResponseFacts::default(),
-    }
-}
-
-pub fn remember_mcp(shared: &Shared, ctx: &mut RequestCtx, facts: &ResponseFacts) {
-    let generation = ctx.generation.clone();
-    let config = &generation.config;
-    let owner = ctx.consumer.map(|c| config.consumers.get(c).id.clone());
-    if ctx.record_owner {
-        if let Some(id) = &facts.response_id {
-            super::outbound::record_owner(shared, ctx, id);
-        }
-    }
-    let guard = ctx.route.and_then(|r| config.route(r).policies.mcp_guard.for_consumer(ctx.consumer).cloned());
-    for item in &facts.mcp {
-        match item {
-            McpItem::ApprovalRequest { id, server_label, tool } if !id.is_empty() => {
-                if let Some(owner) = &owner {
-                    shared.ownership.record(id, owner, Some((server_label.clone(), tool.clone())));
-                }
-            }
-            McpItem::ListTools { server_label, digest, .. } => {
-                let Some(rule) = guard
-                    .as_ref()
-                    .and_then(|g| g.servers.iter().find(|r| &r.label == server_label && r.pin != PinMode::Off))
-                else {
-                    continue;
-                };
-                if let Observation::Changed { accepted, observed } =
-                    shared.pins.observe(server_label, digest, rule.pinned_digest.as_deref(), rule.pin)
-                {
-                    let action = if rule.pin == PinMode::Block { "blocked" } else { "warned" };
-                    shared.metrics.mcp_tool_list_changes.with_label_values(&[server_label, action]).inc();
-                    log::warn!(
-                        "MCP server '{server_label}' changed its tool list ({accepted} -> {observed}); {action}"
-                    );
-                }
-            }
-            _ => {}
         }
     }
 }

@@ -1,0 +1,122 @@
+//! Process state: what the gateway keeps for as long as it runs, across configuration reloads —
+//! the settings, metric families, the access log, the resolver, the runtime stores, and the
+//! current configuration generation (swapped whole by a reload). The proxy's phases, the
+//! status listener and the lifecycle task read it; it depends on none of them.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::config::settings::Settings;
+use crate::model::Config;
+use crate::store::ownership::{MemoryStore, OwnershipStore};
+use crate::store::pins::PinStore;
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
+use crate::upstream::resolver::Resolver;
+
+/// A request id: 32 lower-case hex digits (like Kong's), kept inline.
+#[derive(Clone, Copy)]
+pub struct RequestId([u8; 32]);
+
+impl RequestId {
+    pub fn new(prefix: u64, n: u64) -> RequestId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, b) in prefix.to_be_bytes().iter().chain(n.to_be_bytes().iter()).enumerate() {
+            out[2 * i] = HEX[(b >> 4) as usize];
+            out[2 * i + 1] = HEX[(b & 15) as usize];
+        }
+        RequestId(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+/// One loaded configuration with the metric handles resolved for it.
+pub struct Generation {
+    pub config: Config,
+    pub route_metrics: Vec<HandleTable<RouteHandles>>,
+    pub unrouted_metrics: HandleTable<RouteHandles>,
+    pub llm_metrics: Vec<HandleTable<LlmHandles>>,
+    pub loaded_at: SystemTime,
+}
+
+impl Generation {
+    pub fn new(config: Config) -> Generation {
+        let consumers = config.consumers.list.len();
+        Generation {
+            route_metrics: config.routes.iter().map(|_| HandleTable::new(consumers)).collect(),
+            unrouted_metrics: HandleTable::new(0),
+            llm_metrics: (0..config.ai_target_count).map(|_| HandleTable::new(consumers)).collect(),
+            loaded_at: SystemTime::now(),
+            config,
+        }
+    }
+}
+
+/// Process-wide state: survives configuration reloads.
+pub struct ProcessState {
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+    pub resolver: Resolver,
+    pub current: ArcSwap<Generation>,
+    pub started: Instant,
+    pub ready: AtomicBool,
+    /// Set on SIGTERM or SIGQUIT: answers close their connections so clients move to fresh
+    /// ones (the new process, after an upgrade) instead of being dropped while idle.
+    pub draining: AtomicBool,
+    /// Who owns which response and MCP approval request.
+    pub ownership: Box<dyn OwnershipStore>,
+    /// Observed MCP tool-list digests.
+    pub pins: PinStore,
+    id_prefix: u64,
+    id_counter: AtomicU64,
+}
+
+impl ProcessState {
+    pub fn new(
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        access_log: AccessLog,
+        generation: Generation,
+    ) -> ProcessState {
+        let resolver = Resolver::new(settings.upstream_resolve.clone());
+        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        ProcessState {
+            resolver,
+            current: ArcSwap::from_pointee(generation),
+            started: Instant::now(),
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            ownership: Box::new(MemoryStore::new(settings.response_store_ttl, settings.response_store_max_entries)),
+            pins: PinStore::default(),
+            id_prefix: seed ^ (u64::from(std::process::id()) << 32),
+            id_counter: AtomicU64::new(0),
+            settings,
+            metrics,
+            access_log,
+        }
+    }
+
+    pub fn next_request_id(&self) -> RequestId {
+        RequestId::new(self.id_prefix, self.id_counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_32_hex() {
+        let id = RequestId::new(0xdead_beef, 1);
+        assert_eq!(id.as_str(), "00000000deadbeef0000000000000001");
+    }
+}
