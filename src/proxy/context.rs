@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -60,7 +60,6 @@ pub struct AiState {
     pub mcp_events: Vec<GuardEvent>,
     /// The request hands MCP tools (or MCP items) to the model.
     pub has_mcp: bool,
-    pub started_at: Option<Instant>,
 }
 
 /// Counts client connections: one guard per connection, carried across its keep-alive
@@ -84,44 +83,114 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// Everything the phases learn about one request, in groups by what it is about.
 pub struct RequestCtx {
-    pub started: Instant,
+    /// The configuration this request is served by (a reload does not change it mid-request).
     pub generation: Arc<Generation>,
     pub metrics: Arc<Metrics>,
     pub connection: Option<Arc<ConnectionGuard>>,
     pub request_id: RequestId,
+    pub routing: Routing,
+    pub identity: Identity,
+    pub body: RequestBody,
+    /// The LLM part, on routes with ai-proxy.
+    pub ai: Option<AiState>,
+    pub upstream: Upstream,
+    pub timing: Timing,
+    pub response: Response,
+    pub outcome: Outcome,
+}
+
+/// Where the request goes in the configuration.
+#[derive(Default)]
+pub struct Routing {
+    /// The normalised path (what was routed is what goes upstream).
     pub path: String,
     pub route: Option<RouteId>,
+    /// How much of the path the route's prefix or regex matched.
     pub matched_len: usize,
+}
+
+/// Who the caller is.
+#[derive(Default)]
+pub struct Identity {
     pub consumer: Option<ConsumerId>,
+    /// How it proved it (for `X-Credential-Identifier`; never the secret).
     pub credential: Option<Credential>,
+    /// An authentication plugin let it through as its `anonymous` consumer.
     pub anonymous: bool,
     /// Where an authentication plugin found the credential (the plugin's index in the route's
     /// authenticators), for it to strip before forwarding.
     pub credential_location: Option<(usize, CredentialLocation)>,
-    pub body: BodyState,
-    pub body_limit: u64,
-    pub body_bytes: u64,
-    pub ai: Option<AiState>,
-    pub upstream_addr: Option<SocketAddr>,
+}
+
+/// The request body, as far as the gateway has read it.
+pub struct RequestBody {
+    pub state: BodyState,
+    /// The size limit in force (the gateway's, or the LLM plugin's own).
+    pub limit: u64,
+    /// Bytes read from the client so far.
+    pub bytes: u64,
+}
+
+/// The upstream attempts.
+#[derive(Default)]
+pub struct Upstream {
+    pub addr: Option<SocketAddr>,
     pub attempts: u32,
-    /// Set when the request is sent upstream (per attempt).
-    pub upstream_started: Option<Instant>,
-    pub gateway_done: Option<Instant>,
-    pub upstream_ttfb: Option<std::time::Duration>,
-    pub status: u16,
-    pub bytes_out: u64,
-    pub scan: ResponseScan,
-    /// The gateway's own refusal or failure, to answer and to log.
-    pub error: Option<GatewayError>,
-    pub error_kind: Option<&'static str>,
+    /// When the current attempt's request was sent.
+    pub started: Option<Instant>,
+    /// From sending the request to the upstream's first byte.
+    pub ttfb: Option<Duration>,
     /// The upstream answered a status that fails over; the next target is already chosen.
     pub failover_pending: bool,
+}
+
+/// When the request arrived and when the gateway was done with it.
+pub struct Timing {
+    pub started: Instant,
+    /// When the request was handed upstream (the gateway's own time ends there).
+    pub gateway_done: Option<Instant>,
+}
+
+/// The answer, as it goes to the client.
+pub struct Response {
+    pub status: u16,
+    pub bytes_out: u64,
+    /// The side view kept for accounting.
+    pub scan: ResponseScan,
     /// The response creates a Responses object to record as the consumer's.
     pub record_owner: bool,
     /// Facts read from the response before its last bytes went out (MCP requests), so its
     /// approval requests are known before the client can answer them.
     pub early_facts: Option<crate::ai::response::ResponseFacts>,
+}
+
+/// How the request ended, when not well.
+#[derive(Default)]
+pub struct Outcome {
+    /// The gateway's own refusal or failure, to answer and to log.
+    pub error: Option<GatewayError>,
+    /// What the access log calls it.
+    pub kind: Option<ErrorKind>,
+}
+
+/// The access log's `error`: the gateway's answer, or a client that left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The client went away before an answer; nobody to answer (a 499 in the logs).
+    ClientClosed,
+    /// The gateway answered with its own error ([`GatewayError::kind`]).
+    Answered(&'static str),
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::ClientClosed => "client_closed",
+            ErrorKind::Answered(kind) => kind,
+        }
+    }
 }
 
 impl RequestCtx {
@@ -132,35 +201,24 @@ impl RequestCtx {
     pub fn new(generation: Arc<Generation>, metrics: Arc<Metrics>, request_id: RequestId) -> RequestCtx {
         metrics.in_flight.inc();
         RequestCtx {
-            started: Instant::now(),
             generation,
             metrics,
             connection: None,
             request_id,
-            path: String::new(),
-            route: None,
-            matched_len: 0,
-            consumer: None,
-            credential: None,
-            anonymous: false,
-            credential_location: None,
-            body: BodyState::Passthrough,
-            body_limit: u64::MAX,
-            body_bytes: 0,
+            routing: Routing::default(),
+            identity: Identity::default(),
+            body: RequestBody { state: BodyState::Passthrough, limit: u64::MAX, bytes: 0 },
             ai: None,
-            upstream_addr: None,
-            attempts: 0,
-            upstream_started: None,
-            gateway_done: None,
-            upstream_ttfb: None,
-            status: 0,
-            bytes_out: 0,
-            scan: ResponseScan::None,
-            error: None,
-            error_kind: None,
-            failover_pending: false,
-            record_owner: false,
-            early_facts: None,
+            upstream: Upstream::default(),
+            timing: Timing { started: Instant::now(), gateway_done: None },
+            response: Response {
+                status: 0,
+                bytes_out: 0,
+                scan: ResponseScan::None,
+                record_owner: false,
+                early_facts: None,
+            },
+            outcome: Outcome::default(),
         }
     }
 }

@@ -19,7 +19,7 @@ use pingora_core::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use context::{ConnectionGuard, RequestCtx};
+use context::{ConnectionGuard, ErrorKind, RequestCtx};
 use state::ProcessState;
 
 /// The gateway as Pingora runs it: each hook hands its phase of the request to `phases`.
@@ -136,14 +136,14 @@ impl ProxyHttp for Proxy {
     }
 
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, error: &pingora_core::Error) -> bool {
-        if ctx.error_kind == Some("client_closed") {
+        if ctx.outcome.kind == Some(ErrorKind::ClientClosed) {
             // A client hanging up is the client's business (nginx logs it at info); the access
             // log records it as a 499.
             log::debug!("client closed the connection: {error}");
             return true;
         }
         // Refusals the gateway decided on are not errors of the gateway.
-        ctx.error.as_ref().is_some_and(|e| e.status() < 500)
+        ctx.outcome.error.as_ref().is_some_and(|e| e.status() < 500)
     }
 
     fn suppress_proxy_warn_log(
@@ -159,7 +159,7 @@ impl ProxyHttp for Proxy {
 
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         // Pingora's summary prints the full URI, whose query may hold a key: log only the path.
-        format!("{} {} request_id={}", session.req_header().method, ctx.path, ctx.request_id.as_str())
+        format!("{} {} request_id={}", session.req_header().method, ctx.routing.path, ctx.request_id.as_str())
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {

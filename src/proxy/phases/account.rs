@@ -6,32 +6,32 @@ use pingora_proxy::Session;
 
 use super::remember::{facts_of, remember_mcp};
 use crate::ai::response::{McpItem, ResponseFacts};
-use crate::proxy::context::{RequestCtx, ResponseScan};
+use crate::proxy::context::{ErrorKind, RequestCtx, ResponseScan};
 use crate::proxy::state::ProcessState;
 use crate::telemetry::access_log::{now_rfc3339, Entry, McpLog, Tokens};
 use crate::telemetry::metrics::RequestRecord;
 
 pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
-    let total = ctx.started.elapsed();
+    let total = ctx.timing.started.elapsed();
     let status = match session.response_written() {
         Some(h) => h.status.as_u16(),
         // The client left before an answer (nginx's 499).
-        None if e.is_some() && ctx.error.is_none() => 499,
-        None => ctx.status,
+        None if e.is_some() && ctx.outcome.error.is_none() => 499,
+        None => ctx.response.status,
     };
-    let gateway = ctx.gateway_done.map_or(total, |t| t.duration_since(ctx.started));
+    let gateway = ctx.timing.gateway_done.map_or(total, |t| t.duration_since(ctx.timing.started));
     let generation = ctx.generation.clone();
     let config = &generation.config;
-    let consumer_label = ctx.consumer.map(|c| config.consumers.get(c).label.as_str());
-    let (route_name, service_name) = match ctx.route {
+    let consumer_label = ctx.identity.consumer.map(|c| config.consumers.get(c).label.as_str());
+    let (route_name, service_name) = match ctx.routing.route {
         Some(r) => {
             let route = config.route(r);
             (Some(route.name.as_str()), Some(config.service_of(route).name.as_str()))
         }
         None => (None, None),
     };
-    let handles = match ctx.route {
-        Some(r) => generation.route_metrics[r.index()].get(ctx.consumer, || {
+    let handles = match ctx.routing.route {
+        Some(r) => generation.route_metrics[r.index()].get(ctx.identity.consumer, || {
             shared.metrics.route_handles(
                 service_name.unwrap_or(""),
                 route_name.unwrap_or(""),
@@ -40,10 +40,17 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
         }),
         None => generation.unrouted_metrics.get(None, || shared.metrics.route_handles("", "", "")),
     };
-    let bytes_in = ctx.body_bytes.max(session.as_downstream().body_bytes_read() as u64);
+    let bytes_in = ctx.body.bytes.max(session.as_downstream().body_bytes_read() as u64);
     handles.record(
         &shared.metrics,
-        &RequestRecord { status, total, upstream_ttfb: ctx.upstream_ttfb, gateway, bytes_in, bytes_out: ctx.bytes_out },
+        &RequestRecord {
+            status,
+            total,
+            upstream_ttfb: ctx.upstream.ttfb,
+            gateway,
+            bytes_in,
+            bytes_out: ctx.response.bytes_out,
+        },
     );
 
     // LLM accounting.
@@ -56,19 +63,20 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
     if let Some(ai) = &ctx.ai {
         if ai.inference {
             let target = &ai.plugin.targets[ai.target];
-            let stream = matches!(ctx.scan, ResponseScan::Sse(_)) || ai.facts.as_ref().is_some_and(|f| f.stream);
+            let stream =
+                matches!(ctx.response.scan, ResponseScan::Sse(_)) || ai.facts.as_ref().is_some_and(|f| f.stream);
             mode = Some(if stream { "stream" } else { "oneshot" });
-            let (early, remembered) = match ctx.early_facts.take() {
+            let (early, remembered) = match ctx.response.early_facts.take() {
                 Some(f) => (Some(f), true),
                 None => (None, false),
             };
             facts = match early {
                 Some(f) => f,
-                None => facts_of(&mut ctx.scan),
+                None => facts_of(&mut ctx.response.scan),
             };
             already_remembered = remembered;
             let model = bounded_model(target.model.as_deref(), facts.model.as_deref());
-            let llm = generation.llm_metrics[target.id].get(ctx.consumer, || {
+            let llm = generation.llm_metrics[target.id].get(ctx.identity.consumer, || {
                 shared.metrics.llm_handles(
                     consumer_label.unwrap_or(""),
                     target.provider,
@@ -140,16 +148,16 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
             route: route_name,
             service: service_name,
             method: session.req_header().method.as_str(),
-            path: &ctx.path,
+            path: &ctx.routing.path,
             status,
             duration_ms: to_ms(total),
-            upstream_ttfb_ms: ctx.upstream_ttfb.map(to_ms),
+            upstream_ttfb_ms: ctx.upstream.ttfb.map(to_ms),
             gateway_ms: to_ms(gateway),
             bytes_in,
-            bytes_out: ctx.bytes_out,
-            upstream_addr: ctx.upstream_addr.map(|a| a.to_string()),
-            upstream_attempts: (ctx.attempts > 1).then_some(ctx.attempts),
-            error: ctx.error_kind,
+            bytes_out: ctx.response.bytes_out,
+            upstream_addr: ctx.upstream.addr.map(|a| a.to_string()),
+            upstream_attempts: (ctx.upstream.attempts > 1).then_some(ctx.upstream.attempts),
+            error: ctx.outcome.kind.map(ErrorKind::as_str),
             model: model_label.as_deref(),
             mode,
             tokens: facts.usage.map(|u| Tokens { input: u.input, output: u.output, total: u.total }),

@@ -42,7 +42,7 @@ pub async fn run(
             continue;
         }
         let anonymous = auth.anonymous();
-        if anonymous.is_some() && ctx.credential.is_some() {
+        if anonymous.is_some() && ctx.identity.credential.is_some() {
             continue;
         }
         if auth.needs_body() && !early.read {
@@ -58,19 +58,19 @@ pub async fn run(
         match auth.authenticate(&req).outcome().await {
             Ok(found) => {
                 if let Some(consumer) = found.consumer {
-                    ctx.consumer = Some(consumer);
+                    ctx.identity.consumer = Some(consumer);
                 }
-                ctx.credential = Some(found.credential);
-                ctx.anonymous = false;
+                ctx.identity.credential = Some(found.credential);
+                ctx.identity.anonymous = false;
                 if let Some(location) = found.location {
-                    ctx.credential_location = Some((i, location));
+                    ctx.identity.credential_location = Some((i, location));
                 }
             }
             Err(failure) => match anonymous {
                 Some(anon) => {
-                    ctx.consumer = Some(anon);
-                    ctx.credential = None;
-                    ctx.anonymous = true;
+                    ctx.identity.consumer = Some(anon);
+                    ctx.identity.credential = None;
+                    ctx.identity.anonymous = true;
                 }
                 None => {
                     shared.metrics.auth_failure(&route.name, failure.reason);

@@ -77,9 +77,9 @@ pub async fn read_early(
         match session.read_request_body().await {
             Ok(None) => break,
             Ok(Some(b)) => {
-                ctx.body_bytes += b.len() as u64;
-                if ctx.body_bytes > ctx.body_limit {
-                    return Err(GatewayError::BodyTooLarge { limit: ctx.body_limit });
+                ctx.body.bytes += b.len() as u64;
+                if ctx.body.bytes > ctx.body.limit {
+                    return Err(GatewayError::BodyTooLarge { limit: ctx.body.limit });
                 }
                 match (&first, &mut more) {
                     (None, _) => first = Some(b),
@@ -133,9 +133,9 @@ pub fn inspect(
 ) -> std::result::Result<Bytes, GatewayError> {
     let generation = ctx.generation.clone();
     let config = &generation.config;
-    let consumer = ctx.consumer.map(|c| (c, config.consumers.get(c)));
-    let route = ctx.route.map(|r| config.route(r));
-    let guard = route.and_then(|r| r.policies.mcp_guard.for_consumer(ctx.consumer).cloned());
+    let consumer = ctx.identity.consumer.map(|c| (c, config.consumers.get(c)));
+    let route = ctx.routing.route.map(|r| config.route(r));
+    let guard = route.and_then(|r| r.policies.mcp_guard.for_consumer(ctx.identity.consumer).cloned());
     let Some(ai) = ctx.ai.as_mut() else {
         return Ok(original.clone());
     };
@@ -161,7 +161,7 @@ pub fn inspect(
     }
     if let Some(route) = route {
         // A credential in the body is never sent to an LLM provider.
-        let found = ctx.credential_location.as_ref();
+        let found = ctx.identity.credential_location.as_ref();
         for (i, auth) in route.policies.authenticators.iter().enumerate() {
             let found = found.filter(|(at, _)| *at == i).map(|(_, l)| l);
             auth.strip_credentials(found, true, &mut |place| {
@@ -184,19 +184,19 @@ pub fn not_found(message: &str) -> AiRefusal {
 /// Make sure the complete body is rendered for the target of this attempt (after a failover
 /// the model and options may differ).
 pub fn render_for_current_target(shared: &ProcessState, ctx: &mut RequestCtx) -> std::result::Result<(), GatewayError> {
-    let needs = match (&ctx.body, &ctx.ai) {
+    let needs = match (&ctx.body.state, &ctx.ai) {
         (BodyState::Complete { .. }, Some(ai)) => ai.inference && ai.rendered_for != Some(ai.target),
         _ => false,
     };
     if !needs {
         return Ok(());
     }
-    let original = match &ctx.body {
+    let original = match &ctx.body.state {
         BodyState::Complete { original, .. } => original.clone(),
         _ => return Ok(()),
     };
     let upstream = inspect(shared, ctx, &original)?;
-    ctx.body = BodyState::Complete { original, upstream };
+    ctx.body.state = BodyState::Complete { original, upstream };
     Ok(())
 }
 
@@ -207,12 +207,12 @@ pub fn forward_chunk(
     end_of_stream: bool,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
-    match &mut ctx.body {
+    match &mut ctx.body.state {
         BodyState::Passthrough => {
             if let Some(b) = body {
-                ctx.body_bytes += b.len() as u64;
-                if ctx.body_bytes > ctx.body_limit {
-                    return refuse(ctx, GatewayError::BodyTooLarge { limit: ctx.body_limit });
+                ctx.body.bytes += b.len() as u64;
+                if ctx.body.bytes > ctx.body.limit {
+                    return refuse(ctx, GatewayError::BodyTooLarge { limit: ctx.body.limit });
                 }
             }
             Ok(())
@@ -225,9 +225,9 @@ pub fn forward_chunk(
         BodyState::Pending { chunks, len } => {
             if let Some(b) = body.take() {
                 *len += b.len();
-                ctx.body_bytes += b.len() as u64;
-                if ctx.body_bytes > ctx.body_limit {
-                    return refuse(ctx, GatewayError::BodyTooLarge { limit: ctx.body_limit });
+                ctx.body.bytes += b.len() as u64;
+                if ctx.body.bytes > ctx.body.limit {
+                    return refuse(ctx, GatewayError::BodyTooLarge { limit: ctx.body.limit });
                 }
                 if !b.is_empty() {
                     chunks.push(b);
@@ -239,7 +239,7 @@ pub fn forward_chunk(
                 return Ok(());
             }
             let original = concat(std::mem::take(chunks), *len);
-            ctx.body = BodyState::Released;
+            ctx.body.state = BodyState::Released;
             match inspect(shared, ctx, &original) {
                 Ok(upstream) => {
                     *body = Some(upstream);
@@ -258,7 +258,7 @@ pub fn forward_chunk(
 
 fn refuse(ctx: &mut RequestCtx, e: GatewayError) -> Result<()> {
     let status = e.status();
-    ctx.error = Some(e);
+    ctx.outcome.error = Some(e);
     Err(Error::explain(ErrorType::HTTPStatus(status), "request refused by the gateway"))
 }
 

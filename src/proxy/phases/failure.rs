@@ -7,18 +7,18 @@ use pingora_core::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
 
 use super::respond;
-use crate::proxy::context::{BodyState, RequestCtx};
+use crate::proxy::context::{BodyState, ErrorKind, RequestCtx};
 use crate::proxy::errors::{Envelope, GatewayError};
 use crate::proxy::state::ProcessState;
 use crate::upstream::{classify, is_upstream, UpstreamFailure};
 
 /// Whether the request body can be sent again on another attempt.
 pub fn body_replayable(session: &Session, ctx: &RequestCtx) -> bool {
-    match &ctx.body {
+    match &ctx.body.state {
         BodyState::Complete { .. } => true,
         BodyState::Pending { len, .. } => *len == 0,
         BodyState::Released => false,
-        BodyState::Passthrough => ctx.body_bytes == 0 || !session.as_ref().retry_buffer_truncated(),
+        BodyState::Passthrough => ctx.body.bytes == 0 || !session.as_ref().retry_buffer_truncated(),
     }
 }
 
@@ -28,7 +28,7 @@ fn record_failure(shared: &ProcessState, ctx: &RequestCtx, failure: UpstreamFail
 
 pub fn record_failure_kind(shared: &ProcessState, ctx: &RequestCtx, kind: &str) {
     let config = &ctx.generation.config;
-    let (service, route) = match ctx.route {
+    let (service, route) = match ctx.routing.route {
         Some(r) => {
             let route = config.route(r);
             (config.service_of(route).name.as_str(), route.name.as_str())
@@ -53,7 +53,7 @@ fn counts_for_failover(ctx: &RequestCtx, failure: Option<UpstreamFailure>, statu
 /// Record a failure of the current LLM target (passive health) and move the request to the
 /// next untried target, if the retry budget allows. Returns whether there is one.
 pub fn fail_over(shared: &ProcessState, ctx: &mut RequestCtx) -> bool {
-    let attempts = ctx.attempts;
+    let attempts = ctx.upstream.attempts;
     let Some(ai) = ctx.ai.as_mut() else { return false };
     let plugin = ai.plugin.clone();
     if plugin.state.report_failure(ai.target) {
@@ -99,11 +99,11 @@ pub fn on_connect_error(shared: &ProcessState, ctx: &mut RequestCtx, mut e: Box<
     } else {
         // Another address of the same host may answer; the same address will not.
         let config = &ctx.generation.config;
-        let (retries, addresses) = ctx.route.map_or((0, 0), |r| {
+        let (retries, addresses) = ctx.routing.route.map_or((0, 0), |r| {
             let s = config.service_of(config.route(r));
             (s.retries, shared.resolver.address_count(&s.endpoint.host, s.endpoint.port))
         });
-        failure == UpstreamFailure::ConnectRefused && addresses > 1 && ctx.attempts <= retries
+        failure == UpstreamFailure::ConnectRefused && addresses > 1 && ctx.upstream.attempts <= retries
     };
     e.set_retry(retry);
     e
@@ -119,7 +119,7 @@ pub fn on_proxy_error(
     client_reused: bool,
 ) -> Box<Error> {
     let mut e = e.more_context(format!("peer {peer}"));
-    if ctx.error.is_some() {
+    if ctx.outcome.error.is_some() {
         // The gateway refused the request (body check): final.
         e.set_retry(false);
         return e;
@@ -130,16 +130,16 @@ pub fn on_proxy_error(
     // method, when no byte of the response was received.
     let mut stale = e.retry;
     stale.decide_reuse(client_reused);
-    if stale.retry() && replayable && ctx.status == 0 {
+    if stale.retry() && replayable && ctx.response.status == 0 {
         log::debug!("retrying on a fresh connection after a dead pooled one: {e}");
         e.set_retry(true);
         return e;
     }
-    if std::mem::take(&mut ctx.failover_pending) {
+    if std::mem::take(&mut ctx.upstream.failover_pending) {
         // upstream_response_filter turned a failover status into this error and already
         // moved the request to the next target.
-        ctx.status = 0;
-        ctx.upstream_ttfb = None;
+        ctx.response.status = 0;
+        ctx.upstream.ttfb = None;
         e.set_retry(true);
         return e;
     }
@@ -150,8 +150,8 @@ pub fn on_proxy_error(
     let retry = replayable && failure.is_some() && counts_for_failover(ctx, failure, None) && fail_over(shared, ctx);
     if retry {
         // The next attempt starts over.
-        ctx.status = 0;
-        ctx.upstream_ttfb = None;
+        ctx.response.status = 0;
+        ctx.upstream.ttfb = None;
     }
     e.set_retry(retry);
     e
@@ -159,7 +159,7 @@ pub fn on_proxy_error(
 
 /// `fail_to_proxy`: answer the client with the gateway's JSON error, if it can still be told.
 pub async fn answer(_shared: &ProcessState, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-    let err = match ctx.error.clone() {
+    let err = match ctx.outcome.error.clone() {
         Some(err) => err,
         None => match e.esource() {
             ErrorSource::Upstream => match e.etype() {
@@ -170,27 +170,27 @@ pub async fn answer(_shared: &ProcessState, session: &mut Session, e: &Error, ct
                 ErrorType::ReadTimedout => GatewayError::RequestTimeout,
                 ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
                     // The client is gone: nobody to answer.
-                    ctx.error_kind = Some("client_closed");
+                    ctx.outcome.kind = Some(ErrorKind::ClientClosed);
                     return FailToProxy { error_code: 0, can_reuse_downstream: false };
                 }
                 _ => GatewayError::BadRequest { message: "the request could not be read".into() },
             },
             _ => match e.etype() {
-                ErrorType::HTTPStatus(code) if *code == 413 => GatewayError::BodyTooLarge { limit: ctx.body_limit },
+                ErrorType::HTTPStatus(code) if *code == 413 => GatewayError::BodyTooLarge { limit: ctx.body.limit },
                 _ => GatewayError::Internal,
             },
         },
     };
-    ctx.error_kind = Some(err.kind());
+    ctx.outcome.kind = Some(ErrorKind::Answered(err.kind()));
     let code = err.status();
     if session.response_written().is_some() {
         // Mid-response: the connection is closed so the client sees the stream end.
-        ctx.error = Some(err);
+        ctx.outcome.error = Some(err);
         return FailToProxy { error_code: code, can_reuse_downstream: false };
     }
     let envelope = if ctx.ai.is_some() { Envelope::OpenAi } else { Envelope::Kong };
     let rendered = err.render(ctx.request_id.as_str(), envelope);
-    ctx.error = Some(err);
+    ctx.outcome.error = Some(err);
     // Pingora closes the client connection after a failed proxy attempt: say so in the answer,
     // or a client would send its next request on a closed connection.
     session.set_keepalive(None);

@@ -34,7 +34,7 @@ const IDENTITY_HEADERS: &[&str] = &[
 
 fn target_of(shared: &ProcessState, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, bool)> {
     let config = &ctx.generation.config;
-    let route = config.route(ctx.route?);
+    let route = config.route(ctx.routing.route?);
     if let Some(ai) = &ctx.ai {
         let t = &ai.plugin.targets[ai.target];
         let b = &ai.plugin.balancer;
@@ -54,14 +54,14 @@ pub fn choose_peer(shared: &ProcessState, _session: &mut Session, ctx: &mut Requ
     let Some((endpoint, timeouts, verify)) = target_of(shared, ctx) else {
         return Err(Error::explain(ErrorType::InternalError, "no route for the upstream phase"));
     };
-    ctx.attempts += 1;
+    ctx.upstream.attempts += 1;
     let Some(addr) = shared.resolver.lookup(&endpoint.host, endpoint.port) else {
-        ctx.error = Some(GatewayError::Upstream(UpstreamFailure::DnsFailure));
+        ctx.outcome.error = Some(GatewayError::Upstream(UpstreamFailure::DnsFailure));
         let mut e = Error::explain(ErrorType::Custom("DnsFailure"), "the upstream host name is not resolved");
         e.set_retry(false);
         return Err(e.into_up());
     };
-    ctx.upstream_addr = Some(addr);
+    ctx.upstream.addr = Some(addr);
     let peer = build_peer(addr, &endpoint, &timeouts, shared.settings.upstream_keepalive_idle_timeout, verify);
     Ok(Box::new(peer))
 }
@@ -74,12 +74,12 @@ pub fn rewrite_request(
 ) -> Result<()> {
     if let Err(e) = body::render_for_current_target(shared, ctx) {
         let status = e.status();
-        ctx.error = Some(e);
+        ctx.outcome.error = Some(e);
         return Err(Error::explain(ErrorType::HTTPStatus(status), "request refused by the gateway"));
     }
     let generation = ctx.generation.clone();
     let config = &generation.config;
-    let Some(route_id) = ctx.route else {
+    let Some(route_id) = ctx.routing.route else {
         return Err(Error::explain(ErrorType::InternalError, "no route for the upstream request"));
     };
     let route = config.route(route_id);
@@ -88,7 +88,7 @@ pub fn rewrite_request(
 
     // Path and query; credentials out where their plugins say (always before an LLM provider).
     let mut query: Option<Cow<[u8]>> = session.req_header().uri.query().map(|q| Cow::Borrowed(q.as_bytes()));
-    let found = ctx.credential_location.as_ref();
+    let found = ctx.identity.credential_location.as_ref();
     for (i, auth) in route.policies.authenticators.iter().enumerate() {
         let found = found.filter(|(at, _)| *at == i).map(|(_, l)| l);
         auth.strip_credentials(found, is_ai, &mut |place| strip(req, &mut query, place));
@@ -122,8 +122,8 @@ pub fn rewrite_request(
         None => {
             let p = upstream_path(
                 &service.endpoint.path,
-                &ctx.path,
-                ctx.matched_len,
+                &ctx.routing.path,
+                ctx.routing.matched_len,
                 route.strip_path,
                 route.path_handling,
             );
@@ -155,7 +155,7 @@ pub fn rewrite_request(
         // Uncompressed answers, so usage can be read from them.
         req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
     } else {
-        if let Some(cid) = ctx.consumer {
+        if let Some(cid) = ctx.identity.consumer {
             let c = config.consumers.get(cid);
             req.insert_header("x-consumer-id", c.id.as_str())?;
             if let Some(v) = &c.custom_id {
@@ -164,9 +164,9 @@ pub fn rewrite_request(
             if let Some(v) = &c.username {
                 req.insert_header("x-consumer-username", v.as_str())?;
             }
-            if ctx.anonymous {
+            if ctx.identity.anonymous {
                 req.insert_header("x-anonymous-consumer", "true")?;
-            } else if let Some(id) = ctx.credential.as_ref().and_then(|c| c.identifier(&config.consumers)) {
+            } else if let Some(id) = ctx.identity.credential.as_ref().and_then(|c| c.identifier(&config.consumers)) {
                 req.insert_header("x-credential-identifier", id)?;
             }
             if let Some(acl) = route.policies.acl.for_consumer(Some(cid)) {
@@ -189,7 +189,7 @@ pub fn rewrite_request(
     }
 
     // Body framing for a body the gateway holds.
-    match &ctx.body {
+    match &ctx.body.state {
         BodyState::Complete { upstream, .. } => {
             req.remove_header(&http::header::TRANSFER_ENCODING);
             req.insert_header(http::header::CONTENT_LENGTH, upstream.len().to_string())?;
@@ -201,9 +201,9 @@ pub fn rewrite_request(
         BodyState::Passthrough | BodyState::Released => {}
     }
     let now = Instant::now();
-    ctx.upstream_started = Some(now);
-    if ctx.gateway_done.is_none() {
-        ctx.gateway_done = Some(now);
+    ctx.upstream.started = Some(now);
+    if ctx.timing.gateway_done.is_none() {
+        ctx.timing.gateway_done = Some(now);
     }
     let _ = shared;
     Ok(())

@@ -36,27 +36,27 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         let err = GatewayError::BadRequest { message: "the request path is not valid".into() };
         return refuse(session, ctx, err, Envelope::Kong).await;
     };
-    ctx.path = path;
+    ctx.routing.path = path;
     let (host, host_with_port) = request_host(session.req_header());
     let method = session.req_header().method.as_str();
-    let Some(m) = config.router.find(method, &host, &host_with_port, &ctx.path) else {
+    let Some(m) = config.router.find(method, &host, &host_with_port, &ctx.routing.path) else {
         return refuse(session, ctx, GatewayError::NoRoute, Envelope::Kong).await;
     };
-    ctx.route = Some(m.route);
-    ctx.matched_len = m.matched_len;
+    ctx.routing.route = Some(m.route);
+    ctx.routing.matched_len = m.matched_len;
     let route = config.route(m.route);
     let policies = &route.policies;
     let envelope = if policies.ai_proxy.is_configured() { Envelope::OpenAi } else { Envelope::Kong };
 
     // ---- size limit, from the declared length before anything is read
-    ctx.body_limit = shared.settings.max_request_body_size;
+    ctx.body.limit = shared.settings.max_request_body_size;
     if let Some(ai) = policies.ai_proxy.default.as_ref() {
         if let Some(limit) = ai.max_request_body_size {
-            ctx.body_limit = limit;
+            ctx.body.limit = limit;
         }
     }
-    if body::declared_length(session.req_header()).is_some_and(|n| n > ctx.body_limit) {
-        let err = GatewayError::BodyTooLarge { limit: ctx.body_limit };
+    if body::declared_length(session.req_header()).is_some_and(|n| n > ctx.body.limit) {
+        let err = GatewayError::BodyTooLarge { limit: ctx.body.limit };
         return refuse(session, ctx, err, envelope).await;
     }
 
@@ -70,24 +70,24 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
     let (early_read, early_body) = (early.read, early.body);
 
     // ---- authorization
-    if let Some(acl) = policies.acl.for_consumer(ctx.consumer) {
-        if let Err(failure) = acl.check(ctx.consumer.map(|c| config.consumers.get(c))) {
+    if let Some(acl) = policies.acl.for_consumer(ctx.identity.consumer) {
+        if let Err(failure) = acl.check(ctx.identity.consumer.map(|c| config.consumers.get(c))) {
             shared.metrics.auth_failure(&route.name, failure.reason);
             return refuse(session, ctx, GatewayError::Auth(failure), Envelope::Kong).await;
         }
     }
 
     // ---- LLM routes: choose a target, then check the body before anything goes upstream
-    let Some(plugin) = policies.ai_proxy.for_consumer(ctx.consumer).cloned() else {
+    let Some(plugin) = policies.ai_proxy.for_consumer(ctx.identity.consumer).cloned() else {
         if let Some(b) = early_body {
-            ctx.body = BodyState::Complete { upstream: b.clone(), original: b };
+            ctx.body.state = BodyState::Complete { upstream: b.clone(), original: b };
         }
         return Ok(false);
     };
     if let Some(limit) = plugin.max_request_body_size {
-        ctx.body_limit = limit;
+        ctx.body.limit = limit;
     }
-    let remainder = &ctx.path[ctx.matched_len.min(ctx.path.len())..];
+    let remainder = &ctx.routing.path[ctx.routing.matched_len.min(ctx.routing.path.len())..];
     let suffix = if !route.strip_path || remainder.is_empty() || remainder == "/" {
         String::new()
     } else if remainder.starts_with('/') {
@@ -110,20 +110,19 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         mcp_events: Vec::new(),
         has_mcp: false,
         rendered_for: None,
-        started_at: None,
     });
     if !inference {
         // A Responses sub-resource (`/{id}`, `/{id}/cancel`, `/{id}/input_items`): the
         // consumer's own objects only; others do not exist for it.
         if let Some(id) = owned_object(shared, ctx) {
-            let owner = ctx.consumer.map(|c| config.consumers.get(c).id.as_str());
+            let owner = ctx.identity.consumer.map(|c| config.consumers.get(c).id.as_str());
             if !owner.is_some_and(|o| shared.ownership.owned_by(&id, o)) {
                 let err = GatewayError::Ai(body::not_found(&format!("Response with id '{id}' not found.")));
                 return refuse(session, ctx, err, Envelope::OpenAi).await;
             }
         }
         if let Some(b) = early_body {
-            ctx.body = BodyState::Complete { upstream: b.clone(), original: b };
+            ctx.body.state = BodyState::Complete { upstream: b.clone(), original: b };
         }
         return Ok(false);
     }
@@ -140,10 +139,10 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
     };
     match original {
         Some(original) => match body::inspect(shared, ctx, &original) {
-            Ok(upstream) => ctx.body = BodyState::Complete { original, upstream },
+            Ok(upstream) => ctx.body.state = BodyState::Complete { original, upstream },
             Err(e) => return refuse(session, ctx, e, Envelope::OpenAi).await,
         },
-        None => ctx.body = BodyState::Pending { chunks: Vec::new(), len: 0 },
+        None => ctx.body.state = BodyState::Pending { chunks: Vec::new(), len: 0 },
     }
     Ok(false)
 }
@@ -151,7 +150,7 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
 /// The Responses object a sub-resource request names, when ownership applies to it.
 fn owned_object(shared: &ProcessState, ctx: &RequestCtx) -> Option<String> {
     let ai = ctx.ai.as_ref()?;
-    if !shared.settings.response_ownership || ctx.consumer.is_none() {
+    if !shared.settings.response_ownership || ctx.identity.consumer.is_none() {
         return None;
     }
     if ai.plugin.targets[ai.target].route_type != crate::ai::RouteType::Responses {
@@ -233,7 +232,7 @@ fn hash_key(
             return Some(v.as_bytes().to_vec());
         }
     }
-    ctx.consumer.map(|c| config.consumers.get(c).id.as_bytes().to_vec())
+    ctx.identity.consumer.map(|c| config.consumers.get(c).id.as_bytes().to_vec())
 }
 
 #[cfg(test)]

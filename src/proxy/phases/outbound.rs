@@ -21,22 +21,22 @@ pub fn upstream_response(
     ctx: &mut RequestCtx,
 ) -> Result<()> {
     let now = Instant::now();
-    ctx.upstream_ttfb = ctx.upstream_started.map(|t| now.duration_since(t));
-    ctx.status = resp.status.as_u16();
+    ctx.upstream.ttfb = ctx.upstream.started.map(|t| now.duration_since(t));
+    ctx.response.status = resp.status.as_u16();
     let Some(ai) = &ctx.ai else { return Ok(()) };
-    let status = ctx.status;
+    let status = ctx.response.status;
     if ai.plugin.balancer.failover.status_fails(status) {
         failure::record_failure_kind(shared, ctx, failure::status_kind(status));
         // Fail over only if another target can take it; otherwise the client gets this answer.
         if failure::body_replayable(session, ctx) && failure::fail_over(shared, ctx) {
-            ctx.failover_pending = true;
+            ctx.upstream.failover_pending = true;
             return Err(Error::explain(ErrorType::HTTPStatus(status), "upstream answered a failover status").into_up());
         }
     }
     let Some(ai) = &ctx.ai else { return Ok(()) };
     let plugin = ai.plugin.clone();
     let target = &plugin.targets[ai.target];
-    plugin.state.report_success(ai.target, ctx.upstream_ttfb.unwrap_or_default());
+    plugin.state.report_success(ai.target, ctx.upstream.ttfb.unwrap_or_default());
     // Providers' cookies are not the client's business (Kong drops them too).
     resp.remove_header(&http::header::SET_COOKIE);
     if plugin.model_name_header {
@@ -56,8 +56,8 @@ pub fn upstream_response(
     let is_sse =
         resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let responses = plugin.targets[ai.target].route_type == crate::ai::RouteType::Responses;
-    ctx.record_owner = responses && shared.settings.response_ownership && ctx.consumer.is_some();
-    ctx.scan = if is_sse {
+    ctx.response.record_owner = responses && shared.settings.response_ownership && ctx.identity.consumer.is_some();
+    ctx.response.scan = if is_sse {
         ResponseScan::Sse(Box::new(SseScanner::new(shared.settings.usage_scan_limit)))
     } else {
         ResponseScan::Json { chunks: Vec::new(), len: 0, overflowed: false }
@@ -67,8 +67,8 @@ pub fn upstream_response(
 
 pub fn response_headers(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-    if ctx.status == 0 {
-        ctx.status = resp.status.as_u16();
+    if ctx.response.status == 0 {
+        ctx.response.status = resp.status.as_u16();
     }
     Ok(())
 }
@@ -94,9 +94,9 @@ fn leading_id(b: &[u8]) -> Option<String> {
 /// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept.
 pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
     if let Some(b) = body.as_ref() {
-        ctx.bytes_out += b.len() as u64;
-        let first_chunk = ctx.bytes_out == b.len() as u64;
-        match &mut ctx.scan {
+        ctx.response.bytes_out += b.len() as u64;
+        let first_chunk = ctx.response.bytes_out == b.len() as u64;
+        match &mut ctx.response.scan {
             ResponseScan::None => {}
             ResponseScan::Json { chunks, len, overflowed } => {
                 if !*overflowed {
@@ -113,8 +113,8 @@ pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_st
         }
         // Ownership is recorded before the bytes holding the new id reach the client, so the
         // client can never use the id before the gateway knows whose it is.
-        if ctx.record_owner {
-            let id = match &ctx.scan {
+        if ctx.response.record_owner {
+            let id = match &ctx.response.scan {
                 ResponseScan::Json { .. } if first_chunk => leading_id(b),
                 ResponseScan::Sse(scanner) => scanner.created_response_id(),
                 _ => None,
@@ -125,15 +125,15 @@ pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_st
         }
     }
     if end_of_stream {
-        if let ResponseScan::Sse(scanner) = &mut ctx.scan {
+        if let ResponseScan::Sse(scanner) = &mut ctx.response.scan {
             scanner.finish();
         }
         // MCP answers: read them before the last bytes go out, so their approval requests are
         // recorded before the client can answer them.
         if ctx.ai.as_ref().is_some_and(|a| a.has_mcp) {
-            let facts = facts_of(&mut ctx.scan);
+            let facts = facts_of(&mut ctx.response.scan);
             remember_mcp(shared, ctx, &facts);
-            ctx.early_facts = Some(facts);
+            ctx.response.early_facts = Some(facts);
         }
     }
 }

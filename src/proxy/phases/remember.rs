@@ -29,13 +29,14 @@ pub fn facts_of(scan: &mut ResponseScan) -> ResponseFacts {
 pub fn remember_mcp(shared: &ProcessState, ctx: &mut RequestCtx, facts: &ResponseFacts) {
     let generation = ctx.generation.clone();
     let config = &generation.config;
-    let owner = ctx.consumer.map(|c| config.consumers.get(c).id.clone());
-    if ctx.record_owner {
+    let owner = ctx.identity.consumer.map(|c| config.consumers.get(c).id.clone());
+    if ctx.response.record_owner {
         if let Some(id) = &facts.response_id {
             record_owner(shared, ctx, id);
         }
     }
-    let guard = ctx.route.and_then(|r| config.route(r).policies.mcp_guard.for_consumer(ctx.consumer).cloned());
+    let guard =
+        ctx.routing.route.and_then(|r| config.route(r).policies.mcp_guard.for_consumer(ctx.identity.consumer).cloned());
     for item in &facts.mcp {
         match item {
             McpItem::ApprovalRequest { id, server_label, tool } if !id.is_empty() => {
@@ -67,8 +68,8 @@ pub fn remember_mcp(shared: &ProcessState, ctx: &mut RequestCtx, facts: &Respons
 
 /// Record a new Responses object as the consumer's.
 pub fn record_owner(shared: &ProcessState, ctx: &mut RequestCtx, id: &str) {
-    ctx.record_owner = false;
-    if let Some(c) = ctx.consumer {
+    ctx.response.record_owner = false;
+    if let Some(c) = ctx.identity.consumer {
         shared.ownership.record(id, &ctx.generation.config.consumers.get(c).id, None);
     }
 }

@@ -5,7 +5,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::body;
-use crate::proxy::context::RequestCtx;
+use crate::proxy::context::{ErrorKind, RequestCtx};
 use crate::proxy::errors::{Envelope, ErrorResponse, GatewayError};
 
 /// Write a JSON error and finish the request. The unread request body is drained first (up to
@@ -27,8 +27,8 @@ pub async fn refuse(
         session.set_keepalive(None);
     }
     let r = err.render(ctx.request_id.as_str(), envelope);
-    ctx.error_kind = Some(err.kind());
-    ctx.error = Some(err);
+    ctx.outcome.kind = Some(ErrorKind::Answered(err.kind()));
+    ctx.outcome.error = Some(err);
     write(session, ctx, &r).await?;
     Ok(true)
 }
@@ -42,8 +42,8 @@ pub async fn write(session: &mut Session, ctx: &mut RequestCtx, r: &ErrorRespons
     if let Some(w) = &r.www_authenticate {
         h.insert_header(http::header::WWW_AUTHENTICATE, &**w)?;
     }
-    ctx.status = r.status;
-    ctx.bytes_out += r.body.len() as u64;
+    ctx.response.status = r.status;
+    ctx.response.bytes_out += r.body.len() as u64;
     session.write_response_header(Box::new(h), false).await?;
     session.write_response_body(Some(r.body.clone()), true).await?;
     Ok(())
