@@ -18,6 +18,7 @@ use aigate::core::RouteId;
 use aigate::model::router::{RouteSpec, Router};
 use aigate::plugins::ai_proxy::request::apply_target;
 use aigate::plugins::ai_proxy::{AiProxy, Streaming};
+use aigate::upstream::balancer::HealthRegistry;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -78,7 +79,7 @@ fn route_match(c: &mut Criterion) {
 
 fn body_rewrite(c: &mut Criterion) {
     let yaml = "targets:\n- route_type: llm/v1/responses\n  auth: {header_name: Authorization, header_value: Bearer sk}\n  model: {provider: openai, name: gpt-4o, options: {max_tokens: 512, temperature: 1.0}}\n";
-    let proxy = AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap()).unwrap();
+    let proxy = AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap(), &HealthRegistry::default()).unwrap();
     let target = &proxy.targets[0];
     let mut g = c.benchmark_group("body_check_and_rewrite");
     for size in [1024usize, 100 * 1024, 1024 * 1024] {

@@ -14,6 +14,7 @@ use pingora_core::services::background::BackgroundService;
 use crate::config;
 use crate::plugins::openid_connect::jwks;
 use crate::proxy::state::{Generation, ProcessState};
+use crate::upstream::balancer::TargetKey;
 
 pub struct Lifecycle {
     pub shared: Arc<ProcessState>,
@@ -22,15 +23,15 @@ pub struct Lifecycle {
 /// Load the decK files again and swap the new configuration in. On any problem the running
 /// configuration stays and the problems are returned.
 pub fn reload(shared: &ProcessState) -> Result<(), String> {
-    let loaded = config::load(
-        &shared.settings.declarative_config,
-        &config::LoadContext::from_settings(&shared.settings),
-        &|k| std::env::var(k).ok(),
-    );
+    let loaded = config::load(&shared.settings.declarative_config, &shared.stores, &|k| std::env::var(k).ok());
     match loaded {
         Ok(l) => {
             shared.resolver.set_hosts(l.upstream_hosts);
+            let targets: Vec<TargetKey> = l.config.llm_targets().map(|t| t.key()).collect();
             shared.current.store(Arc::new(Generation::new(l.config)));
+            // The new configuration is in service: keys and health it no longer names go.
+            shared.stores.jwks.commit();
+            shared.stores.health.retain(|k| targets.contains(k));
             shared.metrics.config_reloads.with_label_values(&["success"]).inc();
             shared.metrics.config_last_reload.set(unix_now());
             Ok(())
@@ -42,10 +43,12 @@ pub fn reload(shared: &ProcessState) -> Result<(), String> {
     }
 }
 
-/// Fetch the current configuration's JWKS once, then keep them fresh in a background task.
+/// Fetch the keys of the current configuration's identity providers that are not in hand yet
+/// (all of them at start; after a reload, only new ones: a reload keeps the keys), then keep
+/// them fresh in a background task.
 async fn start_jwks(shared: &Arc<ProcessState>) -> tokio::task::JoinHandle<()> {
     let caches = shared.current.load().config.jwks.clone();
-    for c in &caches {
+    for c in caches.iter().filter(|c| c.keys().keys.is_empty()) {
         if let Err(e) = c.refresh().await {
             log::warn!("identity provider keys not loaded yet ({e}); retried in the background and on demand");
         }

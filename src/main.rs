@@ -80,8 +80,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config } => match server::check(&config) {
-            Ok((_, loaded)) => {
-                let g = &loaded.config;
+            Ok(checked) => {
+                let g = &checked.loaded.config;
                 println!(
                     "{}: ok ({} services, {} routes, {} consumers, {} keys)",
                     config.display(),
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config, upgrade, daemon } => {
-            let (settings, loaded) = match server::check(&config) {
+            let checked = match server::check(&config) {
                 Ok(v) => v,
                 Err(problems) => {
                     eprintln!("{problems}");
@@ -107,8 +107,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            init_logging(&settings.log_level);
-            match server::run(settings, loaded, RunOptions { upgrade, daemon }) {
+            init_logging(&checked.settings.log_level);
+            match server::run(checked, RunOptions { upgrade, daemon }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("aigate: {e}");

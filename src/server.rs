@@ -11,8 +11,8 @@ use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
-use crate::config;
 use crate::config::settings::Settings;
+use crate::config::{self, LoadContext};
 use crate::core::problems::{Problem, Problems};
 use crate::lifecycle::{unix_now, Lifecycle};
 use crate::proxy::head_timeout::HeadTimeout;
@@ -29,8 +29,16 @@ pub struct RunOptions {
     pub daemon: bool,
 }
 
+/// A configuration that passed `aigate check`, with the runtime stores its plugins hold
+/// handles into (kept by the process when it runs it).
+pub struct Checked {
+    pub settings: Settings,
+    pub stores: LoadContext,
+    pub loaded: config::Loaded,
+}
+
 /// Everything `aigate check` checks: the settings, the decK files, the trusted CA file.
-pub fn check(settings_path: &Path) -> Result<(Settings, config::Loaded), Problems> {
+pub fn check(settings_path: &Path) -> Result<Checked, Problems> {
     let (settings, mut problems) = Settings::load(settings_path, &|k| std::env::var(k).ok());
     let Some(settings) = settings else {
         return Err(problems);
@@ -48,11 +56,10 @@ pub fn check(settings_path: &Path) -> Result<(Settings, config::Loaded), Problem
     if settings.declarative_config.is_empty() {
         return Err(problems);
     }
-    let loaded = config::load(&settings.declarative_config, &config::LoadContext::from_settings(&settings), &|k| {
-        std::env::var(k).ok()
-    });
+    let stores = LoadContext::from_settings(&settings);
+    let loaded = config::load(&settings.declarative_config, &stores, &|k| std::env::var(k).ok());
     match loaded {
-        Ok(l) if problems.is_empty() => Ok((settings, l)),
+        Ok(loaded) if problems.is_empty() => Ok(Checked { settings, stores, loaded }),
         Ok(_) => Err(problems),
         Err(p) => {
             problems.extend(p);
@@ -61,14 +68,16 @@ pub fn check(settings_path: &Path) -> Result<(Settings, config::Loaded), Problem
     }
 }
 
-pub fn run(settings: Settings, loaded: config::Loaded, opts: RunOptions) -> Result<(), String> {
-    crate::upstream::balancer::set_passive_health(settings.llm_target_max_fails, settings.llm_target_fail_timeout);
+pub fn run(checked: Checked, opts: RunOptions) -> Result<(), String> {
+    let Checked { settings, stores, loaded } = checked;
+    stores.jwks.commit();
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload.set(unix_now());
     let access_log =
         AccessLog::start(&settings.proxy_access_log).map_err(|e| format!("cannot open the access log: {e}"))?;
-    let shared = Arc::new(ProcessState::new(settings.clone(), metrics, access_log, Generation::new(loaded.config)));
+    let shared =
+        Arc::new(ProcessState::new(settings.clone(), stores, metrics, access_log, Generation::new(loaded.config)));
 
     // Resolve upstream names once before serving, off the request path.
     shared.resolver.set_hosts(loaded.upstream_hosts);

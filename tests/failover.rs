@@ -111,6 +111,31 @@ async fn a_failing_target_is_skipped_and_the_client_gets_the_healthy_answer() {
 }
 
 #[tokio::test]
+async fn a_target_taken_out_stays_out_across_a_reload() {
+    let t = two().await;
+    *t.a.state.fail_status.lock().unwrap() = Some(503);
+    let gw = t.start(
+        "      failover_criteria: [error, timeout, http_503]",
+        (1, 1),
+        "llm_target_max_fails: 2\nllm_target_fail_timeout: 60000\n",
+    );
+    for _ in 0..6 {
+        assert_eq!(ask(&gw, &[]).await.0, 200);
+    }
+    let a_seen = t.a.state.count();
+    assert!((1..=2).contains(&a_seen), "A saw {a_seen}");
+    // SIGHUP reloads the same files: target health is process state, not configuration, so
+    // A stays out for the rest of its fail_timeout instead of being tried again at once.
+    gw.reload().await;
+    for _ in 0..6 {
+        assert_eq!(ask(&gw, &[]).await.0, 200);
+    }
+    assert_eq!(t.a.state.count(), a_seen, "A was tried again after the reload");
+    let m = client().get(gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(support::prom::value(&m, "aigate_llm_target_health_changes_total", &[("state", "down")]), Some(1.0));
+}
+
+#[tokio::test]
 async fn client_errors_are_returned_as_they_are_never_retried() {
     let t = two().await;
     *t.a.state.fail_status.lock().unwrap() = Some(400);

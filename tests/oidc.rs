@@ -151,3 +151,17 @@ async fn a_rotated_key_is_fetched_when_its_kid_is_first_seen() {
     assert_eq!(status, 200, "{body}");
     assert!(s.idp.jwks_hits() > hits);
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_keys_it_has() {
+    let s = setup().await;
+    let t = s.key.sign(&claims(&s, "alex", json!({})));
+    assert_eq!(ask(&s, &t, json!({"input": "x"})).await.0, 200);
+    let hits = s.idp.jwks_hits();
+    assert!(hits >= 1);
+    // The identity provider's keys are process state: a reload of the same configuration
+    // neither forgets them nor fetches them again.
+    s.gw.reload().await;
+    assert_eq!(ask(&s, &t, json!({"input": "x"})).await.0, 200);
+    assert_eq!(s.idp.jwks_hits(), hits, "the keys were fetched again by the reload");
+}

@@ -17,7 +17,8 @@ fuzz_target!(|data: &[u8]| {
         .enumerate()
         .map(|(i, part)| (PathBuf::from(format!("f{i}.yaml")), String::from_utf8_lossy(part).into_owned()))
         .collect();
-    let cx = aigate::config::LoadContext { defaults, tls_trusted_ca: None };
+    let stores = aigate::config::LoadContext::from_settings(&aigate::config::settings::Settings::default());
+    let cx = aigate::config::LoadContext { defaults, ..stores };
     let _ = aigate::config::load_texts(&texts, &cx, &env);
     if let Some((_, first)) = texts.first() {
         let _ = aigate::config::settings::Settings::from_yaml(first, None, &env);

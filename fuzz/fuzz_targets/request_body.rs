@@ -11,6 +11,7 @@ use aigate::store::ownership::MemoryStore;
 use aigate::plugins::ai_proxy::request::apply_target;
 use aigate::consumers::Consumers;
 use aigate::plugins::ai_proxy::{AiProxy, Streaming};
+use aigate::upstream::balancer::HealthRegistry;
 use aigate::plugins::mcp_guard::McpGuard;
 use libfuzzer_sys::fuzz_target;
 
@@ -27,7 +28,7 @@ fn fixture() -> &'static Fixture {
         let yaml = "targets:\n- route_type: llm/v1/responses\n  model: {provider: openai, name: gpt-4o, options: {max_tokens: 64, temperature: 0.5}}\n";
         let guard = "servers:\n- server_label: gitmcp\n  server_url: https://api.githubcopilot.com/mcp/\n  allowed_tools: [a, b]\n  sensitive_tools: [b]\n  credential: {value: tok}\n";
         Fixture {
-            proxy: AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap()).unwrap(),
+            proxy: AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap(), &HealthRegistry::default()).unwrap(),
             guard: McpGuard::compile(serde_yaml::from_str(guard).unwrap(), &Consumers::default()).unwrap(),
             store: MemoryStore::new(Duration::from_secs(60), 16),
             pins: PinStore::default(),

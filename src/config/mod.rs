@@ -7,14 +7,18 @@ pub mod deck;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::core::problems::{Problem, Problems};
 use crate::core::Timeouts;
 use crate::model::Config;
+use crate::plugins::openid_connect::JwksRegistry;
+use crate::upstream::balancer::HealthRegistry;
 use deck::lines::LineIndex;
 use deck::schema::DeckFile;
+use settings::Settings;
 
 /// One parsed decK file.
 pub struct SourceFile {
@@ -29,18 +33,27 @@ impl SourceFile {
     }
 }
 
-/// What a load needs from the settings.
-#[derive(Debug, Clone)]
+/// What a load needs besides the files: defaults from the settings, and the runtime stores
+/// the compiled plugins hold handles into — the running process's own, so that a reload keeps
+/// identity providers' keys and which LLM targets are down; fresh ones for `aigate check`.
+#[derive(Clone)]
 pub struct LoadContext {
     /// Upstream timeouts for services that do not set their own.
     pub defaults: Timeouts,
-    /// Extra CAs for fetching identity providers' keys (openid-connect).
-    pub tls_trusted_ca: Option<PathBuf>,
+    /// Identity providers' key caches (openid-connect), by source.
+    pub jwks: Arc<JwksRegistry>,
+    /// LLM targets' passive health, by target.
+    pub health: Arc<HealthRegistry>,
 }
 
 impl LoadContext {
-    pub fn from_settings(s: &crate::config::settings::Settings) -> LoadContext {
-        LoadContext { defaults: s.service_defaults(), tls_trusted_ca: s.tls_trusted_ca.clone() }
+    /// Fresh stores, configured from the settings.
+    pub fn from_settings(s: &Settings) -> LoadContext {
+        LoadContext {
+            defaults: s.service_defaults(),
+            jwks: Arc::new(JwksRegistry::new(s.tls_trusted_ca.clone())),
+            health: Arc::new(HealthRegistry::new(s.llm_target_max_fails, s.llm_target_fail_timeout)),
+        }
     }
 }
 

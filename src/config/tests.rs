@@ -27,7 +27,8 @@ fn load_texts(texts: &[&str]) -> (tempfile::TempDir, Result<Loaded, Problems>) {
             p
         })
         .collect();
-    let r = load(&paths, &LoadContext { defaults: defaults(), tls_trusted_ca: None }, &env);
+    let cx = LoadContext { defaults: defaults(), ..LoadContext::from_settings(&Settings::default()) };
+    let r = load(&paths, &cx, &env);
     (dir, r)
 }
 

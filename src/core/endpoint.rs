@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// Where a request is sent: a scheme, host, port and base path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub tls: bool,
     pub host: String,

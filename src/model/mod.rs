@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::consumers::Consumers;
 use crate::core::{Endpoint, RouteId, ServiceId, Timeouts};
+use crate::plugins::ai_proxy::AiTarget;
 use crate::plugins::openid_connect::jwks::JwksCache;
 use crate::plugins::Policies;
 
@@ -26,6 +27,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every LLM target of every route's ai-proxy plugins (a plugin on several routes once
+    /// per route).
+    pub fn llm_targets(&self) -> impl Iterator<Item = &AiTarget> {
+        self.routes.iter().flat_map(|r| {
+            let p = &r.policies.ai_proxy;
+            p.default.iter().chain(p.by_consumer.values()).flat_map(|ai| ai.targets.iter())
+        })
+    }
+
     pub fn route(&self, id: RouteId) -> &Route {
         &self.routes[id.index()]
     }

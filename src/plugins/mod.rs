@@ -24,6 +24,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::consumers::Consumers;
+use crate::upstream::balancer::HealthRegistry;
 use acl::Acl;
 use ai_proxy::AiProxy;
 use auth::Authenticator;
@@ -58,6 +59,8 @@ pub struct CompileContext<'a> {
     pub consumers: &'a Consumers,
     /// Identity providers' key caches, shared by every openid-connect instance naming one.
     pub jwks: &'a JwksRegistry,
+    /// LLM targets' passive health, by target identity.
+    pub health: &'a HealthRegistry,
 }
 
 type CompileFn = fn(Option<&serde_yaml::Value>, &CompileContext<'_>) -> Result<Compiled, Vec<ConfigIssue>>;
@@ -109,13 +112,13 @@ pub const REGISTRY: &[Registration] = &[
         kind: PluginKind::AiProxy,
         name: "ai-proxy",
         authenticates: false,
-        compile: |c, _| Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_single(config(c)?)?))),
+        compile: |c, cx| Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_single(config(c)?, cx.health)?))),
     },
     Registration {
         kind: PluginKind::AiProxyAdvanced,
         name: "ai-proxy-advanced",
         authenticates: false,
-        compile: |c, _| Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_advanced(config(c)?)?))),
+        compile: |c, cx| Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_advanced(config(c)?, cx.health)?))),
     },
     Registration {
         kind: PluginKind::McpGuard,

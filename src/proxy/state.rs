@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwap;
 
 use crate::config::settings::Settings;
+use crate::config::LoadContext;
 use crate::model::Config;
 use crate::store::ownership::{MemoryStore, OwnershipStore};
 use crate::store::pins::PinStore;
@@ -63,6 +64,9 @@ impl Generation {
 /// Process-wide state: survives configuration reloads.
 pub struct ProcessState {
     pub settings: Settings,
+    /// The runtime stores configurations hold handles into (identity providers' keys, LLM
+    /// targets' health), kept across reloads; a reload compiles against them.
+    pub stores: LoadContext,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
     pub resolver: Resolver,
@@ -83,6 +87,7 @@ pub struct ProcessState {
 impl ProcessState {
     pub fn new(
         settings: Settings,
+        stores: LoadContext,
         metrics: Arc<Metrics>,
         access_log: AccessLog,
         generation: Generation,
@@ -100,6 +105,7 @@ impl ProcessState {
             id_prefix: seed ^ (u64::from(std::process::id()) << 32),
             id_counter: AtomicU64::new(0),
             settings,
+            stores,
             metrics,
             access_log,
         }

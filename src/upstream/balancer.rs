@@ -1,12 +1,21 @@
 //! Choosing among ai-proxy-advanced targets: Kong's algorithms (round-robin, priority,
-//! lowest-latency, consistent-hashing), failover criteria, and passive health — a target that
-//! keeps failing is taken out for a while, then tried again.
+//! lowest-latency, consistent-hashing) and failover criteria, over a passive-health state
+//! passed in — a target that keeps failing is taken out for a while, then tried again.
+//!
+//! Health is runtime state, not configuration: a [`HealthRegistry`] (held by the process, not
+//! by a loaded configuration) keeps one [`TargetHealth`] per target identity (provider,
+//! endpoint, model), and a configuration's balancers hold handles to them, so a reload keeps
+//! knowing which targets are down.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::HeaderName;
 use once_cell::sync::Lazy;
+
+use crate::core::Endpoint;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -39,8 +48,9 @@ impl FailoverCriteria {
     }
 }
 
+/// A plugin's balancing settings (Kong's `balancer` block).
 #[derive(Debug, Clone)]
-pub struct BalancerConfig {
+pub struct Balancing {
     pub algorithm: Algorithm,
     pub retries: u32,
     pub failover: FailoverCriteria,
@@ -50,9 +60,9 @@ pub struct BalancerConfig {
     pub hash_on_header: Option<HeaderName>,
 }
 
-impl Default for BalancerConfig {
+impl Default for Balancing {
     fn default() -> Self {
-        BalancerConfig {
+        Balancing {
             algorithm: Algorithm::RoundRobin,
             retries: 5,
             failover: FailoverCriteria::default(),
@@ -64,24 +74,27 @@ impl Default for BalancerConfig {
     }
 }
 
-/// Consecutive failures that take a target out, and for how long (settings
-/// `llm_target_max_fails` and `llm_target_fail_timeout`, process-wide).
-static UNHEALTHY_AFTER: AtomicU32 = AtomicU32::new(3);
-static UNHEALTHY_FOR_MS: AtomicU64 = AtomicU64::new(10_000);
-
-pub fn set_passive_health(max_fails: u32, fail_timeout: Duration) {
-    UNHEALTHY_AFTER.store(max_fails.max(1), Ordering::Relaxed);
-    UNHEALTHY_FOR_MS.store(fail_timeout.as_millis() as u64, Ordering::Relaxed);
-}
-
 static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
 
 fn now_ms() -> u64 {
     EPOCH.elapsed().as_millis() as u64
 }
 
-#[derive(Debug, Default)]
-struct TargetHealth {
+/// Which upstream a target is, for keeping its health across configuration reloads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TargetKey {
+    pub provider: &'static str,
+    pub endpoint: Endpoint,
+    pub model: Option<String>,
+}
+
+/// One target's passive health and measured latency.
+#[derive(Debug)]
+pub struct TargetHealth {
+    /// Consecutive failures that take the target out (settings `llm_target_max_fails`).
+    max_fails: u32,
+    /// How long it stays out, in ms (`llm_target_fail_timeout`).
+    fail_timeout_ms: u64,
     consecutive_failures: AtomicU32,
     /// Milliseconds since EPOCH until which the target is out; 0 when healthy.
     down_until: AtomicU64,
@@ -89,13 +102,88 @@ struct TargetHealth {
     latency_us: AtomicU64,
 }
 
-/// Balancer state for one plugin instance (shared by every request it serves).
+impl TargetHealth {
+    pub fn new(max_fails: u32, fail_timeout: Duration) -> TargetHealth {
+        TargetHealth {
+            max_fails: max_fails.max(1),
+            fail_timeout_ms: u64::try_from(fail_timeout.as_millis()).unwrap_or(u64::MAX),
+            consecutive_failures: AtomicU32::new(0),
+            down_until: AtomicU64::new(0),
+            latency_us: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        let until = self.down_until.load(Ordering::Relaxed);
+        until == 0 || now_ms() >= until
+    }
+
+    /// Record a successful answer and its latency (time to the first byte of the response).
+    pub fn report_success(&self, latency: Duration) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        self.down_until.store(0, Ordering::Relaxed);
+        let sample = (latency.as_micros() as u64).max(1);
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 { sample } else { (old * 7 + sample) / 8 };
+        self.latency_us.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Record a failure; returns true when this failure took the target out.
+    pub fn report_failure(&self) -> bool {
+        let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= self.max_fails && self.is_healthy() {
+            self.down_until.store(now_ms().saturating_add(self.fail_timeout_ms), Ordering::Relaxed);
+            // Start counting again after the pause: one more failure will not re-arm it at once.
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    fn latency_us(&self) -> u64 {
+        self.latency_us.load(Ordering::Relaxed)
+    }
+}
+
+/// The health of every target, by identity, for the life of the process.
 #[derive(Debug)]
-pub struct Balancer {
-    weights: Vec<u32>,
-    total_weight: u64,
-    next: AtomicUsize,
-    health: Vec<TargetHealth>,
+pub struct HealthRegistry {
+    max_fails: u32,
+    fail_timeout: Duration,
+    targets: Mutex<HashMap<TargetKey, Arc<TargetHealth>>>,
+}
+
+impl Default for HealthRegistry {
+    /// The settings' defaults (nginx's): 3 failures, 10 s out.
+    fn default() -> Self {
+        HealthRegistry::new(3, Duration::from_secs(10))
+    }
+}
+
+impl HealthRegistry {
+    pub fn new(max_fails: u32, fail_timeout: Duration) -> HealthRegistry {
+        HealthRegistry { max_fails, fail_timeout, targets: Mutex::new(HashMap::new()) }
+    }
+
+    fn targets(&self) -> std::sync::MutexGuard<'_, HashMap<TargetKey, Arc<TargetHealth>>> {
+        match self.targets.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The health of `key`, shared with every configuration naming the same target.
+    pub fn health(&self, key: TargetKey) -> Arc<TargetHealth> {
+        let mut targets = self.targets();
+        let health =
+            targets.entry(key).or_insert_with(|| Arc::new(TargetHealth::new(self.max_fails, self.fail_timeout)));
+        Arc::clone(health)
+    }
+
+    /// Forget targets no configuration in use names any more.
+    pub fn retain(&self, keep: impl Fn(&TargetKey) -> bool) {
+        self.targets().retain(|k, _| keep(k));
+    }
 }
 
 /// A set of target indexes already tried by this request (targets are at most 64).
@@ -115,15 +203,21 @@ impl Tried {
 
 pub const MAX_TARGETS: usize = 64;
 
+/// Picks a plugin's target for a request: its weights, a rotation position, and handles to its
+/// targets' health.
+#[derive(Debug)]
+pub struct Balancer {
+    weights: Vec<u32>,
+    total_weight: u64,
+    next: AtomicUsize,
+    health: Vec<Arc<TargetHealth>>,
+}
+
 impl Balancer {
-    pub fn new(weights: Vec<u32>) -> Balancer {
+    /// `weights` and `health` are per target, in the same order.
+    pub fn new(weights: Vec<u32>, health: Vec<Arc<TargetHealth>>) -> Balancer {
         let total_weight = weights.iter().map(|&w| u64::from(w.max(1))).sum();
-        Balancer {
-            health: weights.iter().map(|_| TargetHealth::default()).collect(),
-            weights,
-            total_weight,
-            next: AtomicUsize::new(0),
-        }
+        Balancer { health, weights, total_weight, next: AtomicUsize::new(0) }
     }
 
     pub fn len(&self) -> usize {
@@ -134,9 +228,8 @@ impl Balancer {
         self.weights.is_empty()
     }
 
-    pub fn is_healthy(&self, i: usize) -> bool {
-        let until = self.health[i].down_until.load(Ordering::Relaxed);
-        until == 0 || now_ms() >= until
+    pub fn health(&self, i: usize) -> &TargetHealth {
+        &self.health[i]
     }
 
     /// Pick a target not yet tried. Healthy targets first; when every untried target is marked
@@ -147,7 +240,7 @@ impl Balancer {
             return (!tried.contains(0)).then_some(0);
         }
         let untried = |i: &usize| !tried.contains(*i);
-        let healthy: Vec<usize> = (0..self.len()).filter(untried).filter(|&i| self.is_healthy(i)).collect();
+        let healthy: Vec<usize> = (0..self.len()).filter(untried).filter(|&i| self.health[i].is_healthy()).collect();
         let pool: Vec<usize> = if healthy.is_empty() { (0..self.len()).filter(untried).collect() } else { healthy };
         if pool.is_empty() {
             return None;
@@ -164,12 +257,8 @@ impl Balancer {
             }
             Algorithm::LowestLatency => {
                 // Unmeasured targets (0) go first so that every target gets measured.
-                let min = pool.iter().map(|&i| self.health[i].latency_us.load(Ordering::Relaxed)).min().unwrap_or(0);
-                let best: Vec<usize> = pool
-                    .iter()
-                    .copied()
-                    .filter(|&i| self.health[i].latency_us.load(Ordering::Relaxed) == min)
-                    .collect();
+                let min = pool.iter().map(|&i| self.health[i].latency_us()).min().unwrap_or(0);
+                let best: Vec<usize> = pool.iter().copied().filter(|&i| self.health[i].latency_us() == min).collect();
                 best[self.next.fetch_add(1, Ordering::Relaxed) % best.len()]
             }
             Algorithm::ConsistentHashing => match hash_key {
@@ -195,35 +284,6 @@ impl Balancer {
             slot -= w;
         }
         pool[0]
-    }
-
-    /// Record a successful answer and its latency (time to the first byte of the response).
-    pub fn report_success(&self, i: usize, latency: Duration) {
-        let h = &self.health[i];
-        h.consecutive_failures.store(0, Ordering::Relaxed);
-        h.down_until.store(0, Ordering::Relaxed);
-        let sample = (latency.as_micros() as u64).max(1);
-        let old = h.latency_us.load(Ordering::Relaxed);
-        let new = if old == 0 { sample } else { (old * 7 + sample) / 8 };
-        h.latency_us.store(new.max(1), Ordering::Relaxed);
-    }
-
-    /// Record a failure; returns true when this failure took the target out.
-    pub fn report_failure(&self, i: usize) -> bool {
-        let h = &self.health[i];
-        let n = h.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= UNHEALTHY_AFTER.load(Ordering::Relaxed) && self.is_healthy(i) {
-            h.down_until.store(now_ms() + UNHEALTHY_FOR_MS.load(Ordering::Relaxed), Ordering::Relaxed);
-            // Start counting again after the pause: one more failure will not re-arm it at once.
-            h.consecutive_failures.store(0, Ordering::Relaxed);
-            return true;
-        }
-        false
-    }
-
-    #[cfg(test)]
-    fn force_down_for(&self, i: usize, ms: u64) {
-        self.health[i].down_until.store(now_ms() + ms, Ordering::Relaxed);
     }
 }
 
@@ -263,9 +323,14 @@ fn fnv1a(key: &[u8], salt: u64) -> u64 {
 mod tests {
     use super::*;
 
+    fn balancer(weights: Vec<u32>) -> Balancer {
+        let health = weights.iter().map(|_| Arc::new(TargetHealth::new(3, Duration::from_secs(10)))).collect();
+        Balancer::new(weights, health)
+    }
+
     #[test]
     fn round_robin_follows_weights() {
-        let b = Balancer::new(vec![100, 300]);
+        let b = balancer(vec![100, 300]);
         let mut counts = [0; 2];
         for _ in 0..400 {
             counts[b.pick(Algorithm::RoundRobin, Tried::default(), None).unwrap()] += 1;
@@ -275,7 +340,7 @@ mod tests {
 
     #[test]
     fn tried_targets_are_skipped_and_exhaustion_ends() {
-        let b = Balancer::new(vec![1, 1, 1]);
+        let b = balancer(vec![1, 1, 1]);
         let mut tried = Tried::default();
         let mut seen = vec![];
         while let Some(i) = b.pick(Algorithm::RoundRobin, tried, None) {
@@ -288,7 +353,7 @@ mod tests {
 
     #[test]
     fn priority_prefers_the_heaviest_until_it_fails() {
-        let b = Balancer::new(vec![10, 100, 100]);
+        let b = balancer(vec![10, 100, 100]);
         for _ in 0..10 {
             assert_ne!(b.pick(Algorithm::Priority, Tried::default(), None), Some(0));
         }
@@ -300,11 +365,11 @@ mod tests {
 
     #[test]
     fn lowest_latency_measures_then_prefers_the_fastest() {
-        let b = Balancer::new(vec![1, 1]);
-        b.report_success(0, Duration::from_millis(50));
+        let b = balancer(vec![1, 1]);
+        b.health(0).report_success(Duration::from_millis(50));
         // Target 1 unmeasured: tried first.
         assert_eq!(b.pick(Algorithm::LowestLatency, Tried::default(), None), Some(1));
-        b.report_success(1, Duration::from_millis(5));
+        b.health(1).report_success(Duration::from_millis(5));
         for _ in 0..5 {
             assert_eq!(b.pick(Algorithm::LowestLatency, Tried::default(), None), Some(1));
         }
@@ -312,7 +377,7 @@ mod tests {
 
     #[test]
     fn consistent_hashing_is_stable_and_moves_little() {
-        let b = Balancer::new(vec![1, 1, 1, 1]);
+        let b = balancer(vec![1, 1, 1, 1]);
         let keys: Vec<String> = (0..1000).map(|i| format!("consumer-{i}")).collect();
         let first: Vec<usize> = keys
             .iter()
@@ -341,11 +406,11 @@ mod tests {
 
     #[test]
     fn passive_health_takes_out_and_puts_back() {
-        let b = Balancer::new(vec![1, 1]);
-        assert!(!b.report_failure(0));
-        assert!(!b.report_failure(0));
-        assert!(b.report_failure(0));
-        assert!(!b.is_healthy(0));
+        let b = balancer(vec![1, 1]);
+        assert!(!b.health(0).report_failure());
+        assert!(!b.health(0).report_failure());
+        assert!(b.health(0).report_failure());
+        assert!(!b.health(0).is_healthy());
         for _ in 0..10 {
             assert_eq!(b.pick(Algorithm::RoundRobin, Tried::default(), None), Some(1));
         }
@@ -354,10 +419,10 @@ mod tests {
         tried.add(1);
         assert_eq!(b.pick(Algorithm::RoundRobin, tried, None), Some(0));
         // The pause ends.
-        b.force_down_for(0, 0);
-        assert!(b.is_healthy(0));
-        b.report_success(0, Duration::from_millis(1));
-        assert!(b.is_healthy(0));
+        b.health(0).down_until.store(now_ms(), Ordering::Relaxed);
+        assert!(b.health(0).is_healthy());
+        b.health(0).report_success(Duration::from_millis(1));
+        assert!(b.health(0).is_healthy());
     }
 
     #[test]
@@ -368,5 +433,22 @@ mod tests {
         assert!(!c.status_fails(500));
         assert!(!c.status_fails(400));
         assert!(!FailoverCriteria::default().status_fails(503));
+    }
+
+    #[test]
+    fn the_registry_shares_health_by_target_identity() {
+        let r = HealthRegistry::new(1, Duration::from_secs(60));
+        let key = |model: &str| TargetKey {
+            provider: "openai",
+            endpoint: Endpoint::parse_url("https://api.openai.com/v1/responses").unwrap(),
+            model: Some(model.into()),
+        };
+        let a = r.health(key("gpt-4o"));
+        assert!(a.report_failure());
+        // Another configuration naming the same target sees it down.
+        assert!(!r.health(key("gpt-4o")).is_healthy());
+        assert!(r.health(key("gpt-4o-mini")).is_healthy());
+        r.retain(|k| k.model.as_deref() == Some("gpt-4o-mini"));
+        assert!(r.health(key("gpt-4o")).is_healthy());
     }
 }

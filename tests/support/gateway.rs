@@ -155,6 +155,19 @@ impl GatewayProcess {
         assert!(ok, "kill -{sig} failed");
     }
 
+    /// Send SIGHUP and wait until the new configuration is in service (the lifecycle logs
+    /// "configuration reloaded" once it has also fetched what the new one needs).
+    pub async fn reload(&self) {
+        let done = || self.logs().matches("configuration reloaded").count();
+        let before = done();
+        self.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while done() == before {
+            assert!(Instant::now() < deadline, "reload not done:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Wait for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;

@@ -15,7 +15,6 @@ use super::{LoadContext, Loaded, SourceFile};
 use crate::core::problems::Problems;
 use crate::core::RouteId;
 use crate::model::Config;
-use crate::plugins::openid_connect::JwksRegistry;
 use crate::plugins::{Compiled, Policies};
 
 /// Where an entity was written: which file, and its place in it (`services[0].routes[1]`).
@@ -147,13 +146,14 @@ impl<'a> Entities<'a> {
 }
 
 pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) -> Result<Loaded, Problems> {
-    let jwks = JwksRegistry::new(load.tls_trusted_ca.clone());
+    let jwks = &load.jwks;
+    jwks.begin_load();
     let mut cx = Findings { files, problems: Problems::default() };
     let entities = Entities::collect(files, &mut cx);
     let services = services::extract_services(&entities, &load.defaults, &mut cx);
     let consumers = consumers::extract_consumers(&entities, &mut cx);
     let mut routes = routes::extract_routes(&entities, &services, &mut cx);
-    let plugins = plugins::extract_plugins(&entities, &services, &routes, &consumers, &jwks, &mut cx);
+    let plugins = plugins::extract_plugins(&entities, &services, &routes, &consumers, load, &mut cx);
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
@@ -173,7 +173,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
     }
     Ok(Loaded {
         config: Config {
-            jwks: jwks.all(),
+            jwks: jwks.claimed(),
             services: services.list,
             routes: routes.list,
             router,

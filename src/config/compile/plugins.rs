@@ -9,9 +9,9 @@ use std::sync::Arc;
 use super::routes::Routes;
 use super::services::Services;
 use super::{resolve_ref, Entities, Findings, Origin};
+use crate::config::LoadContext;
 use crate::consumers::Consumers;
 use crate::core::{ConsumerId, RouteId, ServiceId};
-use crate::plugins::openid_connect::JwksRegistry;
 use crate::plugins::{self, CompileContext, Compiled, Instance, PluginKind};
 
 /// A plugin's scope: kind, service, route, consumer.
@@ -28,12 +28,12 @@ pub(super) fn extract_plugins(
     services: &Services,
     routes: &Routes<'_>,
     consumers: &Consumers,
-    jwks: &JwksRegistry,
+    load: &LoadContext,
     cx: &mut Findings<'_>,
 ) -> Plugins {
     let mut out = Plugins { instances: Vec::new(), target_count: 0 };
     let mut scopes_seen: HashSet<Scope> = HashSet::new();
-    let compile_cx = CompileContext { consumers, jwks };
+    let compile_cx = CompileContext { consumers, jwks: &load.jwks, health: &load.health };
     for pe in &entities.plugins {
         let p = pe.plugin;
         let Some(kind) = PluginKind::from_name(&p.name) else {

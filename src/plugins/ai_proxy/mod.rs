@@ -16,7 +16,9 @@ pub use schema::{
 pub mod request;
 mod schema;
 
-use crate::upstream::balancer::{Algorithm, Balancer, BalancerConfig, FailoverCriteria, MAX_TARGETS};
+use crate::upstream::balancer::{
+    Algorithm, Balancer, Balancing, FailoverCriteria, HealthRegistry, TargetKey, MAX_TARGETS,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Streaming {
@@ -66,9 +68,11 @@ pub struct AiTarget {
 #[derive(Debug)]
 pub struct AiProxy {
     pub targets: Vec<AiTarget>,
-    pub balancer: BalancerConfig,
-    /// Round-robin position, latencies and passive health of the targets.
-    pub state: Balancer,
+    /// The `balancer` settings: algorithm, retries, failover criteria, timeouts.
+    pub balancing: Balancing,
+    /// Picks a target: rotation position, and handles to the targets' health (kept by the
+    /// process across reloads).
+    pub balancer: Balancer,
     pub response_streaming: Streaming,
     /// The plugin's own body limit when set; otherwise the gateway's `max_request_body_size`.
     pub max_request_body_size: Option<u64>,
@@ -78,7 +82,7 @@ pub struct AiProxy {
 const OPENAI_HOST: &str = "api.openai.com";
 
 impl AiProxy {
-    pub fn compile_advanced(s: AiProxyAdvancedSchema) -> Result<AiProxy, Vec<ConfigIssue>> {
+    pub fn compile_advanced(s: AiProxyAdvancedSchema, health: &HealthRegistry) -> Result<AiProxy, Vec<ConfigIssue>> {
         let mut issues = Vec::new();
         if s.targets.is_empty() {
             issues.push(ConfigIssue::new("targets", "targets is empty", "configure at least one target"));
@@ -90,7 +94,7 @@ impl AiProxy {
                 Err(mut e) => issues.append(&mut e),
             }
         }
-        let balancer = compile_balancer(s.balancer.unwrap_or_default(), &mut issues);
+        let balancing = compile_balancing(s.balancer.unwrap_or_default(), &mut issues);
         unsupported_unless_default(&mut issues, "embeddings", &s.embeddings, |_| false);
         unsupported_unless_default(&mut issues, "vectordb", &s.vectordb, |_| false);
         let common = compile_common(
@@ -113,16 +117,16 @@ impl AiProxy {
         }
         let (response_streaming, max_request_body_size, model_name_header) = common;
         Ok(AiProxy {
-            state: Balancer::new(targets.iter().map(|t| t.weight).collect()),
+            balancer: balancer(&targets, health),
             targets,
-            balancer,
+            balancing,
             response_streaming,
             max_request_body_size,
             model_name_header,
         })
     }
 
-    pub fn compile_single(s: AiProxySchema) -> Result<AiProxy, Vec<ConfigIssue>> {
+    pub fn compile_single(s: AiProxySchema, health: &HealthRegistry) -> Result<AiProxy, Vec<ConfigIssue>> {
         let mut issues = Vec::new();
         let target = compile_target(s.route_type, s.auth, s.model, s.logging, None, "");
         let common = compile_common(
@@ -143,10 +147,11 @@ impl AiProxy {
         match target {
             Some(t) if issues.is_empty() => {
                 let (response_streaming, max_request_body_size, model_name_header) = common;
+                let targets = vec![t];
                 Ok(AiProxy {
-                    state: Balancer::new(vec![t.weight]),
-                    targets: vec![t],
-                    balancer: BalancerConfig::default(),
+                    balancer: balancer(&targets, health),
+                    targets,
+                    balancing: Balancing::default(),
                     response_streaming,
                     max_request_body_size,
                     model_name_header,
@@ -154,6 +159,18 @@ impl AiProxy {
             }
             _ => Err(issues),
         }
+    }
+}
+
+/// A balancer over `targets`, with each target's health from the process's registry.
+fn balancer(targets: &[AiTarget], health: &HealthRegistry) -> Balancer {
+    Balancer::new(targets.iter().map(|t| t.weight).collect(), targets.iter().map(|t| health.health(t.key())).collect())
+}
+
+impl AiTarget {
+    /// Which upstream this target is (its health is kept under this identity).
+    pub fn key(&self) -> TargetKey {
+        TargetKey { provider: self.provider, endpoint: self.endpoint.clone(), model: self.model.clone() }
     }
 }
 
@@ -471,8 +488,8 @@ fn compile_auth(a: &AuthSchema, at: &str, issues: &mut Vec<ConfigIssue>) -> Prov
     }
 }
 
-fn compile_balancer(b: BalancerSchema, issues: &mut Vec<ConfigIssue>) -> BalancerConfig {
-    let mut cfg = BalancerConfig::default();
+fn compile_balancing(b: BalancerSchema, issues: &mut Vec<ConfigIssue>) -> Balancing {
+    let mut cfg = Balancing::default();
     match b.algorithm.as_deref() {
         None | Some("round-robin") => cfg.algorithm = Algorithm::RoundRobin,
         Some("priority") => cfg.algorithm = Algorithm::Priority,

@@ -90,13 +90,15 @@ mod tests {
     use super::*;
     use crate::ai::refusal::BAD_BODY;
     use crate::plugins::ai_proxy::AiProxy;
+    use crate::upstream::balancer::HealthRegistry;
 
     fn target(extra_options: &str, route_type: &str, name: Option<&str>) -> AiTarget {
         let name = name.map(|n| format!("    name: {n}\n")).unwrap_or_default();
         let yaml = format!(
             "targets:\n- route_type: {route_type}\n  model:\n    provider: openai\n{name}    options:\n      max_tokens: 512\n      temperature: 1.0\n{extra_options}"
         );
-        let mut p = AiProxy::compile_advanced(serde_yaml::from_str(&yaml).unwrap()).unwrap();
+        let mut p =
+            AiProxy::compile_advanced(serde_yaml::from_str(&yaml).unwrap(), &HealthRegistry::default()).unwrap();
         p.targets.remove(0)
     }
 

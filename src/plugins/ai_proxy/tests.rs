@@ -1,7 +1,8 @@
 use super::*;
+use crate::upstream::balancer::HealthRegistry;
 
 fn advanced(yaml: &str) -> Result<AiProxy, Vec<ConfigIssue>> {
-    AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap())
+    AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap(), &HealthRegistry::default())
 }
 
 const WALKTHROUGH: &str = r#"
@@ -37,7 +38,7 @@ fn walkthrough_target() {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(p.response_streaming, Streaming::Allow);
-    assert_eq!(p.balancer.algorithm, Algorithm::RoundRobin);
+    assert_eq!(p.balancing.algorithm, Algorithm::RoundRobin);
 }
 
 #[test]
@@ -97,9 +98,9 @@ fn failover_criteria() {
         "{WALKTHROUGH}balancer:\n  failover_criteria: [error, timeout, http_429, http_503]\n  retries: 2\n"
     ))
     .unwrap();
-    assert!(p.balancer.failover.http_429);
-    assert_eq!(p.balancer.failover.http_5xx, vec![503]);
-    assert_eq!(p.balancer.retries, 2);
+    assert!(p.balancing.failover.http_429);
+    assert_eq!(p.balancing.failover.http_5xx, vec![503]);
+    assert_eq!(p.balancing.retries, 2);
     assert!(advanced(&format!("{WALKTHROUGH}balancer:\n  failover_criteria: [http_404]\n")).is_err());
 }
 
@@ -107,6 +108,7 @@ fn failover_criteria() {
 fn single_target_plugin() {
     let p = AiProxy::compile_single(
             serde_yaml::from_str("route_type: llm/v1/chat\nmodel: {provider: openai, name: gpt-4o-mini}\nauth: {header_name: Authorization, header_value: Bearer x}").unwrap(),
+            &HealthRegistry::default(),
         )
         .unwrap();
     assert_eq!(p.targets.len(), 1);

@@ -316,7 +316,8 @@ impl RefreshWait {
     }
 }
 
-/// The caches of a configuration, one per source, shared by every plugin instance naming it.
+/// The caches of the process, one per source, shared by every plugin instance naming it and
+/// kept across configuration loads, so a reload neither forgets keys nor fetches them again.
 /// The HTTP client is built (with the gateway's `tls_trusted_ca`) when the first cache is.
 pub struct JwksRegistry {
     extra_ca: Option<PathBuf>,
@@ -328,6 +329,13 @@ struct Registered {
     client: Option<reqwest::Client>,
     caches: HashMap<JwksSource, Arc<JwksCache>>,
     order: Vec<Arc<JwksCache>>,
+    /// Counts configuration loads.
+    load: u64,
+    /// The load that last asked for each source, and whether it created the cache.
+    claimed: HashMap<JwksSource, (u64, bool)>,
+    /// The on-demand intervals the latest load's plugins ask for, applied to caches the
+    /// running configuration shares only once that load is in service ([`JwksRegistry::commit`]).
+    pending: HashMap<JwksSource, Duration>,
 }
 
 impl JwksRegistry {
@@ -342,11 +350,33 @@ impl JwksRegistry {
         }
     }
 
-    /// The cache of `source`, created on first use.
-    pub fn cache(&self, source: JwksSource) -> Result<Arc<JwksCache>, String> {
+    /// A configuration load starts: the caches it asks for are its own ([`claimed`](Self::claimed)).
+    pub fn begin_load(&self) {
         let mut r = self.registered();
-        if let Some(c) = r.caches.get(&source) {
-            return Ok(Arc::clone(c));
+        r.load += 1;
+        r.pending.clear();
+    }
+
+    /// The cache of `source` for a plugin that refreshes it on demand at most once per
+    /// `on_demand_interval` (a cache shared by several plugins uses the smallest). Created on
+    /// first use; an existing cache keeps its keys.
+    pub fn cache(&self, source: JwksSource, on_demand_interval: Duration) -> Result<Arc<JwksCache>, String> {
+        let mut r = self.registered();
+        let load = r.load;
+        let pending = r.pending.get(&source).map_or(on_demand_interval, |p| (*p).min(on_demand_interval));
+        r.pending.insert(source.clone(), pending);
+        if let Some(c) = r.caches.get(&source).cloned() {
+            let created_now = match r.claimed.get(&source) {
+                Some((l, created)) => *l == load && *created,
+                None => false,
+            };
+            if created_now {
+                // Not serving yet: this load's plugins set its interval directly.
+                c.limit_on_demand_interval(on_demand_interval);
+            } else {
+                r.claimed.insert(source, (load, false));
+            }
+            return Ok(c);
         }
         let client = match &r.client {
             Some(c) => c.clone(),
@@ -358,15 +388,42 @@ impl JwksRegistry {
             }
         };
         let cache = Arc::new(JwksCache::new(source.clone(), client));
+        cache.limit_on_demand_interval(on_demand_interval);
+        r.claimed.insert(source.clone(), (load, true));
         r.caches.insert(source, Arc::clone(&cache));
         r.order.push(Arc::clone(&cache));
         Ok(cache)
     }
 
-    /// Every cache, in creation order: refresh them once before serving, then hand them to
-    /// [`run_refresher`].
+    /// Every cache, in creation order.
     pub fn all(&self) -> Vec<Arc<JwksCache>> {
         self.registered().order.clone()
+    }
+
+    /// The caches the latest load asked for, in creation order: its configuration's, for
+    /// [`run_refresher`].
+    pub fn claimed(&self) -> Vec<Arc<JwksCache>> {
+        let r = self.registered();
+        r.order.iter().filter(|c| r.claimed.get(c.source()).is_some_and(|(l, _)| *l == r.load)).cloned().collect()
+    }
+
+    /// The latest load is in service: its plugins' on-demand intervals apply to the caches it
+    /// shares with the configuration before it, and caches no plugin names any more go.
+    pub fn commit(&self) {
+        let mut r = self.registered();
+        let load = r.load;
+        let pending = std::mem::take(&mut r.pending);
+        for (source, interval) in &pending {
+            if let Some(c) = r.caches.get(source) {
+                c.on_demand_interval_ms
+                    .store(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+            }
+        }
+        r.pending = pending;
+        r.claimed.retain(|_, (l, _)| *l == load);
+        let Registered { caches, order, claimed, .. } = &mut *r;
+        caches.retain(|s, _| claimed.contains_key(s));
+        order.retain(|c| claimed.contains_key(c.source()));
     }
 }
 
@@ -414,9 +471,11 @@ mod tests {
     fn registry_shares_caches_by_source() {
         let r = JwksRegistry::new(None);
         assert!(r.all().is_empty());
-        let a = r.cache(JwksSource::Discovery("https://idp/.well-known/openid-configuration".into())).unwrap();
-        let b = r.cache(JwksSource::Discovery("https://idp/.well-known/openid-configuration".into())).unwrap();
-        let c = r.cache(JwksSource::Jwks("https://idp/.well-known/openid-configuration".into())).unwrap();
+        let url = "https://idp/.well-known/openid-configuration";
+        let minute = Duration::from_secs(60);
+        let a = r.cache(JwksSource::Discovery(url.into()), minute).unwrap();
+        let b = r.cache(JwksSource::Discovery(url.into()), minute).unwrap();
+        let c = r.cache(JwksSource::Jwks(url.into()), minute).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(r.all().len(), 2);
@@ -433,5 +492,27 @@ mod tests {
         std::fs::write(&p, "not a pem").unwrap();
         assert!(http_client(Some(&p)).is_err());
         assert!(http_client(Some(&dir.path().join("missing.pem"))).is_err());
+    }
+
+    #[test]
+    fn reloads_keep_caches_and_apply_intervals_once_in_service() {
+        let r = JwksRegistry::new(None);
+        let source = || JwksSource::Jwks("https://idp/keys".into());
+        r.begin_load();
+        let first = r.cache(source(), Duration::from_secs(30)).unwrap();
+        let other = r.cache(JwksSource::Jwks("https://other/keys".into()), Duration::from_secs(30)).unwrap();
+        r.commit();
+        // A second load names the first source only, with another interval.
+        r.begin_load();
+        let again = r.cache(source(), Duration::from_secs(90)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the cache and its keys are kept");
+        assert_eq!(r.claimed().len(), 1);
+        // Not in service yet: the running configuration's interval stays.
+        assert_eq!(first.on_demand_interval(), Duration::from_secs(30));
+        r.commit();
+        assert_eq!(first.on_demand_interval(), Duration::from_secs(90));
+        // The cache no configuration names any more is gone.
+        assert_eq!(r.all().len(), 1);
+        assert!(!r.all().iter().any(|c| Arc::ptr_eq(c, &other)));
     }
 }

@@ -279,11 +279,7 @@ impl OpenIdConnect {
         let interval = Duration::from_secs_f64(lifetime.min(1e9));
         let caches: Vec<Arc<JwksCache>> = plugin_caches
             .into_iter()
-            .map(|source| {
-                let cache = caches.cache(source)?;
-                cache.limit_on_demand_interval(interval);
-                Ok(cache)
-            })
+            .map(|source| caches.cache(source, interval))
             .collect::<Result<_, String>>()
             .map_err(|e| vec![ConfigIssue::new("", e, "check tls_trusted_ca")])?;
         Ok(OpenIdConnect {

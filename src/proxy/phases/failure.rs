@@ -41,7 +41,7 @@ pub fn record_failure_kind(shared: &ProcessState, ctx: &RequestCtx, kind: &str) 
 /// Whether a failure counts under the target's `failover_criteria`.
 fn counts_for_failover(ctx: &RequestCtx, failure: Option<UpstreamFailure>, status: Option<u16>) -> bool {
     let Some(ai) = ctx.ai.as_ref() else { return false };
-    let criteria = &ai.plugin.balancer.failover;
+    let criteria = &ai.plugin.balancing.failover;
     match (failure, status) {
         (Some(f), _) if f.is_timeout() => criteria.timeout,
         (Some(_), _) => criteria.error,
@@ -56,7 +56,7 @@ pub fn fail_over(shared: &ProcessState, ctx: &mut RequestCtx) -> bool {
     let attempts = ctx.upstream.attempts;
     let Some(ai) = ctx.ai.as_mut() else { return false };
     let plugin = ai.plugin.clone();
-    if plugin.state.report_failure(ai.target) {
+    if plugin.balancer.health(ai.target).report_failure() {
         let t = &plugin.targets[ai.target];
         shared
             .metrics
@@ -66,10 +66,10 @@ pub fn fail_over(shared: &ProcessState, ctx: &mut RequestCtx) -> bool {
         log::warn!("LLM target {} ({}) taken out after repeated failures", ai.target, t.endpoint.authority());
     }
     ai.tried.add(ai.target);
-    if attempts > plugin.balancer.retries {
+    if attempts > plugin.balancing.retries {
         return false;
     }
-    match plugin.state.pick(plugin.balancer.algorithm, ai.tried, None) {
+    match plugin.balancer.pick(plugin.balancing.algorithm, ai.tried, None) {
         Some(next) => {
             ai.target = next;
             true

@@ -37,7 +37,7 @@ fn target_of(shared: &ProcessState, ctx: &RequestCtx) -> Option<(Endpoint, Timeo
     let route = config.route(ctx.routing.route?);
     if let Some(ai) = &ctx.ai {
         let t = &ai.plugin.targets[ai.target];
-        let b = &ai.plugin.balancer;
+        let b = &ai.plugin.balancing;
         let s = &shared.settings;
         let timeouts = Timeouts {
             connect: b.connect_timeout.unwrap_or(s.upstream_connect_timeout),

@@ -97,7 +97,7 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
     };
     let inference = session.req_header().method == http::Method::POST && suffix.is_empty();
     let hash_key = hash_key(session.req_header(), &plugin, ctx, config);
-    let Some(target) = plugin.state.pick(plugin.balancer.algorithm, Tried::default(), hash_key.as_deref()) else {
+    let Some(target) = plugin.balancer.pick(plugin.balancing.algorithm, Tried::default(), hash_key.as_deref()) else {
         return refuse(session, ctx, GatewayError::Upstream(UpstreamFailure::NoHealthyTarget), Envelope::OpenAi).await;
     };
     ctx.ai = Some(AiState {
@@ -224,10 +224,10 @@ fn hash_key(
     ctx: &RequestCtx,
     config: &crate::model::Config,
 ) -> Option<Vec<u8>> {
-    if plugin.balancer.algorithm != crate::upstream::balancer::Algorithm::ConsistentHashing {
+    if plugin.balancing.algorithm != crate::upstream::balancer::Algorithm::ConsistentHashing {
         return None;
     }
-    if let Some(h) = &plugin.balancer.hash_on_header {
+    if let Some(h) = &plugin.balancing.hash_on_header {
         if let Some(v) = req.headers.get(h) {
             return Some(v.as_bytes().to_vec());
         }

@@ -25,7 +25,7 @@ pub fn upstream_response(
     ctx.response.status = resp.status.as_u16();
     let Some(ai) = &ctx.ai else { return Ok(()) };
     let status = ctx.response.status;
-    if ai.plugin.balancer.failover.status_fails(status) {
+    if ai.plugin.balancing.failover.status_fails(status) {
         failure::record_failure_kind(shared, ctx, failure::status_kind(status));
         // Fail over only if another target can take it; otherwise the client gets this answer.
         if failure::body_replayable(session, ctx) && failure::fail_over(shared, ctx) {
@@ -36,7 +36,7 @@ pub fn upstream_response(
     let Some(ai) = &ctx.ai else { return Ok(()) };
     let plugin = ai.plugin.clone();
     let target = &plugin.targets[ai.target];
-    plugin.state.report_success(ai.target, ctx.upstream.ttfb.unwrap_or_default());
+    plugin.balancer.health(ai.target).report_success(ctx.upstream.ttfb.unwrap_or_default());
     // Providers' cookies are not the client's business (Kong drops them too).
     resp.remove_header(&http::header::SET_COOKIE);
     if plugin.model_name_header {
