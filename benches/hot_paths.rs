@@ -8,6 +8,7 @@
 //! - SSE usage scan per MiB vs a bare memchr pass over the same bytes.
 //!
 //! Run: `cargo bench --bench hot_paths`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashMap;
 

@@ -3,6 +3,7 @@
 //! APIs over TLS, and prints the settings that point aigate at it.
 //!
 //!     cargo run --example mock_openai -- [--listen 127.0.0.1:9443] [--dir /tmp/aigate-mock]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 #[allow(dead_code)]
 #[path = "../tests/support/certs.rs"]

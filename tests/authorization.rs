@@ -1,5 +1,6 @@
 //! jwt and acl through the real gateway, combined as Kong combines them (every auth plugin
 //! must pass; with `anonymous` set on each, any one is enough), on an LLM route.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

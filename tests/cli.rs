@@ -1,5 +1,6 @@
 //! The command line: `aigate check` lists every problem with file and line; `aigate run`
 //! refuses to start on a bad config; `aigate hash-key` prints the stored form of a key.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! ai-proxy-advanced with several targets: balancing algorithms, failover per
 //! `failover_criteria`, client errors returned as they are, and passive health.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

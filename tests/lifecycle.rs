@@ -2,6 +2,7 @@
 //! the decK files in place (a bad one is refused and the old one keeps serving); under
 //! continuous wrk load neither reloads nor a binary upgrade (SIGQUIT + `run --upgrade`)
 //! fail a single request.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

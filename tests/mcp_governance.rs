@@ -1,6 +1,7 @@
 //! ai-mcp-guard through the real gateway: which consumers may hand which MCP servers and tools
 //! to the model, who holds the MCP credentials, tool-list pinning, and response ownership.
 //! The test upstream's record shows what the provider would have received.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! Per-consumer observability: exact token counts (taken from the provider's usage, streamed
 //! or not), MCP activity, bounded label values, status endpoints, and an access log that never
 //! holds a secret.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

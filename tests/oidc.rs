@@ -2,6 +2,7 @@
 //! provider's discovery document (over TLS, trusted through tls_trusted_ca), issuer, audience
 //! and scopes checked, the token's claim mapped to a consumer so that metrics, ACLs and MCP
 //! rules apply per consumer, and a key rotation picked up on an unknown `kid`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

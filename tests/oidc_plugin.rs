@@ -3,6 +3,7 @@
 //! audience, algorithm attacks, key rotation and the rate limit on refreshes, failed refreshes,
 //! consumer mapping, token places and answers. Schema checks and the parts that need no IdP
 //! are unit tests beside the plugin.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

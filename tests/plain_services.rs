@@ -1,5 +1,6 @@
 //! Plain decK services (no AI plugin): reverse-proxied to their url with Kong's routing,
 //! key-auth, acl and identity headers. The upstream is an echo server describing what it got.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! A real Prometheus (Debian's `prometheus` package) scrapes aigate on loopback, and a
 //! per-consumer token series is queried back through its HTTP API.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

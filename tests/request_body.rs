@@ -1,5 +1,6 @@
 //! The request body is checked before the provider gets a complete request, for small bodies
 //! and for bodies far beyond Pingora's 64 KiB retry buffer, sent with Content-Length or chunked.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

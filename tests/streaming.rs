@@ -1,4 +1,5 @@
 //! Server-Sent Events pass through as they come: no buffering, event spacing kept.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

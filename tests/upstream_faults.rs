@@ -1,5 +1,6 @@
 //! Upstream faults, each against a local upstream that misbehaves on cue: the client gets a
 //! clear JSON error naming the kind of failure (never a key), and the gateway keeps serving.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! The walkthrough of issue 2, for real: the four decK fragments from conf/deck unchanged, the
 //! real binary, a TLS upstream standing in for api.openai.com.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -115,7 +115,10 @@ pub fn decode(token: &[u8], profile: Profile) -> Result<Jws<'_>, JwsError> {
     }
 }
 
-fn split(token: &[u8], profile: Profile) -> Result<(&[u8], &[u8], &[u8]), JwsError> {
+/// A token's three base64 parts: header, payload, signature.
+type Parts<'t> = (&'t [u8], &'t [u8], &'t [u8]);
+
+fn split(token: &[u8], profile: Profile) -> Result<Parts<'_>, JwsError> {
     match profile {
         Profile::Kong => {
             let mut parts = token.splitn(3, |&b| b == b'.');

@@ -70,7 +70,7 @@ async fn authenticate(
 
 async fn check(p: &OpenIdConnect, token: &str) -> Result<OidcOk, OidcError> {
     let r = req("/", &[("authorization", &format!("Bearer {token}"))]);
-    authenticate(&p, &r, &consumers(), NOW).await.map_err(|f| f.kind())
+    authenticate(p, &r, &consumers(), NOW).await.map_err(|f| f.kind())
 }
 
 // -----------------------------------------------------------------------------------------
