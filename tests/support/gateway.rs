@@ -9,8 +9,19 @@ use std::time::{Duration, Instant};
 use super::certs::TestCa;
 use super::mock_openai::{MockOpenAi, TlsIdentity};
 
+/// A port nothing listens on, never handed out twice in this process: Pingora's listeners
+/// use SO_REUSEPORT, so two gateways of parallel tests given the same port would both bind it
+/// and share its connections.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let mut taken = TAKEN.lock().unwrap();
+        if !taken.contains(&port) {
+            taken.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct GatewayProcess {

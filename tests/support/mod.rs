@@ -7,4 +7,5 @@ pub mod gateway;
 pub mod idp;
 pub mod mock_openai;
 pub mod prom;
+pub mod python;
 pub mod raw;
