@@ -1,12 +1,16 @@
 //! aigate: an AI gateway on Pingora. It loads Kong declarative (decK) files, authenticates
-//! consumers as Kong's key-auth does, and proxies OpenAI Responses and Chat Completions traffic
-//! (including hosted MCP tools) with the provider key kept in the gateway, exact per-consumer
-//! token and MCP accounting, and Prometheus metrics.
+//! consumers as Kong's key-auth, jwt and openid-connect do, and proxies OpenAI Responses and
+//! Chat Completions traffic (including hosted MCP tools) with the provider key kept in the
+//! gateway, exact per-consumer token and MCP accounting, and Prometheus metrics.
 //!
-//! Where things live: `settings` (the settings file), `declarative` (decK files → `model`),
-//! `router`, `plugins/` (one file per plugin), `ai/` (request rewrite, usage and MCP extraction),
-//! `upstream/` (peers, DNS, TLS trust, balancing), `gateway` (the `ProxyHttp` impl) and its
-//! `phases/`, `head_timeout` (slow request heads), `metrics`, `access_log`, `status`, `lifecycle`, `errors`.
+//! Modules depend one way (ARCHITECTURE.md; `scripts/check-module-graph` checks it), from the
+//! process down to the leaves:
+//!
+//! - `server`, `lifecycle`, `status`: the running process, on [`proxy::state`];
+//! - [`proxy`]: the `ProxyHttp` impl, its phases, the request context, error answers;
+//! - [`config`]: the settings file and the decK compiler → [`model`], the loaded configuration;
+//! - [`plugins`]: the registry, route policies, one folder per plugin;
+//! - leaves: [`core`], [`jose`], [`consumers`], [`store`], [`ai`], [`upstream`], [`telemetry`].
 
 pub mod ai;
 pub mod config;
@@ -17,7 +21,6 @@ pub mod lifecycle;
 pub mod model;
 pub mod plugins;
 pub mod proxy;
-
 pub mod server;
 pub mod status;
 pub mod store;
