@@ -15,14 +15,24 @@ pub fn values<'a>(query: &'a [u8], name: &'a str) -> impl Iterator<Item = Cow<'a
 
 /// Remove every `name=...` pair, keeping the rest in order. `None` when nothing was removed.
 pub fn without(query: &[u8], name: &str) -> Option<Vec<u8>> {
+    without_pairs(query, b'&', b"&", |pair| pair, |key| decode(key).as_ref() == name.as_bytes())
+}
+
+/// `input` split at `separator` into `key=value` pairs (each first passed through `trim`),
+/// without the pairs whose key `remove` picks and the empty ones, joined with `joiner`. `None`
+/// when nothing was removed. Query strings and `Cookie` headers both have this shape.
+pub fn without_pairs(
+    input: &[u8],
+    separator: u8,
+    joiner: &[u8],
+    trim: impl Fn(&[u8]) -> &[u8],
+    remove: impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
     let mut removed = false;
-    let mut out = Vec::with_capacity(query.len());
-    for pair in query.split(|&b| b == b'&') {
-        let k = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => &pair[..i],
-            None => pair,
-        };
-        if decode(k).as_ref() == name.as_bytes() {
+    let mut out = Vec::with_capacity(input.len());
+    for pair in input.split(|&b| b == separator).map(&trim) {
+        let key = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        if remove(key) {
             removed = true;
             continue;
         }
@@ -30,7 +40,7 @@ pub fn without(query: &[u8], name: &str) -> Option<Vec<u8>> {
             continue;
         }
         if !out.is_empty() {
-            out.push(b'&');
+            out.extend_from_slice(joiner);
         }
         out.extend_from_slice(pair);
     }

@@ -13,6 +13,7 @@ use pingora_http::RequestHeader;
 
 use super::PluginKind;
 use crate::consumers::Consumers;
+use crate::core::query;
 use crate::core::ConsumerId;
 
 /// What an authentication plugin sees of a request.
@@ -235,24 +236,9 @@ pub fn cookie<'r>(req: &'r RequestHeader, name: &str) -> Option<&'r [u8]> {
 
 /// A `Cookie` header value without the cookies called `name`; `None` when none was there.
 pub fn without_cookie(value: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut removed = false;
-    let mut out = Vec::with_capacity(value.len());
-    for pair in value.split(|&b| b == b';') {
-        let trimmed = pair.trim_ascii_start();
-        let key = trimmed.split(|&b| b == b'=').next().unwrap_or_default().trim_ascii_end();
-        if key.eq_ignore_ascii_case(name.as_bytes()) {
-            removed = true;
-            continue;
-        }
-        if trimmed.is_empty() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.extend_from_slice(b"; ");
-        }
-        out.extend_from_slice(trimmed);
-    }
-    removed.then_some(out)
+    query::without_pairs(value, b';', b"; ", <[u8]>::trim_ascii_start, |key| {
+        key.trim_ascii_end().eq_ignore_ascii_case(name.as_bytes())
+    })
 }
 
 #[cfg(test)]

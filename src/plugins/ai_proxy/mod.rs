@@ -411,12 +411,31 @@ fn compile_target(
     }
 }
 
+/// Two fields that go together: both set, or neither (`None`), else an issue.
+fn pair<'a>(
+    issues: &mut Vec<ConfigIssue>,
+    at: &str,
+    names: (&str, &str),
+    values: (&'a Option<String>, &'a Option<String>),
+) -> Option<(&'a String, &'a String)> {
+    match values {
+        (Some(a), Some(b)) => Some((a, b)),
+        (None, None) => None,
+        _ => {
+            issues.push(ConfigIssue::new(
+                format!("{at}auth"),
+                format!("{} and {} go together", names.0, names.1),
+                "set both or neither",
+            ));
+            None
+        }
+    }
+}
+
 fn compile_auth(a: &AuthSchema, at: &str, issues: &mut Vec<ConfigIssue>) -> ProviderAuth {
-    let header = match (&a.header_name, &a.header_value) {
-        (Some(n), Some(v)) => {
-            let name = HeaderName::from_bytes(n.as_bytes());
-            let value = HeaderValue::from_str(v);
-            match (name, value) {
+    let header =
+        pair(issues, at, ("header_name", "header_value"), (&a.header_name, &a.header_value)).and_then(|(n, v)| {
+            match (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
                 (Ok(name), Ok(mut value)) => {
                     value.set_sensitive(true);
                     Some(ProviderAuth::Header { name, value })
@@ -439,19 +458,9 @@ fn compile_auth(a: &AuthSchema, at: &str, issues: &mut Vec<ConfigIssue>) -> Prov
                     None
                 }
             }
-        }
-        (None, None) => None,
-        _ => {
-            issues.push(ConfigIssue::new(
-                format!("{at}auth"),
-                "header_name and header_value go together",
-                "set both or neither",
-            ));
-            None
-        }
-    };
-    let param = match (&a.param_name, &a.param_value) {
-        (Some(n), Some(v)) => match a.param_location.as_deref() {
+        });
+    let param = pair(issues, at, ("param_name", "param_value"), (&a.param_name, &a.param_value)).and_then(|(n, v)| {
+        match a.param_location.as_deref() {
             Some("query") => Some(ProviderAuth::Query { name: n.clone(), value: v.clone() }),
             Some("body") => Some(ProviderAuth::Body { name: n.clone(), value: v.clone() }),
             other => {
@@ -462,17 +471,8 @@ fn compile_auth(a: &AuthSchema, at: &str, issues: &mut Vec<ConfigIssue>) -> Prov
                 ));
                 None
             }
-        },
-        (None, None) => None,
-        _ => {
-            issues.push(ConfigIssue::new(
-                format!("{at}auth"),
-                "param_name and param_value go together",
-                "set both or neither",
-            ));
-            None
         }
-    };
+    });
     match (header, param) {
         (Some(_), Some(_)) => {
             issues.push(ConfigIssue::new(

@@ -396,28 +396,14 @@ impl OpenIdConnect {
             self.check_times(claims, now_unix as f64)?;
         }
 
-        if !self.scopes_required.is_empty() {
-            let found = claim(claims, &self.scopes_claim).map(value_set);
-            match found {
-                None => return Err(self.fail(OidcError::NoScopes)),
-                Some(have) => {
-                    if !any_set_satisfied(&self.scopes_required, &have) {
-                        return Err(self.fail(OidcError::Scope));
-                    }
-                }
-            }
-        }
-        if !self.audience_required.is_empty() {
-            let found = claim(claims, &self.audience_claim).map(value_set);
-            match found {
-                None => return Err(self.fail(OidcError::NoAudience)),
-                Some(have) => {
-                    if !any_set_satisfied(&self.audience_required, &have) {
-                        return Err(self.fail(OidcError::Audience));
-                    }
-                }
-            }
-        }
+        self.require(claims, &self.scopes_required, &self.scopes_claim, OidcError::NoScopes, OidcError::Scope)?;
+        self.require(
+            claims,
+            &self.audience_required,
+            &self.audience_claim,
+            OidcError::NoAudience,
+            OidcError::Audience,
+        )?;
 
         let consumer = if self.consumer_claim.is_empty() {
             None
@@ -447,6 +433,26 @@ impl OpenIdConnect {
             _ => (&self.unauthorized_message, &self.www_invalid_token),
         };
         OidcFailure { kind, message: Arc::clone(message), www_authenticate: Arc::clone(www) }
+    }
+
+    /// With `required` sets configured, the claim at `path` must hold all values of one of
+    /// them: `absent` when it is missing, `unmet` when no set is satisfied.
+    fn require(
+        &self,
+        claims: &Map<String, Value>,
+        required: &[Vec<String>],
+        path: &[String],
+        absent: OidcError,
+        unmet: OidcError,
+    ) -> Result<(), OidcFailure> {
+        if required.is_empty() {
+            return Ok(());
+        }
+        match claim(claims, path).map(value_set) {
+            None => Err(self.fail(absent)),
+            Some(have) if !any_set_satisfied(required, &have) => Err(self.fail(unmet)),
+            Some(_) => Ok(()),
+        }
     }
 
     fn issuer_allowed(&self, iss: &str) -> bool {
