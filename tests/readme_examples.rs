@@ -81,8 +81,8 @@ fn every_yaml_example_in_the_readme_loads() {
     for ex in examples {
         let dir = tempfile::tempdir().unwrap();
         let (ok, output) = match ex.kind.as_str() {
-            "settings" => check(dir.path(), &ex.text, &[base.clone()], &env),
-            "deck" => check(dir.path(), "proxy_listen: 127.0.0.1:1\n", &[ex.text.clone()], &env),
+            "settings" => check(dir.path(), &ex.text, std::slice::from_ref(&base), &env),
+            "deck" => check(dir.path(), "proxy_listen: 127.0.0.1:1\n", std::slice::from_ref(&ex.text), &env),
             "deck-fragment" => {
                 let fragment = format!("_format_version: \"3.0\"\n{}", ex.text);
                 check(dir.path(), "proxy_listen: 127.0.0.1:1\n", &[fragment, base.clone()], &env)

@@ -298,21 +298,12 @@ fn compile_target(
             "put the whole URL in upstream_url",
         ));
     }
-    if let Some(t) = o.temperature {
-        if !(0.0..=5.0).contains(&t) {
+    for (name, value, range) in [("temperature", o.temperature, 0.0..=5.0), ("top_p", o.top_p, 0.0..=1.0)] {
+        if let Some(v) = value.filter(|v| !range.contains(v)) {
             issues.push(ConfigIssue::new(
-                format!("{at}model.options.temperature"),
-                format!("temperature {t} is out of range"),
-                "use a value from 0 to 5",
-            ));
-        }
-    }
-    if let Some(p) = o.top_p {
-        if !(0.0..=1.0).contains(&p) {
-            issues.push(ConfigIssue::new(
-                format!("{at}model.options.top_p"),
-                format!("top_p {p} is out of range"),
-                "use a value from 0 to 1",
+                format!("{at}model.options.{name}"),
+                format!("{name} {v} is out of range"),
+                format!("use a value from {} to {}", range.start(), range.end()),
             ));
         }
     }
