@@ -32,7 +32,8 @@ fn consumers() -> Consumers {
 
 fn compile(yaml: &str) -> OpenIdConnect {
     let schema: OpenIdConnectSchema = serde_yaml::from_str(yaml).unwrap();
-    OpenIdConnect::compile(schema, &consumers(), &JwksRegistry::new(None)).unwrap()
+    // The IdP is plain http on 127.0.0.1, as the setting oidc_insecure_http_hosts allows.
+    OpenIdConnect::compile(schema, &consumers(), &JwksRegistry::new(None, vec!["127.0.0.1".into()])).unwrap()
 }
 
 /// Standard valid claims from `idp`, with `extra` merged in (null removes a claim).
@@ -76,7 +77,7 @@ async fn authenticate(
 ) -> Result<OidcOk, OidcFailure> {
     match p.check_cached(req, consumers, now) {
         Checked::Done(r) => r,
-        Checked::AwaitingKeys { token, waits } => p.after_refresh(&token, waits, consumers, now).await,
+        Checked::AwaitingKeys { token, waits, .. } => p.after_refresh(&token, waits, consumers, now).await,
     }
 }
 

@@ -51,7 +51,7 @@ impl LoadContext {
     pub fn from_settings(s: &Settings) -> LoadContext {
         LoadContext {
             defaults: s.service_defaults(),
-            jwks: Arc::new(JwksRegistry::new(s.tls_trusted_ca.clone())),
+            jwks: Arc::new(JwksRegistry::new(s.tls_trusted_ca.clone(), s.oidc_insecure_http_hosts.clone())),
             health: Arc::new(HealthRegistry::new(s.llm_target_max_fails, s.llm_target_fail_timeout)),
         }
     }

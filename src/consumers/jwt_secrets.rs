@@ -182,6 +182,9 @@ mod tests {
             pem_err("RS256", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").contains("certificate")
         );
         assert!(pem_err("RS256", RSA_1024_PUBLIC_PEM).contains("1024-bit"));
+        // 256 bytes of modulus, 2041 bits: refused by its real length.
+        assert!(pem_err("RS256", RSA_2041_PUBLIC_PEM).contains("holds a 2041-bit RSA key; aigate needs at least 2048"));
+        assert!(pem_err("PS512", RSA_2041_PUBLIC_PEM).contains("2041-bit"));
         assert!(pem_err("RS256", P256_PUBLIC_PEM).contains("needs an RSA key"));
         assert!(pem_err("ES384", P256_PUBLIC_PEM).contains("needs an EC P-384 key"));
         assert!(pem_err("EdDSA", RSA_PUBLIC_PEM).contains("needs an Ed25519 key"));

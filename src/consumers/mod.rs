@@ -33,6 +33,15 @@ impl Consumer {
     }
 }
 
+/// A consumer's identifying fields, for plugins that map a value to a consumer by a named
+/// field (openid-connect's `consumer_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerField {
+    Id,
+    Username,
+    CustomId,
+}
+
 /// Where a matching key came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CredentialRef {
@@ -50,6 +59,11 @@ pub struct Consumers {
     /// Credential ids (decK `id` or a derived one), sent upstream as `X-Credential-Identifier`.
     pub credential_ids: Vec<String>,
     by_name: HashMap<String, ConsumerId>,
+    /// One index per identifying field, so a value is looked up by the field a rule names
+    /// and never matches another consumer's other field.
+    by_id: HashMap<String, ConsumerId>,
+    by_username: HashMap<String, ConsumerId>,
+    by_custom_id: HashMap<String, ConsumerId>,
     /// jwt credentials (`jwt_secrets`), by key.
     pub jwt: JwtCredentials,
 }
@@ -64,11 +78,28 @@ impl Consumers {
         self.by_name.get(name_or_id).copied()
     }
 
+    /// Find a consumer whose `field` is exactly `value`.
+    pub fn find_by(&self, field: ConsumerField, value: &str) -> Option<ConsumerId> {
+        let index = match field {
+            ConsumerField::Id => &self.by_id,
+            ConsumerField::Username => &self.by_username,
+            ConsumerField::CustomId => &self.by_custom_id,
+        };
+        index.get(value).copied()
+    }
+
     pub fn add(&mut self, consumer: Consumer) -> ConsumerId {
         let id = ConsumerId::new(self.list.len());
         for name in [Some(&consumer.id), consumer.username.as_ref(), consumer.custom_id.as_ref()].into_iter().flatten()
         {
             self.by_name.entry(name.clone()).or_insert(id);
+        }
+        self.by_id.entry(consumer.id.clone()).or_insert(id);
+        if let Some(u) = &consumer.username {
+            self.by_username.entry(u.clone()).or_insert(id);
+        }
+        if let Some(c) = &consumer.custom_id {
+            self.by_custom_id.entry(c.clone()).or_insert(id);
         }
         self.list.push(consumer);
         id
@@ -169,6 +200,20 @@ mod tests {
         assert_eq!(c.find_key(b""), None);
         assert_eq!(c.find("alex"), Some(alex));
         assert_eq!(c.find("id-bo"), Some(bo));
+    }
+
+    #[test]
+    fn find_by_looks_in_one_field_only() {
+        let mut c = Consumers::default();
+        // `shared` is one consumer's custom_id and another's username.
+        let first = c.add(Consumer::new("id-1".into(), Some("first".into()), Some("shared".into()), Vec::new()));
+        let second = c.add(Consumer::new("id-2".into(), Some("shared".into()), None, Vec::new()));
+        assert_eq!(c.find_by(ConsumerField::Username, "shared"), Some(second));
+        assert_eq!(c.find_by(ConsumerField::CustomId, "shared"), Some(first));
+        assert_eq!(c.find_by(ConsumerField::Id, "shared"), None);
+        assert_eq!(c.find_by(ConsumerField::Id, "id-2"), Some(second));
+        assert_eq!(c.find_by(ConsumerField::Username, "id-2"), None);
+        assert_eq!(c.find_by(ConsumerField::Username, "Shared"), None);
     }
 
     #[test]

@@ -208,6 +208,8 @@ mod tests {
             {"kty": "RSA", "kid": "ops", "key_ops": ["encrypt"], "n": b64(&rsa_n()), "e": "AQAB"},
             {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
             {"kty": "RSA", "kid": "small", "n": b64(&[0xc5u8; 128]), "e": "AQAB"},
+            // 256 bytes, but only 2041 bits: too weak all the same.
+            {"kty": "RSA", "kid": "2041-bit", "n": b64(&[&[0x01u8][..], &rsa_n()[1..]].concat()), "e": "AQAB"},
             {"kty": "RSA", "kid": "even-e", "n": b64(&rsa_n()), "e": "AQA"},
             {"kty": "RSA", "kid": "priv", "n": b64(&rsa_n()), "e": "AQAB", "d": "AQAB"},
             {"kty": "RSA", "kid": "no-n", "e": "AQAB"},
@@ -227,7 +229,8 @@ mod tests {
         let parsed = parse_jwks(doc.to_string().as_bytes()).unwrap();
         let kids: Vec<&str> = parsed.keys.iter().filter_map(|k| k.kid.as_deref()).collect();
         assert_eq!(kids, ["r", "r0", "e256", "e384", "ed"]);
-        assert_eq!(parsed.ignored.len(), 19, "{:?}", parsed.ignored);
+        assert_eq!(parsed.ignored.len(), 20, "{:?}", parsed.ignored);
+        assert!(parsed.ignored.iter().any(|i| i.starts_with("kid \"2041-bit\"") && i.contains("a 2041-bit RSA key")));
         let kinds: Vec<KeyKind> = parsed.keys.iter().map(|k| k.kind).collect();
         assert_eq!(kinds, [KeyKind::Rsa, KeyKind::Rsa, KeyKind::P256, KeyKind::P384, KeyKind::Ed25519]);
         // alg on the key restricts it; without alg, the key type decides.

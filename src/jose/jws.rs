@@ -7,19 +7,24 @@
 //! |---|---|---|
 //! | base64 | url-safe or standard alphabet, padding optional, text from the first `=` ignored | base64url, padding tolerated |
 //! | parts | split at the first two dots; more dots stay in the signature | exactly three |
-//! | header | any JSON; not an object with a known `alg` is an algorithm error | a JSON object, no `crit`, `kid` a string |
+//! | header | any JSON; not an object with a known `alg` is an algorithm error | a JSON object, `kid` a string |
 //! | payload | an object; an array or a string reads as no claims | an object |
-//! | order | header, payload, `alg`, payload type, signature | parts, signature, `crit`, `alg`, `kid` |
+//! | order | header, payload, `crit`, `alg`, payload type, signature | parts, signature, `crit`, `alg`, `kid` |
 //!
-//! Either way `alg` must be one of [`Algorithm`]'s exact names, so `none` never decodes, and the
-//! caller checks the signature with the key of its own choosing, never one the token names
-//! alone.
+//! Both profiles go beyond Kong where a token could be read two ways: a header or payload in
+//! which a member name occurs twice is not JSON to them ([`super::json`]; RFC 7519 §4 allows
+//! refusing it), and a header with a `crit` member is refused (RFC 7515 §4.1.11: the
+//! extensions it names must be understood, and aigate implements none; an empty or malformed
+//! `crit` is refused too). Either way `alg` must be one of [`Algorithm`]'s exact names, so
+//! `none` never decodes, and the caller checks the signature with the key of its own choosing,
+//! never one the token names alone (`jku`, `x5u`, `jwk` and `x5c` headers are never read).
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
 use serde_json::{Map, Value};
 
+use super::json::parse_unique;
 use super::Algorithm;
 
 /// Longer tokens are refused before any decoding.
@@ -59,8 +64,11 @@ impl Jws<'_> {
 /// Why a token does not decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwsError {
-    /// Not three parts, or a header or payload that is not base64 JSON (Kong: "invalid JSON").
+    /// Not three parts, or a header or payload that is not base64 JSON (Kong: "invalid JSON"),
+    /// or JSON with a member name twice in one object.
     Malformed,
+    /// A `crit` header member: an extension that must be understood, and aigate implements none.
+    Critical,
     /// `alg` missing, not a string, or not a known algorithm (`none` included).
     Algorithm,
     /// Kong: a payload that is JSON but neither an object, an array nor a string.
@@ -83,6 +91,9 @@ pub fn decode(token: &[u8], profile: Profile) -> Result<Jws<'_>, JwsError> {
             let signature = kong_b64_decode(s64);
             let (header, alg) = match header {
                 Value::Object(h) => {
+                    if h.contains_key("crit") {
+                        return Err(JwsError::Critical);
+                    }
                     let alg = algorithm(&h)?;
                     (h, alg)
                 }
@@ -104,7 +115,7 @@ pub fn decode(token: &[u8], profile: Profile) -> Result<Jws<'_>, JwsError> {
             let signature = B64URL.decode(s64).map_err(|_| JwsError::Malformed)?;
             if header.contains_key("crit") {
                 // Extensions we do not implement must not be ignored (RFC 7515 4.1.11).
-                return Err(JwsError::Malformed);
+                return Err(JwsError::Critical);
             }
             let alg = algorithm(&header)?;
             if !matches!(header.get("kid"), None | Some(Value::Null | Value::String(_))) {
@@ -142,7 +153,7 @@ fn json(part: &[u8], profile: Profile) -> Result<Value, JwsError> {
         Profile::Kong => kong_b64_decode(part),
         Profile::Strict => B64URL.decode(part).ok(),
     };
-    bytes.and_then(|b| serde_json::from_slice(&b).ok()).ok_or(JwsError::Malformed)
+    bytes.and_then(|b| parse_unique(&b)).ok_or(JwsError::Malformed)
 }
 
 fn algorithm(header: &Map<String, Value>) -> Result<Algorithm, JwsError> {
@@ -201,13 +212,42 @@ mod tests {
         let padded = format!("{h}.{c}.c2lnbmF0dXJl+/==");
         assert!(decode(padded.as_bytes(), Profile::Kong).is_ok());
         assert_eq!(decode(padded.as_bytes(), Profile::Strict).unwrap_err(), JwsError::Malformed);
-        // crit and a non-string kid: strict only.
-        let crit = format!("{}.{c}.c2ln", b64(br#"{"alg":"HS256","crit":["x"]}"#));
-        assert!(decode(crit.as_bytes(), Profile::Kong).is_ok());
-        assert_eq!(decode(crit.as_bytes(), Profile::Strict).unwrap_err(), JwsError::Malformed);
+        // A non-string kid: strict only.
         let kid = format!("{}.{c}.c2ln", b64(br#"{"alg":"HS256","kid":5}"#));
         assert_eq!(decode(kid.as_bytes(), Profile::Kong).unwrap().kid(), None);
         assert_eq!(decode(kid.as_bytes(), Profile::Strict).unwrap_err(), JwsError::Malformed);
+    }
+
+    #[test]
+    fn crit_is_refused_by_both_profiles() {
+        let c = b64(br#"{"iss":"x"}"#);
+        for header in [
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+            r#"{"alg":"HS256","crit":[]}"#,
+            r#"{"alg":"HS256","crit":"exp"}"#,
+            r#"{"alg":"HS256","crit":null}"#,
+            r#"{"crit":["x"],"alg":"none"}"#,
+        ] {
+            let t = format!("{}.{c}.c2ln", b64(header.as_bytes()));
+            for p in [Profile::Kong, Profile::Strict] {
+                assert_eq!(decode(t.as_bytes(), p).unwrap_err(), JwsError::Critical, "{header} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_not_json() {
+        let c = b64(br#"{"iss":"x"}"#);
+        let h = b64(br#"{"alg":"HS256"}"#);
+        let dup_header = format!("{}.{c}.c2ln", b64(br#"{"alg":"none","typ":"JWT","alg":"HS256"}"#));
+        let dup_claims = format!("{h}.{}.c2ln", b64(br#"{"iss":"a","sub":"s","iss":"b"}"#));
+        let dup_nested = format!("{h}.{}.c2ln", b64(br#"{"iss":"a","ext":{"r":1,"r":2}}"#));
+        for t in [dup_header, dup_claims, dup_nested] {
+            for p in [Profile::Kong, Profile::Strict] {
+                assert_eq!(decode(t.as_bytes(), p).unwrap_err(), JwsError::Malformed, "{t} {p:?}");
+            }
+        }
     }
 
     #[test]

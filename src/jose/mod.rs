@@ -1,9 +1,11 @@
 //! JOSE for the plugins that read signed tokens (jwt, openid-connect): the signing algorithms
 //! and how ring checks each ([`Algorithm`], [`PublicKey`]), one compact-JWS decoder with Kong's
-//! and RFC 7515's rules ([`jws`]), public keys from PEM ([`pem_keys`]) and from JWK sets
-//! ([`jwk`]). Keys are parsed and checked when they are loaded; nothing here can panic on a
-//! hostile token, and an algorithm is only ever checked with a key of its own type.
+//! and RFC 7515's rules ([`jws`]) over a JSON reader that refuses duplicate member names
+//! ([`json`]), public keys from PEM ([`pem_keys`]) and from JWK sets ([`jwk`]). Keys are parsed
+//! and checked when they are loaded; nothing here can panic on a hostile token, and an
+//! algorithm is only ever checked with a key of its own type.
 
+pub mod json;
 pub mod jwk;
 pub mod jws;
 pub mod pem_keys;

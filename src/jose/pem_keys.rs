@@ -104,8 +104,10 @@ pub fn rsa_components(n: &[u8], e: &[u8]) -> Result<ring::signature::RsaPublicKe
     if first == 0 || e.first().is_none_or(|&b| b == 0) {
         return Err("is not a valid RSA public key".into());
     }
+    // The modulus's real bit length, not its byte length rounded up: a 2041-bit modulus fills
+    // 256 bytes too (ring's own check rounds up to whole bytes).
     let bits = (n.len() - 1) * 8 + (8 - first.leading_zeros() as usize);
-    if n.len() * 8 < 2048 {
+    if bits < 2048 {
         return Err(format!("holds a {bits}-bit RSA key; aigate needs at least 2048 bits"));
     }
     if bits > 8192 {
@@ -210,6 +212,25 @@ mod tests {
         let mut negative = pkcs1.clone();
         negative[8] = 0x80;
         assert!(parse_rsa_public_key(&negative).is_err());
+    }
+
+    #[test]
+    fn rsa_keys_are_measured_by_their_real_bit_length() {
+        let (_, der) = pem_decode(RSA_2041_PUBLIC_PEM).unwrap();
+        let (kind, key) = parse_spki(&der).unwrap();
+        assert_eq!(kind, KeyType::Rsa);
+        assert!(parse_rsa_public_key(key).unwrap_err().contains("2041-bit"));
+        assert!(public_key_from_pem(RSA_2041_PUBLIC_PEM, Algorithm::Rs256).unwrap_err().contains("2041-bit RSA key"));
+        // Around the limit, with an odd modulus of 256 bytes.
+        let n = |top: u8| {
+            let mut n = vec![0xffu8; 256];
+            n[0] = top;
+            n
+        };
+        assert!(rsa_components(&n(0x7f), &[1, 0, 1]).unwrap_err().contains("2047-bit"));
+        assert!(rsa_components(&n(0x80), &[1, 0, 1]).is_ok());
+        assert!(rsa_components(&n(0x01), &[1, 0, 1]).unwrap_err().contains("2041-bit"));
+        assert!(public_key_from_pem(RSA_PUBLIC_PEM, Algorithm::Rs256).is_ok());
     }
 
     #[test]

@@ -41,6 +41,10 @@ zFL1XJsxFxsVjmr2lQglLkvVIgQaMgRlfhfjl6kDGBftxE/HkPyRK3JsvIPdRxKu
 -----END PUBLIC KEY-----
 ";
 
+// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2041` then `pkey -pubout`: a
+// modulus of 256 bytes whose top 7 bits are zero, so only its bit length says it is too weak.
+pub const RSA_2041_PUBLIC_PEM: &str = include_str!("../../tests/fixtures/test-rsa-2041-public.pem");
+
 // openssl: a P-521 public key, a compressed P-256 point, an RSASSA-PSS key.
 pub const P521_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
 MIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQBdmPrRBUSUmID4uK3MLZpxjlWLWKP

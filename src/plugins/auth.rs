@@ -218,20 +218,22 @@ pub fn bearer(value: &[u8], syntax: BearerSyntax) -> Option<&[u8]> {
     }
 }
 
-/// The first cookie called `name` (case-insensitive), as nginx's `$cookie_<name>`; an empty
-/// value counts as absent.
-pub fn cookie<'r>(req: &'r RequestHeader, name: &str) -> Option<&'r [u8]> {
-    for header in req.headers.get_all(http::header::COOKIE) {
-        for pair in header.as_bytes().split(|&b| b == b';') {
+/// The values of every cookie called `name` (case-insensitive, as nginx's `$cookie_<name>`),
+/// across all `Cookie` header lines, in order; empty values count as absent. A plugin that
+/// reads a token from a cookie looks at all of them, so a second cookie of the same name can
+/// never be the one an upstream reads after the gateway checked the first.
+pub fn cookies<'r>(req: &'r RequestHeader, name: &'r str) -> impl Iterator<Item = &'r [u8]> + 'r {
+    req.headers.get_all(http::header::COOKIE).into_iter().flat_map(move |header| {
+        header.as_bytes().split(|&b| b == b';').filter_map(move |pair| {
             let pair = pair.trim_ascii_start();
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else { continue };
-            if pair[..eq].trim_ascii_end().eq_ignore_ascii_case(name.as_bytes()) {
-                let value = pair[eq + 1..].trim_ascii_start();
-                return (!value.is_empty()).then_some(value);
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            if !pair[..eq].trim_ascii_end().eq_ignore_ascii_case(name.as_bytes()) {
+                return None;
             }
-        }
-    }
-    None
+            let value = pair[eq + 1..].trim_ascii();
+            (!value.is_empty()).then_some(value)
+        })
+    })
 }
 
 /// A `Cookie` header value without the cookies called `name`; `None` when none was there.
@@ -279,11 +281,14 @@ mod tests {
     }
 
     #[test]
-    fn cookies() {
+    fn cookie_values() {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("cookie", "a=1; Session=tok; c=").unwrap();
-        assert_eq!(cookie(&req, "session"), Some(&b"tok"[..]));
-        assert_eq!(cookie(&req, "c"), None);
+        req.append_header("cookie", "session=two ; d=4").unwrap();
+        assert_eq!(cookies(&req, "session").collect::<Vec<_>>(), [&b"tok"[..], b"two"]);
+        assert_eq!(cookies(&req, "c").next(), None);
+        assert_eq!(cookies(&req, "d").collect::<Vec<_>>(), [&b"4"[..]]);
+        assert_eq!(cookies(&req, "nope").next(), None);
         assert_eq!(without_cookie(b"a=1; Session=tok; c=3", "session").as_deref(), Some(&b"a=1; c=3"[..]));
         assert_eq!(without_cookie(b"session=tok", "session").as_deref(), Some(&b""[..]));
         assert_eq!(without_cookie(b"a=1", "session"), None);

@@ -39,6 +39,10 @@ pub struct Settings {
     #[serde(deserialize_with = "values::threads")]
     pub threads: usize,
     pub tls_trusted_ca: Option<PathBuf>,
+    /// Hosts openid-connect may fetch discovery documents and keys from over plain http. For
+    /// tests only: anyone on the path could replace such keys.
+    #[serde(deserialize_with = "values::host_list")]
+    pub oidc_insecure_http_hosts: Vec<String>,
     /// `host:port` → fixed address, like curl's `--resolve`.
     pub upstream_resolve: Overrides,
     #[serde(deserialize_with = "values::seconds_at_least_one")]
@@ -108,6 +112,7 @@ impl Default for Settings {
             declarative_config: Vec::new(),
             threads,
             tls_trusted_ca: None,
+            oidc_insecure_http_hosts: Vec::new(),
             upstream_resolve: Overrides::default(),
             dns_refresh_interval: Duration::from_secs(30),
             max_request_body_size: 8 * 1024 * 1024,

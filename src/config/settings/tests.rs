@@ -96,7 +96,7 @@ fn unknown_keys_and_bad_values_are_all_reported() {
 
 #[test]
 fn every_documented_key_is_accepted() {
-    assert_eq!(Settings::keys().len(), 30);
+    assert_eq!(Settings::keys().len(), 31);
     assert!(!Settings::keys().contains(&"source"));
     for key in Settings::keys() {
         let (parsed, problems) = Settings::parse(&format!("{key}: null\n"), None, &no_env);
@@ -134,6 +134,30 @@ fn readme_documents_every_key_in_its_settings_table() {
     keys.sort();
     documented_sorted.sort();
     assert_eq!(documented_sorted, keys, "README's settings table and the Settings struct differ");
+}
+
+#[test]
+fn oidc_insecure_http_hosts_are_host_names() {
+    let s = Settings::from_yaml(
+        "declarative_config: k.yaml\noidc_insecure_http_hosts: [127.0.0.1, idp.test, '[::1]']\n",
+        None,
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(s.oidc_insecure_http_hosts, ["127.0.0.1", "idp.test", "[::1]"]);
+    assert!(Settings::from_yaml("declarative_config: k.yaml\n", None, &no_env)
+        .unwrap()
+        .oidc_insecure_http_hosts
+        .is_empty());
+    for bad in ["http://127.0.0.1", "127.0.0.1:8080", "''", "idp/x", "'[]'"] {
+        let err = Settings::from_yaml(
+            &format!("declarative_config: k.yaml\noidc_insecure_http_hosts: [{bad}]\n"),
+            None,
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("oidc_insecure_http_hosts"), "{bad}: {err}");
+    }
 }
 
 #[test]

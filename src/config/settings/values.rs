@@ -127,6 +127,22 @@ pub(super) fn path_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>,
     Ok(OneOrMany::deserialize(d)?.into_vec().into_iter().map(PathBuf::from).collect())
 }
 
+/// Host names (or IP addresses) as they appear in URLs: one or a list, none empty, no
+/// scheme, port or path.
+pub(super) fn host_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let hosts = OneOrMany::deserialize(d)?.into_vec();
+    for h in &hosts {
+        let bracketed = h.starts_with('[') && h.ends_with(']') && h.len() > 2;
+        let plain = (!h.is_empty() && !h.contains(['/', ':', ' ', '@', '[', ']'])) || bracketed;
+        if !plain {
+            return Err(de::Error::custom(format!(
+                "`{h}` is not a host name (fix: write the host alone, e.g. 127.0.0.1 or idp.test)"
+            )));
+        }
+    }
+    Ok(hosts)
+}
+
 pub(super) fn threads<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let t = usize::deserialize(d)?;
     if t == 0 || t > 1024 {

@@ -169,7 +169,8 @@ impl Jwt {
         }
         Ok(Jwt {
             uri_param_names: dedup(schema.uri_param_names),
-            cookie_names: dedup(schema.cookie_names),
+            // Cookie names match case-insensitively: `[jwt, JWT]` is one name.
+            cookie_names: dedup(schema.cookie_names.iter().map(|n| n.to_ascii_lowercase()).collect()),
             header_names: dedup(
                 schema.header_names.iter().map(|n| n.to_ascii_lowercase().replace('_', "-")).collect::<Vec<_>>(),
             ),
@@ -186,9 +187,9 @@ impl Jwt {
 
     /// Find the request's token, check it and name its consumer.
     ///
-    /// As Kong: every configured query parameter, cookie and `Bearer` header is collected; the
-    /// same token in several places is fine, two different ones are refused. `now_unix` is the
-    /// current time in seconds, used only for the `exp`/`nbf` checks (no leeway).
+    /// Every configured query parameter, cookie and `Bearer` header is looked at; more than
+    /// one token (even the same one twice, or a second header line) is refused. `now_unix` is
+    /// the current time in seconds, used only for the `exp`/`nbf` checks (no leeway).
     pub fn check(&self, req: &RequestHeader, creds: &JwtCredentials, now_unix: u64) -> Result<JwtOk, JwtFailure> {
         let token = self.find_token(req)?;
         let decoded = decode_token(&token).map_err(JwtFailure::BadToken)?;
@@ -288,6 +289,8 @@ pub enum BadToken {
     InvalidAlg,
     InvalidClaims,
     InvalidSignature,
+    /// A `crit` header member (aigate implements no JWS extension; RFC 7515 §4.1.11).
+    UnsupportedCrit,
 }
 
 impl BadToken {
@@ -297,6 +300,7 @@ impl BadToken {
             BadToken::InvalidAlg => "Bad token; invalid alg",
             BadToken::InvalidClaims => "Bad token; invalid claims",
             BadToken::InvalidSignature => "Bad token; invalid signature",
+            BadToken::UnsupportedCrit => "Bad token; unsupported crit",
         }
     }
 }
@@ -408,8 +412,10 @@ impl Authenticator for Jwt {
         })
     }
 
-    /// A token is never sent to an LLM provider, wherever the client put it (query parameters
-    /// and headers; Kong leaves them for other upstreams).
+    /// A token is never sent to an LLM provider, wherever the client put it (every query
+    /// parameter, header and cookie the plugin reads). Other upstreams get the request as
+    /// sent: Kong's jwt plugin has no `hide_credentials`, and a service behind it may verify
+    /// the token itself.
     fn strip_credentials(&self, _found: Option<&CredentialLocation>, to_llm: bool, strip: &mut dyn FnMut(Place<'_>)) {
         if !to_llm {
             return;
@@ -419,6 +425,9 @@ impl Authenticator for Jwt {
         }
         for name in &self.header_names {
             strip(Place { place: CredentialPlace::Header, name });
+        }
+        for name in &self.cookie_names {
+            strip(Place { place: CredentialPlace::Cookie, name });
         }
     }
 }

@@ -615,9 +615,9 @@ fn custom_header_names() {
     assert_eq!(j.check(&req("/", &[("authorization", &format!("Bearer {alex}"))]), &c, NOW), Err(JwtFailure::NoToken));
     assert_eq!(j.check(&req(&format!("/?access_token={alex}"), &[]), &c, NOW).unwrap().consumer, id(0));
     assert_eq!(j.check(&req(&format!("/?jwt={alex}"), &[]), &c, NOW), Err(JwtFailure::NoToken));
-    // Only the first value of a repeated header is read, as Kong.
+    // A repeated header is refused (Kong reads the first line and forwards the second).
     let r = req("/", &[("x-api-token", &format!("Bearer {alex}")), ("x-api-token", "Bearer other")]);
-    assert_eq!(j.check(&r, &c, NOW).unwrap().consumer, id(0));
+    assert_eq!(j.check(&r, &c, NOW), Err(JwtFailure::MultipleTokens));
 }
 
 #[test]
@@ -628,9 +628,26 @@ fn multiple_tokens() {
     let j = plugin("cookie_names: [session]");
     let r = |path: &str, h: &[(&str, &str)]| j.check(&req(path, h), &c, NOW);
     let auth = format!("Bearer {alex}");
-    // The same token in several places is one token.
-    assert_eq!(r(&format!("/?jwt={alex}&jwt={alex}"), &[("authorization", &auth)]).unwrap().consumer, id(0));
-    assert_eq!(r("/", &[("cookie", &format!("session={alex}")), ("authorization", &auth)]).unwrap().consumer, id(0));
+    // One token, in one place: fine.
+    assert_eq!(r(&format!("/?jwt={alex}"), &[]).unwrap().consumer, id(0));
+    assert_eq!(r("/", &[("cookie", &format!("other=1; session={alex}"))]).unwrap().consumer, id(0));
+    // The same token in two places is refused (Kong merges it): one reading of every token.
+    assert_eq!(r(&format!("/?jwt={alex}&jwt={alex}"), &[]), Err(JwtFailure::MultipleTokens));
+    assert_eq!(r(&format!("/?jwt={alex}"), &[("authorization", &auth)]), Err(JwtFailure::MultipleTokens));
+    assert_eq!(
+        r("/", &[("cookie", &format!("session={alex}")), ("authorization", &auth)]),
+        Err(JwtFailure::MultipleTokens)
+    );
+    // Two cookies of the name, in one Cookie line or two (nginx's `$cookie_` reads the first).
+    assert_eq!(r("/", &[("cookie", &format!("session={alex}; Session={bo}"))]), Err(JwtFailure::MultipleTokens));
+    assert_eq!(
+        r("/", &[("cookie", &format!("session={alex}")), ("cookie", &format!("session={alex}"))]),
+        Err(JwtFailure::MultipleTokens)
+    );
+    // Two Authorization lines, whatever the second holds (Kong checks the first only).
+    for second in [auth.as_str(), "Bearer garbage", "Basic YTpi"] {
+        assert_eq!(r("/", &[("authorization", &auth), ("authorization", second)]), Err(JwtFailure::MultipleTokens));
+    }
     // Different ones are refused, wherever they are.
     let m = r(&format!("/?jwt={bo}"), &[("authorization", &auth)]);
     assert_eq!(message(&j, m), r#"{"message":"Multiple tokens provided"}"#);

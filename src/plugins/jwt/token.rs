@@ -1,7 +1,12 @@
 //! Where a jwt token is and how it is read, as Kong's jwt plugin: every configured query
-//! parameter, cookie and `Bearer` header is collected (the same token in several places is one
-//! token, two different ones are refused), then decoded with the Kong profile of the shared JWS
-//! decoder, and the credential is chosen by `key_claim_name`.
+//! parameter, cookie and `Bearer` header is looked at, then the token is decoded with the Kong
+//! profile of the shared JWS decoder, and the credential is chosen by `key_claim_name`.
+//!
+//! One reading of every token: where Kong takes the first of two `Authorization` lines or
+//! two same-named cookies (and forwards the other unchecked) and merges one token sent in
+//! several places, aigate refuses any request carrying more than one — a second header line,
+//! value or cookie of a name it reads, or the token in two places — with Kong's `Multiple
+//! tokens provided`.
 
 use std::borrow::Cow;
 
@@ -11,10 +16,10 @@ use serde_json::{Map, Value};
 use super::{BadToken, Jwt, JwtFailure};
 use crate::core::query;
 use crate::jose::jws::{self, Jws, JwsError, Profile, MAX_TOKEN_LEN};
-use crate::plugins::auth::{bearer, cookie, BearerSyntax};
+use crate::plugins::auth::{bearer, cookies, BearerSyntax};
 
 impl Jwt {
-    pub(super) fn find_token<'r>(&self, req: &'r RequestHeader) -> Result<Cow<'r, [u8]>, JwtFailure> {
+    pub(super) fn find_token<'r>(&'r self, req: &'r RequestHeader) -> Result<Cow<'r, [u8]>, JwtFailure> {
         let mut found = TokenSet::default();
         if let Some(q) = req.uri.query() {
             for pair in q.as_bytes().split(|&b| b == b'&') {
@@ -31,27 +36,27 @@ impl Jwt {
                 }
                 match value {
                     // `?jwt` without `=`: Kong reads `true`, a token that is not a string.
-                    None => found.add(Seen::Flag),
-                    Some(v) if !v.is_empty() => found.add(Seen::Text(query::decode(v))),
+                    None => found.add(Seen::Flag)?,
+                    Some(v) if !v.is_empty() => found.add(Seen::Text(query::decode(v)))?,
                     Some(_) => {}
-                }
-                if found.multiple {
-                    return Err(JwtFailure::MultipleTokens);
                 }
             }
         }
         for name in &self.cookie_names {
-            if let Some(v) = cookie(req, name) {
-                found.add(Seen::Text(Cow::Borrowed(v)));
+            for v in cookies(req, name) {
+                found.add(Seen::Text(Cow::Borrowed(v)))?;
             }
         }
         for name in &self.header_names {
-            if let Some(t) = req.headers.get(name.as_str()).and_then(|v| bearer(v.as_bytes(), BearerSyntax::Kong)) {
-                found.add(Seen::Text(Cow::Borrowed(t)));
+            let mut lines = req.headers.get_all(name.as_str()).iter();
+            let Some(first) = lines.next() else { continue };
+            if lines.next().is_some() {
+                // Kong reads the first line only; the second would go upstream unchecked.
+                return Err(JwtFailure::MultipleTokens);
             }
-        }
-        if found.multiple {
-            return Err(JwtFailure::MultipleTokens);
+            if let Some(t) = bearer(first.as_bytes(), BearerSyntax::Kong) {
+                found.add(Seen::Text(Cow::Borrowed(t)))?;
+            }
         }
         match found.first {
             None => Err(JwtFailure::NoToken),
@@ -62,30 +67,26 @@ impl Jwt {
     }
 }
 
-#[derive(PartialEq)]
 enum Seen<'r> {
     Text(Cow<'r, [u8]>),
     /// A query parameter without `=`.
     Flag,
 }
 
-/// Only 0, 1 or "more than 1" distinct tokens matter.
+/// The token, if exactly one was sent.
 #[derive(Default)]
 struct TokenSet<'r> {
     first: Option<Seen<'r>>,
-    multiple: bool,
 }
 
 impl<'r> TokenSet<'r> {
-    fn add(&mut self, t: Seen<'r>) {
-        match &self.first {
-            None => self.first = Some(t),
-            Some(f) => {
-                if *f != t {
-                    self.multiple = true;
-                }
-            }
+    /// A second token, even the same one again, is refused.
+    fn add(&mut self, t: Seen<'r>) -> Result<(), JwtFailure> {
+        if self.first.is_some() {
+            return Err(JwtFailure::MultipleTokens);
         }
+        self.first = Some(t);
+        Ok(())
     }
 }
 
@@ -93,6 +94,7 @@ impl<'r> TokenSet<'r> {
 pub(super) fn decode_token(token: &[u8]) -> Result<Jws<'_>, BadToken> {
     jws::decode(token, Profile::Kong).map_err(|e| match e {
         JwsError::Malformed => BadToken::InvalidJson,
+        JwsError::Critical => BadToken::UnsupportedCrit,
         JwsError::Algorithm => BadToken::InvalidAlg,
         JwsError::Claims => BadToken::InvalidClaims,
         JwsError::Signature => BadToken::InvalidSignature,

@@ -8,6 +8,12 @@
 //! cache per `rediscovery_lifetime`, so random `kid`s cannot make the gateway hammer the IdP.
 //! A failed refresh keeps the keys in use.
 //!
+//! Keys come only from where the configuration says: redirects are never followed (a 3xx is a
+//! failed fetch, as in Kong), every URL — the discovery document, its `jwks_uri`,
+//! `extra_jwks_uris` — must be https unless its host is named in `oidc_insecure_http_hosts`
+//! (for tests), and a discovery document is trusted only when its `issuer` is the issuer it
+//! was fetched for (RFC 8414 §3.3, OpenID Connect Discovery §4.3).
+//!
 //! Keys are decoded and checked once per fetch by `jose::jwk`, into the forms ring verifies with.
 
 use std::collections::HashMap;
@@ -39,12 +45,13 @@ pub const DEFAULT_ON_DEMAND_INTERVAL: Duration = Duration::from_secs(30);
 pub const WELL_KNOWN: &str = "/.well-known/openid-configuration";
 
 /// The IdP client: the system's trusted roots plus the CAs of `extra_ca` (the gateway's
-/// `tls_trusted_ca`), short timeouts, few redirects. Built once and shared by every cache.
+/// `tls_trusted_ca`), short timeouts, no redirects (a redirect could lead anywhere, plain http
+/// included). Built once and shared by every cache.
 pub fn http_client(extra_ca: Option<&Path>) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(HTTP_TIMEOUT)
         .timeout(HTTP_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("aigate/", env!("CARGO_PKG_VERSION")))
         .tls_built_in_root_certs(false);
     let mut roots = 0usize;
@@ -74,6 +81,30 @@ pub fn http_client(extra_ca: Option<&Path>) -> Result<reqwest::Client, String> {
         builder = builder.tls_built_in_root_certs(true);
     }
     builder.build().map_err(|e| format!("building the openid-connect HTTP client: {e}"))
+}
+
+/// Whether keys may be fetched from `url`: an absolute https URL, or http to a host named in
+/// `http_hosts` (the `oidc_insecure_http_hosts` setting, for tests). Returns the URL's host.
+pub fn check_idp_url(url: &str, http_hosts: &[String]) -> Result<String, String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{url}` has no host"))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(host.to_string()),
+        Some("http") if http_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) => Ok(host.to_string()),
+        Some("http") => Err(format!(
+            "`{url}` is plain http: keys fetched that way can be replaced by anyone on the path \
+             (use https; the setting oidc_insecure_http_hosts allows named hosts, for tests only)"
+        )),
+        _ => Err(format!("`{url}` is not an https URL")),
+    }
+}
+
+/// Whether a discovery document fetched from `url` (`<issuer>/.well-known/openid-configuration`)
+/// may be trusted with `issuer`: it must be the issuer the URL was made from, exactly, but for
+/// the trailing `/` that making the URL removes (OpenID Connect Discovery §4).
+fn issuer_matches(url: &str, issuer: &str) -> bool {
+    let base = url.strip_suffix(WELL_KNOWN).unwrap_or(url);
+    issuer == base || issuer.strip_suffix('/') == Some(base)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -110,6 +141,10 @@ pub struct KeySet {
 pub struct JwksCache {
     source: JwksSource,
     client: reqwest::Client,
+    /// Hosts keys may be fetched from over plain http (`oidc_insecure_http_hosts`).
+    http_hosts: Arc<[String]>,
+    /// Refreshes that failed (the keys in use were kept).
+    failures: AtomicU64,
     current: ArcSwap<KeySet>,
     /// One refresh at a time.
     refresh_lock: tokio::sync::Mutex<()>,
@@ -147,6 +182,8 @@ impl JwksCache {
         JwksCache {
             source,
             client,
+            http_hosts: Arc::from(Vec::new()),
+            failures: AtomicU64::new(0),
             current: ArcSwap::from_pointee(KeySet::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
             in_flight: AtomicBool::new(false),
@@ -156,8 +193,19 @@ impl JwksCache {
         }
     }
 
+    /// Allow plain http to these hosts (`oidc_insecure_http_hosts`, for tests).
+    pub fn allowing_http(mut self, hosts: Arc<[String]>) -> JwksCache {
+        self.http_hosts = hosts;
+        self
+    }
+
     pub fn source(&self) -> &JwksSource {
         &self.source
+    }
+
+    /// How many refreshes failed since the cache was made.
+    pub fn failed_refreshes(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// The current keys (lock-free).
@@ -190,6 +238,7 @@ impl JwksCache {
                 Ok(n)
             }
             Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 log::warn!(
                     "openid-connect: refreshing keys from {} failed: {e}; keeping the {} key(s) in use",
                     self.source.url(),
@@ -236,7 +285,10 @@ impl JwksCache {
 
     async fn fetch(&self, previous: &KeySet) -> Result<KeySet, String> {
         let (jwks_uri, issuer) = match &self.source {
-            JwksSource::Jwks(url) => (url.clone(), None),
+            JwksSource::Jwks(url) => {
+                check_idp_url(url, &self.http_hosts)?;
+                (url.clone(), None)
+            }
             JwksSource::Discovery(url) => match self.discover(url).await {
                 Ok(found) => found,
                 // The IdP's discovery is down but its keys may not be: use the last jwks_uri.
@@ -261,22 +313,25 @@ impl JwksCache {
         Ok(KeySet { keys: parsed.keys, issuer, jwks_uri: Some(jwks_uri) })
     }
 
-    /// The discovery document's `jwks_uri` and `issuer`.
+    /// The discovery document's `jwks_uri` and `issuer`, once the document is trusted: its
+    /// issuer is the one it was fetched for, and its `jwks_uri` is https.
     async fn discover(&self, url: &str) -> Result<(String, Option<String>), String> {
+        check_idp_url(url, &self.http_hosts)?;
         let body = self.get(url).await?;
         let doc: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))?;
-        let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| format!("{url}: no jwks_uri"))?;
-        let parsed: http::Uri = jwks_uri.parse().map_err(|_| format!("{url}: jwks_uri is not a URL"))?;
-        // An https issuer must not send us to plain http for its keys.
-        let plain_http_allowed = parsed.scheme_str() == Some("http") && url.starts_with("http://");
-        if parsed.scheme_str() != Some("https") && !plain_http_allowed {
-            return Err(format!("{url}: jwks_uri {jwks_uri} is not https"));
+        let issuer = doc.get("issuer").and_then(Value::as_str).ok_or_else(|| format!("{url}: no issuer"))?;
+        if !issuer_matches(url, issuer) {
+            return Err(format!(
+                "{url}: the document names issuer {issuer:?}, not the issuer it was fetched for; not trusted"
+            ));
         }
-        let issuer = doc.get("issuer").and_then(Value::as_str).map(str::to_string);
-        Ok((jwks_uri.to_string(), issuer))
+        let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| format!("{url}: no jwks_uri"))?;
+        check_idp_url(jwks_uri, &self.http_hosts).map_err(|e| format!("{url}: jwks_uri {e}"))?;
+        Ok((jwks_uri.to_string(), Some(issuer.to_string())))
     }
 
-    /// GET a JSON document: 200 only, at most [`MAX_DOCUMENT_BYTES`].
+    /// GET a JSON document: 200 only (a redirect is not followed), at most
+    /// [`MAX_DOCUMENT_BYTES`].
     async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
         let mut resp = self
             .client
@@ -285,6 +340,14 @@ impl JwksCache {
             .send()
             .await
             .map_err(|e| format!("{url}: {e}"))?;
+        if resp.status().is_redirection() {
+            let to = resp.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let to: String = to.chars().take(200).collect();
+            return Err(format!(
+                "{url}: HTTP {} redirect to {to:?} not followed (keys are fetched only from the configured URLs)",
+                resp.status().as_u16()
+            ));
+        }
         if resp.status() != reqwest::StatusCode::OK {
             return Err(format!("{url}: HTTP {}", resp.status().as_u16()));
         }
@@ -321,6 +384,8 @@ impl RefreshWait {
 /// The HTTP client is built (with the gateway's `tls_trusted_ca`) when the first cache is.
 pub struct JwksRegistry {
     extra_ca: Option<PathBuf>,
+    /// Hosts identity providers may be reached at over plain http (`oidc_insecure_http_hosts`).
+    http_hosts: Arc<[String]>,
     inner: Mutex<Registered>,
 }
 
@@ -339,8 +404,14 @@ struct Registered {
 }
 
 impl JwksRegistry {
-    pub fn new(extra_ca: Option<PathBuf>) -> JwksRegistry {
-        JwksRegistry { extra_ca, inner: Mutex::new(Registered::default()) }
+    /// `http_hosts`: hosts whose keys may be fetched over plain http (for tests).
+    pub fn new(extra_ca: Option<PathBuf>, http_hosts: Vec<String>) -> JwksRegistry {
+        JwksRegistry { extra_ca, http_hosts: Arc::from(http_hosts), inner: Mutex::new(Registered::default()) }
+    }
+
+    /// The hosts keys may be fetched from over plain http.
+    pub fn http_hosts(&self) -> &[String] {
+        &self.http_hosts
     }
 
     fn registered(&self) -> std::sync::MutexGuard<'_, Registered> {
@@ -387,7 +458,7 @@ impl JwksRegistry {
                 c
             }
         };
-        let cache = Arc::new(JwksCache::new(source.clone(), client));
+        let cache = Arc::new(JwksCache::new(source.clone(), client).allowing_http(Arc::clone(&self.http_hosts)));
         cache.limit_on_demand_interval(on_demand_interval);
         r.claimed.insert(source.clone(), (load, true));
         r.caches.insert(source, Arc::clone(&cache));
@@ -468,8 +539,41 @@ mod tests {
     }
 
     #[test]
+    fn key_urls_must_be_https_unless_a_host_is_allowed() {
+        let none: Vec<String> = Vec::new();
+        let local = vec!["127.0.0.1".to_string(), "IdP.test".to_string()];
+        assert_eq!(check_idp_url("https://idp.example/keys", &none).unwrap(), "idp.example");
+        assert!(check_idp_url("http://idp.example/keys", &none).unwrap_err().contains("plain http"));
+        assert!(check_idp_url("http://127.0.0.1:8080/keys", &none).is_err());
+        assert!(check_idp_url("http://127.0.0.1:8080/keys", &local).is_ok());
+        assert!(check_idp_url("http://idp.TEST/keys", &local).is_ok());
+        assert!(check_idp_url("http://127.0.0.2/keys", &local).is_err());
+        for bad in ["ftp://idp/keys", "idp/keys", "/keys", "https://", "not a url"] {
+            assert!(check_idp_url(bad, &local).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_discovery_document_names_the_issuer_it_was_fetched_for() {
+        let url = "https://idp.example/realms/x/.well-known/openid-configuration";
+        assert!(issuer_matches(url, "https://idp.example/realms/x"));
+        assert!(issuer_matches(url, "https://idp.example/realms/x/"));
+        for other in [
+            "https://idp.example/realms/y",
+            "https://idp.example/realms/x//",
+            "https://IDP.example/realms/x",
+            "https://idp.example/realms",
+            "http://idp.example/realms/x",
+            "https://evil.example/realms/x",
+            "",
+        ] {
+            assert!(!issuer_matches(url, other), "{other}");
+        }
+    }
+
+    #[test]
     fn registry_shares_caches_by_source() {
-        let r = JwksRegistry::new(None);
+        let r = JwksRegistry::new(None, Vec::new());
         assert!(r.all().is_empty());
         let url = "https://idp/.well-known/openid-configuration";
         let minute = Duration::from_secs(60);
@@ -496,7 +600,7 @@ mod tests {
 
     #[test]
     fn reloads_keep_caches_and_apply_intervals_once_in_service() {
-        let r = JwksRegistry::new(None);
+        let r = JwksRegistry::new(None, Vec::new());
         let source = || JwksSource::Jwks("https://idp/keys".into());
         r.begin_load();
         let first = r.cache(source(), Duration::from_secs(30)).unwrap();

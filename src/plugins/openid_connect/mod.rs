@@ -1,8 +1,9 @@
-//! openid-connect: the bearer-token part of Kong Enterprise's plugin. A request carries a JWT
-//! access token (`Authorization: Bearer`, or `?access_token=`); it must be signed by a key of
-//! the issuer's JWKS (found through discovery, and/or `extra_jwks_uris`), be issued by the
-//! configured issuer, be within its validity, and hold the required scopes and audience. A
-//! claim of it may then name the consumer.
+//! openid-connect: the bearer-token part of Kong Enterprise's plugin. A request carries one JWT
+//! access token (`Authorization: Bearer`, `?access_token=`, or the `bearer_token_cookie_name`
+//! cookie; a second one anywhere is refused); it must be signed by a key of the issuer's JWKS
+//! (found through discovery, and/or `extra_jwks_uris`), be issued by the configured issuer, be
+//! within its validity, and hold the required scopes and audience. A claim of it may then name
+//! the consumer, by the fields `consumer_by` lists, in that order.
 //!
 //! Only `auth_methods: [bearer]` is implemented. Kong's other fields are accepted at their
 //! defaults; those a bearer-only plugin never reads (sessions, the authorization code flow,
@@ -28,17 +29,17 @@ use pingora_http::RequestHeader;
 use serde_json::{Map, Value};
 
 use super::auth::{
-    bearer, Attempt, AuthFailure, AuthRequest, Authenticated, Authenticator, BearerSyntax, Credential,
+    bearer, cookies, Attempt, AuthFailure, AuthRequest, Authenticated, Authenticator, BearerSyntax, Credential,
     CredentialLocation, CredentialPlace, Place,
 };
 use super::{unsupported_unless_default, ConfigIssue, PluginKind};
-use crate::consumers::Consumers;
+use crate::consumers::{ConsumerField, Consumers};
 use crate::core::query;
 use crate::core::ConsumerId;
 use crate::jose::jws::{self, Jws, JwsError, Profile};
 use crate::jose::Algorithm;
-use claims::{any_set_satisfied, claim, claim_text, scalar_text, value_set};
-pub use jwks::{http_client, run_refresher, JwksCache, JwksRegistry, JwksSource, RefreshWait};
+use claims::{any_set_satisfied, claim, claim_text, header_safe, scalar_text, value_list, value_set};
+pub use jwks::{check_idp_url, http_client, run_refresher, JwksCache, JwksRegistry, JwksSource, RefreshWait};
 use schema::{kong_field, KongField};
 pub use schema::{OidcFields, OpenIdConnectSchema};
 
@@ -68,14 +69,15 @@ pub enum TokenPlace {
     Header,
     /// `?access_token=<token>`.
     Query,
+    /// The cookie `bearer_token_cookie_name`.
+    Cookie,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsumerBy {
-    Id,
-    Username,
-    CustomId,
-}
+/// `consumer_by`'s values: the consumer field a claim is looked up in.
+pub type ConsumerBy = ConsumerField;
+
+/// The name of the query parameter a token is read from.
+const ACCESS_TOKEN: &str = "access_token";
 
 /// openid-connect as compiled for the request path.
 #[derive(Debug)]
@@ -86,8 +88,16 @@ pub struct OpenIdConnect {
     /// `issuer` of its discovery document, read at run time).
     issuers_allowed: Vec<String>,
     use_discovered_issuer: bool,
+    /// The issuer was configured as such (not as its discovery URL): a discovery document
+    /// must name exactly it.
+    issuer_exact: bool,
     caches: Vec<Arc<JwksCache>>,
     pub token_places: Vec<TokenPlace>,
+    /// `bearer_token_cookie_name`, with `cookie` in `bearer_token_param_type`.
+    cookie_name: Option<Arc<str>>,
+    /// Kong's `hide_credentials`: the token is removed where it was found before the request
+    /// goes to a service (always before an LLM provider).
+    pub hide_credentials: bool,
     /// Each entry is a set of values that must all be present; any entry satisfied is enough.
     audience_required: Vec<Vec<String>>,
     audience_claim: Vec<String>,
@@ -108,7 +118,11 @@ pub struct OpenIdConnect {
     www_plain: Arc<str>,
     www_invalid_token: Arc<str>,
     www_insufficient_scope: Arc<str>,
+    www_invalid_request: Arc<str>,
     unknown_kid_wait: Duration,
+    /// Where a token was found, as recorded for stripping (made once: no allocation per request).
+    header_location: CredentialLocation,
+    query_location: CredentialLocation,
 }
 
 fn claim_path(issues: &mut Vec<ConfigIssue>, field: &str, value: Option<Vec<String>>, default: &str) -> Vec<String> {
@@ -133,17 +147,15 @@ fn requirement_sets(issues: &mut Vec<ConfigIssue>, field: &str, value: Option<Ve
     out
 }
 
-/// An absolute http(s) URL with a host.
-fn check_url(issues: &mut Vec<ConfigIssue>, path: &str, url: &str) -> Option<String> {
-    let host = url
-        .parse::<http::Uri>()
-        .ok()
-        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")))
-        .and_then(|u| u.host().map(str::to_string));
-    if host.is_none() {
-        issues.push(ConfigIssue::new(path, format!("`{url}` is not an http(s) URL"), "use https://host/path"));
+/// An absolute https URL with a host (http only to a host `oidc_insecure_http_hosts` names).
+fn check_url(issues: &mut Vec<ConfigIssue>, path: &str, url: &str, http_hosts: &[String]) -> Option<String> {
+    match check_idp_url(url, http_hosts) {
+        Ok(host) => Some(host),
+        Err(why) => {
+            issues.push(ConfigIssue::new(path, why, "use https://host/path"));
+            None
+        }
     }
-    host
 }
 
 impl OpenIdConnect {
@@ -170,13 +182,15 @@ impl OpenIdConnect {
             Some(base) => (base.to_string(), f.issuer.clone()),
             None => (f.issuer.clone(), format!("{}{}", f.issuer.trim_end_matches('/'), jwks::WELL_KNOWN)),
         };
-        let realm = check_url(&mut issues, "issuer", &f.issuer).unwrap_or_else(|| "kong".to_string());
+        let issuer_exact = f.issuer.strip_suffix(jwks::WELL_KNOWN).is_none();
+        let http_hosts = caches.http_hosts();
+        let realm = check_url(&mut issues, "issuer", &f.issuer, http_hosts).unwrap_or_else(|| "kong".to_string());
         let mut plugin_caches = Vec::new();
         if issues.iter().all(|i| i.path != "issuer") {
             plugin_caches.push(JwksSource::Discovery(discovery));
         }
         for (i, url) in f.extra_jwks_uris.iter().flatten().enumerate() {
-            if check_url(&mut issues, &format!("extra_jwks_uris[{i}]"), url).is_some() {
+            if check_url(&mut issues, &format!("extra_jwks_uris[{i}]"), url, http_hosts).is_some() {
                 let source = JwksSource::Jwks(url.clone());
                 if !plugin_caches.contains(&source) {
                     plugin_caches.push(source);
@@ -205,14 +219,28 @@ impl OpenIdConnect {
             |p| match p {
                 "header" => Some(TokenPlace::Header),
                 "query" => Some(TokenPlace::Query),
+                "cookie" => Some(TokenPlace::Cookie),
                 _ => None,
             },
-            "is not supported by aigate (header and query are)",
-            "use header and/or query",
+            "is not supported by aigate (header, query and cookie are)",
+            "use header, query and/or cookie",
         );
         if places.is_empty() {
             issues.push(ConfigIssue::new("bearer_token_param_type", "no place to look for the token", "use [header]"));
         }
+        let cookie_name = match (token_places.contains(&TokenPlace::Cookie), f.bearer_token_cookie_name) {
+            (true, Some(name)) if !name.is_empty() => Some(Arc::from(name.to_ascii_lowercase())),
+            (true, _) => {
+                issues.push(ConfigIssue::new(
+                    "bearer_token_cookie_name",
+                    "bearer_token_param_type has cookie but bearer_token_cookie_name is not set",
+                    "name the cookie that holds the token",
+                ));
+                None
+            }
+            // Kong reads the cookie only with `cookie` in bearer_token_param_type.
+            (false, _) => None,
+        };
 
         let audience_required = requirement_sets(&mut issues, "audience_required", f.audience_required);
         let scopes_required = requirement_sets(&mut issues, "scopes_required", f.scopes_required);
@@ -229,9 +257,9 @@ impl OpenIdConnect {
             "consumer_by",
             &by,
             |b| match b {
-                "id" => Some(ConsumerBy::Id),
-                "username" => Some(ConsumerBy::Username),
-                "custom_id" => Some(ConsumerBy::CustomId),
+                "id" => Some(ConsumerField::Id),
+                "username" => Some(ConsumerField::Username),
+                "custom_id" => Some(ConsumerField::CustomId),
                 _ => None,
             },
             "is not a consumer field",
@@ -267,10 +295,14 @@ impl OpenIdConnect {
 
         let expose = f.expose_error_code.unwrap_or(true);
         let www_plain = format!("Bearer realm=\"{realm}\"");
-        let (www_invalid_token, www_insufficient_scope) = if expose {
-            (format!("{www_plain}, error=\"invalid_token\""), format!("{www_plain}, error=\"insufficient_scope\""))
+        let (www_invalid_token, www_insufficient_scope, www_invalid_request) = if expose {
+            (
+                format!("{www_plain}, error=\"invalid_token\""),
+                format!("{www_plain}, error=\"insufficient_scope\""),
+                format!("{www_plain}, error=\"invalid_request\""),
+            )
         } else {
-            (www_plain.clone(), www_plain.clone())
+            (www_plain.clone(), www_plain.clone(), www_plain.clone())
         };
 
         if !issues.is_empty() {
@@ -286,8 +318,11 @@ impl OpenIdConnect {
             issuer,
             issuers_allowed,
             use_discovered_issuer,
+            issuer_exact,
             caches,
             token_places,
+            cookie_name,
+            hide_credentials: f.hide_credentials.unwrap_or(false),
             audience_required,
             audience_claim,
             scopes_required,
@@ -305,7 +340,10 @@ impl OpenIdConnect {
             www_plain: Arc::from(www_plain),
             www_invalid_token: Arc::from(www_invalid_token),
             www_insufficient_scope: Arc::from(www_insufficient_scope),
+            www_invalid_request: Arc::from(www_invalid_request),
             unknown_kid_wait: UNKNOWN_KID_WAIT,
+            header_location: CredentialLocation { place: CredentialPlace::Header, name: Arc::from("authorization") },
+            query_location: CredentialLocation { place: CredentialPlace::Query, name: Arc::from(ACCESS_TOKEN) },
         })
     }
 
@@ -318,9 +356,11 @@ impl OpenIdConnect {
     /// `now_unix` is the current time in seconds. When the token names a key no cache has,
     /// refreshes are started (at most one per issuer per `rediscovery_lifetime`) and the token
     /// waits for them: finish with [`after_refresh`](Self::after_refresh).
-    pub fn check_cached<'r>(&self, req: &'r RequestHeader, consumers: &Consumers, now_unix: u64) -> Checked<'r> {
-        let Some(token) = self.find_token(req) else {
-            return Checked::Done(Err(self.fail(OidcError::Missing)));
+    pub fn check_cached<'r>(&'r self, req: &'r RequestHeader, consumers: &Consumers, now_unix: u64) -> Checked<'r> {
+        let (token, place) = match self.find_token(req) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Checked::Done(Err(self.fail(OidcError::Missing))),
+            Err(f) => return Checked::Done(Err(f)),
         };
         let jws = match self.decode(&token) {
             Ok(jws) => jws,
@@ -332,10 +372,10 @@ impl OpenIdConnect {
             let waits: Vec<_> = self.caches.iter().filter_map(|c| c.refresh_for_unknown_kid()).collect();
             if !waits.is_empty() {
                 drop(jws);
-                return Checked::AwaitingKeys { token, waits };
+                return Checked::AwaitingKeys { token, place, waits };
             }
         }
-        Checked::Done(self.finish(&jws, outcome, consumers, now_unix))
+        Checked::Done(self.finish(&jws, outcome, consumers, now_unix).map(|ok| OidcOk { place: Some(place), ..ok }))
     }
 
     /// Wait a bounded time ([`UNKNOWN_KID_WAIT`]) for the refreshes `check_cached` started,
@@ -362,7 +402,9 @@ impl OpenIdConnect {
         let jws = jws::decode(token, Profile::Strict).map_err(|e| {
             self.fail(match e {
                 JwsError::Algorithm => OidcError::Algorithm,
-                JwsError::Malformed | JwsError::Claims | JwsError::Signature => OidcError::Malformed,
+                JwsError::Malformed | JwsError::Claims | JwsError::Signature | JwsError::Critical => {
+                    OidcError::Malformed
+                }
             })
         })?;
         if !ACCEPTED_ALGORITHMS.contains(&jws.alg) {
@@ -396,11 +438,21 @@ impl OpenIdConnect {
             self.check_times(claims, now_unix as f64)?;
         }
 
-        self.require(claims, &self.scopes_required, &self.scopes_claim, OidcError::NoScopes, OidcError::Scope)?;
+        // Scopes are space-separated (RFC 8693 §4.2); an audience is one exact string, or
+        // an array of them (RFC 7519 §4.1.3): `"aud": "api other"` is neither api nor other.
+        self.require(
+            claims,
+            &self.scopes_required,
+            &self.scopes_claim,
+            value_set,
+            OidcError::NoScopes,
+            OidcError::Scope,
+        )?;
         self.require(
             claims,
             &self.audience_required,
             &self.audience_claim,
+            value_list,
             OidcError::NoAudience,
             OidcError::Audience,
         )?;
@@ -423,12 +475,24 @@ impl OpenIdConnect {
             Some(c) => format!("{iss}#{c}"),
             None => iss.to_string(),
         };
-        Ok(OidcOk { consumer, subject, credential_id })
+        // It goes upstream as X-Credential-Identifier: a claim that cannot be a header value
+        // (CR, LF, NUL, other controls) is a bad token, not a failed request later.
+        if !header_safe(&credential_id) {
+            return Err(self.fail(OidcError::BadClaims));
+        }
+        Ok(OidcOk { consumer, subject, credential_id, place: None })
     }
 
     fn fail(&self, kind: OidcError) -> OidcFailure {
         let (message, www) = match kind.status() {
             403 => (&self.forbidden_message, &self.www_insufficient_scope),
+            400 => {
+                return OidcFailure {
+                    kind,
+                    message: Arc::from(MULTIPLE_TOKENS),
+                    www_authenticate: Arc::clone(&self.www_invalid_request),
+                }
+            }
             _ if kind == OidcError::Missing => (&self.unauthorized_message, &self.www_plain),
             _ => (&self.unauthorized_message, &self.www_invalid_token),
         };
@@ -442,13 +506,14 @@ impl OpenIdConnect {
         claims: &Map<String, Value>,
         required: &[Vec<String>],
         path: &[String],
+        read: fn(&Value) -> Vec<String>,
         absent: OidcError,
         unmet: OidcError,
     ) -> Result<(), OidcFailure> {
         if required.is_empty() {
             return Ok(());
         }
-        match claim(claims, path).map(value_set) {
+        match claim(claims, path).map(read) {
             None => Err(self.fail(absent)),
             Some(have) if !any_set_satisfied(required, &have) => Err(self.fail(unmet)),
             Some(_) => Ok(()),
@@ -460,7 +525,21 @@ impl OpenIdConnect {
             return true;
         }
         self.use_discovered_issuer
-            && self.caches.iter().any(|c| c.keys().issuer.as_deref().is_some_and(|discovered| discovered == iss))
+            && self.caches.iter().any(|c| {
+                let set = c.keys();
+                self.trusts(&set) && set.issuer.as_deref().is_some_and(|discovered| discovered == iss)
+            })
+    }
+
+    /// Whether a key set may be used: one from a discovery document only when the document
+    /// names this plugin's issuer exactly (a cache checks the issuer it was fetched for; a
+    /// plugin configured with the issuer itself, not its discovery URL, holds it to that
+    /// spelling, trailing `/` included).
+    fn trusts(&self, set: &jwks::KeySet) -> bool {
+        match &set.issuer {
+            Some(discovered) => !self.issuer_exact || *discovered == self.issuer,
+            None => true,
+        }
     }
 
     fn check_times(&self, claims: &Map<String, Value>, now: f64) -> Result<(), OidcFailure> {
@@ -490,7 +569,7 @@ impl OpenIdConnect {
 
     /// Try the keys the token may be signed with.
     fn verify_signature(&self, jws: &Jws<'_>) -> KeyOutcome {
-        let sets: Vec<_> = self.caches.iter().map(|c| c.keys()).collect();
+        let sets: Vec<_> = self.caches.iter().map(|c| c.keys()).filter(|s| self.trusts(s)).collect();
         if sets.iter().all(|s| s.keys.is_empty()) {
             return KeyOutcome::NoKeysLoaded;
         }
@@ -520,40 +599,84 @@ impl OpenIdConnect {
         }
     }
 
-    fn find_token<'r>(&self, req: &'r RequestHeader) -> Option<Cow<'r, [u8]>> {
-        for place in &self.token_places {
-            let found = match place {
-                TokenPlace::Header => req
-                    .headers
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| bearer(v.as_bytes(), BearerSyntax::Rfc6750))
-                    .map(Cow::Borrowed),
-                TokenPlace::Query => {
-                    req.uri.query().and_then(|q| query::values(q.as_bytes(), "access_token").find(|v| !v.is_empty()))
-                }
-            };
+    /// The request's token and where it was, looking in every configured place: more than one
+    /// (a second `Authorization` line, a second `access_token`, the token in two places) is
+    /// refused — RFC 6750 §2 allows one method per request — so the token checked is the only
+    /// one that can reach an upstream.
+    #[allow(clippy::type_complexity)]
+    fn find_token<'r>(&'r self, req: &'r RequestHeader) -> Result<Option<(Cow<'r, [u8]>, TokenPlace)>, OidcFailure> {
+        let mut found: Option<(Cow<'r, [u8]>, TokenPlace)> = None;
+        let mut add = |token: Cow<'r, [u8]>, place: TokenPlace| {
             if found.is_some() {
-                return found;
+                return Err(self.fail(OidcError::MultipleTokens));
+            }
+            found = Some((token, place));
+            Ok(())
+        };
+        for place in &self.token_places {
+            match place {
+                TokenPlace::Header => {
+                    let mut lines = req.headers.get_all(http::header::AUTHORIZATION).iter();
+                    let Some(first) = lines.next() else { continue };
+                    if lines.next().is_some() {
+                        return Err(self.fail(OidcError::MultipleTokens));
+                    }
+                    if let Some(t) = bearer(first.as_bytes(), BearerSyntax::Rfc6750) {
+                        add(Cow::Borrowed(t), TokenPlace::Header)?;
+                    }
+                }
+                TokenPlace::Query => {
+                    let Some(q) = req.uri.query() else { continue };
+                    for v in query::values(q.as_bytes(), ACCESS_TOKEN).filter(|v| !v.is_empty()) {
+                        add(v, TokenPlace::Query)?;
+                    }
+                }
+                TokenPlace::Cookie => {
+                    let Some(name) = &self.cookie_name else { continue };
+                    for v in cookies(req, name) {
+                        add(Cow::Borrowed(v), TokenPlace::Cookie)?;
+                    }
+                }
             }
         }
-        None
+        Ok(found)
     }
 
+    /// The consumer `value` names, by the fields `consumer_by` lists, in that order: each field
+    /// is looked up on its own, so a value never matches another consumer's other field.
     fn find_consumer(&self, consumers: &Consumers, value: &str) -> Option<ConsumerId> {
-        // `find` indexes ids, usernames and custom_ids together; keep the match only if it is
-        // by one of the configured fields.
-        let id = consumers.find(value)?;
-        let c = consumers.list.get(id.index())?;
-        self.consumer_by
-            .iter()
-            .any(|by| match by {
-                ConsumerBy::Id => c.id == value,
-                ConsumerBy::Username => c.username.as_deref() == Some(value),
-                ConsumerBy::CustomId => c.custom_id.as_deref() == Some(value),
-            })
-            .then_some(id)
+        self.consumer_by.iter().find_map(|by| consumers.find_by(*by, value))
+    }
+
+    fn location(&self, place: TokenPlace) -> Option<CredentialLocation> {
+        match place {
+            TokenPlace::Header => Some(self.header_location.clone()),
+            TokenPlace::Query => Some(self.query_location.clone()),
+            TokenPlace::Cookie => self
+                .cookie_name
+                .as_ref()
+                .map(|name| CredentialLocation { place: CredentialPlace::Cookie, name: Arc::clone(name) }),
+        }
+    }
+
+    /// Every place a token is read from.
+    fn places(&self, strip: &mut dyn FnMut(Place<'_>)) {
+        for place in &self.token_places {
+            match place {
+                TokenPlace::Header => strip(self.header_location.borrow()),
+                TokenPlace::Query => strip(self.query_location.borrow()),
+                TokenPlace::Cookie => {
+                    if let Some(name) = &self.cookie_name {
+                        strip(Place { place: CredentialPlace::Cookie, name });
+                    }
+                }
+            }
+        }
     }
 }
+
+/// The message of a request with more than one token (Kong's jwt plugin's words).
+const MULTIPLE_TOKENS: &str = "Multiple tokens provided";
 
 /// `Some(true)` when one of the keys (that accept the token's algorithm) verifies it,
 /// `Some(false)` when some were tried and none did, `None` when none could be tried.
@@ -594,8 +717,10 @@ pub struct OidcOk {
     /// The token's `sub`.
     pub subject: Option<String>,
     /// `<iss>#<credential_claim>` (default claim `sub`), or `<iss>` without it: for
-    /// `X-Credential-Identifier`, never the token.
+    /// `X-Credential-Identifier`, never the token. Always a valid header value.
     pub credential_id: String,
+    /// Where the token was (for `hide_credentials`).
+    pub place: Option<TokenPlace>,
 }
 
 /// Why a token was refused.
@@ -603,6 +728,8 @@ pub struct OidcOk {
 pub enum OidcError {
     /// No token where the plugin looks.
     Missing,
+    /// More than one token (400, RFC 6750 §3.1 `invalid_request`).
+    MultipleTokens,
     /// Not a compact JWS with JSON object header and payload (or too long, or `crit`).
     Malformed,
     /// `alg` missing, unknown, `none`, HMAC, ES512, or not one the named key can verify.
@@ -617,7 +744,8 @@ pub enum OidcError {
     Expired,
     NotYetValid,
     IssuedInFuture,
-    /// `exp` missing, or `exp`/`nbf`/`iat` not numbers.
+    /// `exp` missing, or `exp`/`nbf`/`iat` not numbers, or a credential claim that cannot
+    /// be sent upstream in a header (control characters).
     BadClaims,
     NoScopes,
     Scope,
@@ -634,6 +762,7 @@ impl OidcError {
             | OidcError::NoAudience
             | OidcError::Audience
             | OidcError::ConsumerNotFound => 403,
+            OidcError::MultipleTokens => 400,
             _ => 401,
         }
     }
@@ -642,6 +771,7 @@ impl OidcError {
     pub fn reason(self) -> &'static str {
         match self {
             OidcError::Missing => "missing",
+            OidcError::MultipleTokens => "multiple_tokens",
             OidcError::Malformed => "malformed",
             OidcError::Algorithm => "algorithm",
             OidcError::UnknownKey => "unknown_kid",
@@ -672,7 +802,7 @@ impl OidcFailure {
         self.kind
     }
 
-    /// 401, or 403 for scope, audience and consumer failures.
+    /// 401; 403 for scope, audience and consumer failures; 400 for more than one token.
     pub fn status(&self) -> u16 {
         self.kind.status()
     }
@@ -701,6 +831,7 @@ pub enum Checked<'r> {
     /// The token names a key no cache has; refreshes are under way.
     AwaitingKeys {
         token: Cow<'r, [u8]>,
+        place: TokenPlace,
         waits: Vec<RefreshWait>,
     },
 }
@@ -711,8 +842,11 @@ impl From<OidcFailure> for AuthFailure {
     }
 }
 
-fn authenticated(ok: OidcOk) -> Authenticated {
-    Authenticated { consumer: ok.consumer, credential: Credential::Oidc(ok.credential_id), location: None }
+impl OpenIdConnect {
+    fn authenticated(&self, ok: OidcOk) -> Authenticated {
+        let location = ok.place.and_then(|p| self.location(p));
+        Authenticated { consumer: ok.consumer, credential: Credential::Oidc(ok.credential_id), location }
+    }
 }
 
 impl Authenticator for OpenIdConnect {
@@ -731,19 +865,23 @@ impl Authenticator for OpenIdConnect {
     /// Decided at once with the keys in hand; only a token naming an unknown key waits.
     fn authenticate<'a>(&'a self, req: &'a AuthRequest<'a>) -> Attempt<'a> {
         match self.check_cached(req.head, req.consumers, req.now_unix) {
-            Checked::Done(r) => Attempt::Ready(r.map(authenticated).map_err(AuthFailure::from)),
-            Checked::AwaitingKeys { token, waits } => Attempt::Waiting(Box::pin(async move {
+            Checked::Done(r) => Attempt::Ready(r.map(|ok| self.authenticated(ok)).map_err(AuthFailure::from)),
+            Checked::AwaitingKeys { token, place, waits } => Attempt::Waiting(Box::pin(async move {
                 let r = self.after_refresh(&token, waits, req.consumers, req.now_unix).await;
-                r.map(authenticated).map_err(AuthFailure::from)
+                r.map(|ok| self.authenticated(OidcOk { place: Some(place), ..ok })).map_err(AuthFailure::from)
             })),
         }
     }
 
-    /// A token is never sent to an LLM provider: `?access_token=` goes (the `Authorization`
-    /// header is replaced by the provider's credential).
-    fn strip_credentials(&self, _found: Option<&CredentialLocation>, to_llm: bool, strip: &mut dyn FnMut(Place<'_>)) {
-        if to_llm && self.token_places.contains(&TokenPlace::Query) {
-            strip(Place { place: CredentialPlace::Query, name: "access_token" });
+    /// A token is never sent to an LLM provider: every place the plugin reads is emptied
+    /// (`Authorization` included, even when the provider's key goes in another header, a query
+    /// or body parameter, or the target allows the client's own). Before a service, with
+    /// `hide_credentials`, the token goes where it was found.
+    fn strip_credentials(&self, found: Option<&CredentialLocation>, to_llm: bool, strip: &mut dyn FnMut(Place<'_>)) {
+        if to_llm {
+            self.places(strip);
+        } else if let Some(found) = found.filter(|_| self.hide_credentials) {
+            strip(found.borrow());
         }
     }
 }

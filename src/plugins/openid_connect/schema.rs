@@ -39,6 +39,10 @@ pub struct OidcFields {
     pub unauthorized_error_message: Option<String>,
     pub forbidden_error_message: Option<String>,
     pub expose_error_code: Option<bool>,
+    /// Remove the token where it was found before the request goes to a service.
+    pub hide_credentials: Option<bool>,
+    /// The cookie a token is read from, with `cookie` in `bearer_token_param_type`.
+    pub bearer_token_cookie_name: Option<String>,
 }
 
 /// Kong's openid-connect schema: the implemented fields, and every other Kong field as written
@@ -71,6 +75,8 @@ const IMPLEMENTED: &[&str] = &[
     "unauthorized_error_message",
     "forbidden_error_message",
     "expose_error_code",
+    "hide_credentials",
+    "bearer_token_cookie_name",
 ];
 
 /// What aigate does with a Kong field it does not implement.
@@ -102,7 +108,6 @@ const KONG_FIELDS: &[(&str, KongField)] = {
         ("authorization_query_args_names", Inert),
         ("authorization_query_args_values", Inert),
         ("authorization_rolling_timeout", Inert),
-        ("bearer_token_cookie_name", Null),
         ("by_username_ignore_case", Bool(false)),
         ("cache_introspection", Inert),
         ("cache_token_exchange", Inert),
@@ -151,7 +156,6 @@ const KONG_FIELDS: &[(&str, KongField)] = {
         ("forbidden_redirect_uri", Null),
         ("groups_claim", Inert),
         ("groups_required", Null),
-        ("hide_credentials", Bool(false)),
         ("http_proxy", Null),
         ("http_proxy_authorization", Null),
         ("http_version", Inert),

@@ -31,8 +31,10 @@ fn consumers() -> Consumers {
     c
 }
 
+/// A registry that lets plain http reach 127.0.0.1 (the hanging IdP below), as the setting
+/// `oidc_insecure_http_hosts` does for tests.
 fn registry() -> JwksRegistry {
-    JwksRegistry::new(None)
+    JwksRegistry::new(None, vec!["127.0.0.1".into()])
 }
 
 fn schema(yaml: &str) -> OpenIdConnectSchema {
@@ -64,7 +66,7 @@ async fn authenticate(
 ) -> Result<OidcOk, OidcFailure> {
     match p.check_cached(req, consumers, now) {
         Checked::Done(r) => r,
-        Checked::AwaitingKeys { token, waits } => p.after_refresh(&token, waits, consumers, now).await,
+        Checked::AwaitingKeys { token, waits, .. } => p.after_refresh(&token, waits, consumers, now).await,
     }
 }
 
@@ -221,7 +223,11 @@ fn schema_errors() {
     assert_eq!(issues(&format!("{i}auth_methods: [bearer, session]")), ["auth_methods[1]"]);
     assert_eq!(issues(&format!("{i}auth_methods: []")), ["auth_methods"]);
     assert_eq!(issues(&format!("{i}bearer_token_param_type: [header, body]")), ["bearer_token_param_type[1]"]);
-    assert_eq!(issues(&format!("{i}bearer_token_param_type: [cookie]")), ["bearer_token_param_type[0]"]);
+    assert_eq!(issues(&format!("{i}bearer_token_param_type: [cookie]")), ["bearer_token_cookie_name"]);
+    assert_eq!(
+        issues(&format!("{i}bearer_token_param_type: [cookie]\nbearer_token_cookie_name: ''")),
+        ["bearer_token_cookie_name"]
+    );
     assert_eq!(issues(&format!("{i}bearer_token_param_type: []")), ["bearer_token_param_type"]);
     assert_eq!(issues(&format!("{i}scopes_required: [a, '  ']")), ["scopes_required[1]"]);
     assert_eq!(issues(&format!("{i}audience_required: ['']")), ["audience_required[0]"]);
@@ -236,9 +242,14 @@ fn schema_errors() {
     assert_eq!(issues(&format!("{i}extra_jwks_uris: [not-a-url]")), ["extra_jwks_uris[0]"]);
     assert_eq!(issues("issuer: idp.example"), ["issuer"]);
     assert_eq!(issues("issuer: ftp://idp.example/"), ["issuer"]);
+    // Keys over plain http only from a host oidc_insecure_http_hosts names (127.0.0.1 here).
+    let plain = compile("issuer: http://idp.example/").unwrap_err();
+    assert_eq!(plain[0].path, "issuer");
+    assert!(plain[0].what.contains("plain http"), "{plain:?}");
+    assert_eq!(issues(&format!("{i}extra_jwks_uris: ['http://idp.example/keys']")), ["extra_jwks_uris[0]"]);
+    assert!(compile("{issuer: 'http://127.0.0.1:9/', extra_jwks_uris: ['http://127.0.0.1:9/k']}").is_ok());
     // Kong fields that would change the outcome are refused unless at their defaults.
     for (field, value) in [
-        ("hide_credentials", "true"),
         ("verify_signature", "false"),
         ("enable_hs_signatures", "true"),
         ("groups_required", "[admins]"),
@@ -299,4 +310,113 @@ fn authenticate_future_is_send() {
     }
     assert_send(&p.after_refresh(b"", Vec::new(), &c, NOW));
     assert_send(&p.caches()[0].refresh());
+}
+
+// -----------------------------------------------------------------------------------------
+// One token, one consumer rule, and where the token goes
+
+#[tokio::test]
+async fn more_than_one_token_is_refused() {
+    let p = compile(
+        "{issuer: 'https://idp.example', bearer_token_param_type: [header, query, cookie], \
+         bearer_token_cookie_name: at}",
+    )
+    .unwrap();
+    let c = consumers();
+    let multiple = |r: RequestHeader| {
+        let f = match p.check_cached(&r, &c, NOW) {
+            Checked::Done(r) => r.unwrap_err(),
+            Checked::AwaitingKeys { .. } => panic!("a refusal needs no keys"),
+        };
+        assert_eq!(f.kind(), OidcError::MultipleTokens);
+        assert_eq!((f.status(), f.message(), f.reason()), (400, "Multiple tokens provided", "multiple_tokens"));
+        assert_eq!(f.www_authenticate(), "Bearer realm=\"idp.example\", error=\"invalid_request\"");
+    };
+    // Two Authorization lines (whatever the second holds), two access_token values, two
+    // cookies, or the same token in two places.
+    multiple(req("/", &[("authorization", "Bearer a.b.c"), ("authorization", "Bearer a.b.c")]));
+    multiple(req("/", &[("authorization", "Bearer a.b.c"), ("authorization", "Basic YTpi")]));
+    multiple(req("/?access_token=a.b.c&access_token=a.b.c", &[]));
+    multiple(req("/?access_token=a.b.c", &[("authorization", "Bearer a.b.c")]));
+    multiple(req("/", &[("cookie", "at=a.b.c; AT=x.y.z")]));
+    multiple(req("/", &[("cookie", "at=a.b.c"), ("cookie", "other=1; at=a.b.c")]));
+    multiple(req("/", &[("cookie", "at=a.b.c"), ("authorization", "Bearer a.b.c")]));
+    // One token is read (and found malformed); empty values and other schemes are no token.
+    for r in [
+        req("/?access_token=a.b.c&access_token=", &[("authorization", "Basic YTpi")]),
+        req("/", &[("cookie", "at=; other=a.b.c"), ("authorization", "Bearer a.b.c")]),
+    ] {
+        match p.check_cached(&r, &c, NOW) {
+            Checked::Done(r) => assert_eq!(r.unwrap_err().kind(), OidcError::Malformed),
+            Checked::AwaitingKeys { .. } => panic!("a malformed token needs no keys"),
+        }
+    }
+    // With a single place, a token elsewhere is not read at all.
+    let header_only = compile("issuer: https://idp.example").unwrap();
+    match header_only.check_cached(&req("/?access_token=x.y.z", &[("authorization", "Bearer a.b.c")]), &c, NOW) {
+        Checked::Done(r) => assert_eq!(r.unwrap_err().kind(), OidcError::Malformed),
+        Checked::AwaitingKeys { .. } => panic!(),
+    }
+}
+
+fn stripped(p: &OpenIdConnect, found: Option<&CredentialLocation>, to_llm: bool) -> Vec<(CredentialPlace, String)> {
+    let mut out = Vec::new();
+    p.strip_credentials(found, to_llm, &mut |place| out.push((place.place, place.name.to_string())));
+    out
+}
+
+#[test]
+fn tokens_never_reach_a_provider_and_leave_services_with_hide_credentials() {
+    use CredentialPlace::{Cookie, Header, Query};
+    let p = compile(
+        "{issuer: 'https://idp.example', bearer_token_param_type: [header, query, cookie], \
+         bearer_token_cookie_name: Session}",
+    )
+    .unwrap();
+    // Before an LLM provider: every place the plugin reads, found or not.
+    let all = vec![(Header, "authorization".to_string()), (Query, "access_token".into()), (Cookie, "session".into())];
+    assert_eq!(stripped(&p, None, true), all);
+    assert_eq!(stripped(&p, p.location(TokenPlace::Query).as_ref(), true), all);
+    // Before a service: nothing unless hide_credentials (Kong's default false).
+    assert!(!p.hide_credentials);
+    assert!(stripped(&p, p.location(TokenPlace::Header).as_ref(), false).is_empty());
+    let hide = compile(
+        "{issuer: 'https://idp.example', bearer_token_param_type: [header, query, cookie], \
+         bearer_token_cookie_name: session, hide_credentials: true}",
+    )
+    .unwrap();
+    for (place, expected) in [
+        (TokenPlace::Header, (Header, "authorization")),
+        (TokenPlace::Query, (Query, "access_token")),
+        (TokenPlace::Cookie, (Cookie, "session")),
+    ] {
+        let found = hide.location(place);
+        assert_eq!(stripped(&hide, found.as_ref(), false), [(expected.0, expected.1.to_string())]);
+    }
+    // A failed or skipped plugin found nothing to hide.
+    assert!(stripped(&hide, None, false).is_empty());
+    // Only the places configured: a header-only plugin leaves the query alone.
+    let header_only = compile("issuer: https://idp.example").unwrap();
+    assert_eq!(stripped(&header_only, None, true), [(Header, "authorization".to_string())]);
+}
+
+#[test]
+fn consumers_are_found_by_consumer_by_in_its_order() {
+    let mut c = Consumers::default();
+    // `shared` is one consumer's custom_id and another's username (the order of the file
+    // decides nothing).
+    let by_custom = c.add(Consumer::new("id-1".into(), Some("first".into()), Some("shared".into()), Vec::new()));
+    let by_name = c.add(Consumer::new("id-2".into(), Some("shared".into()), None, Vec::new()));
+    let p =
+        |by: &str| compile(&format!("{{issuer: 'https://idp', consumer_claim: [sub], consumer_by: {by}}}")).unwrap();
+    assert_eq!(p("[username]").find_consumer(&c, "shared"), Some(by_name));
+    assert_eq!(p("[custom_id]").find_consumer(&c, "shared"), Some(by_custom));
+    assert_eq!(p("[username, custom_id]").find_consumer(&c, "shared"), Some(by_name));
+    assert_eq!(p("[custom_id, username]").find_consumer(&c, "shared"), Some(by_custom));
+    assert_eq!(p("[id]").find_consumer(&c, "shared"), None);
+    assert_eq!(p("[id]").find_consumer(&c, "id-2"), Some(by_name));
+    assert_eq!(p("[username, custom_id]").find_consumer(&c, "id-1"), None);
+    // Exact: no case folding, no trimming.
+    assert_eq!(p("[username]").find_consumer(&c, "Shared"), None);
+    assert_eq!(p("[username]").find_consumer(&c, "shared "), None);
 }

@@ -3,6 +3,11 @@
 //! is skipped once an earlier plugin found a credential — so `anonymous` on each gives a
 //! logical OR, and a failure under `anonymous` lets the request through as the anonymous
 //! consumer. Written once here for every [`Authenticator`](crate::plugins::auth::Authenticator).
+//!
+//! A valid credential that maps to no consumer (openid-connect's `consumer_optional`) keeps
+//! the consumer found so far; with the plugin's `anonymous` set and none found, the request
+//! continues as the anonymous consumer — marked anonymous upstream (`X-Anonymous-Consumer`),
+//! never presented as a named one.
 
 use bytes::Bytes;
 use pingora_proxy::Session;
@@ -57,11 +62,21 @@ pub async fn run(
         let req = AuthRequest { head, body, consumers, now_unix };
         match auth.authenticate(&req).outcome().await {
             Ok(found) => {
-                if let Some(consumer) = found.consumer {
-                    ctx.identity.consumer = Some(consumer);
+                match (found.consumer, anonymous) {
+                    (Some(consumer), _) => {
+                        ctx.identity.consumer = Some(consumer);
+                        ctx.identity.anonymous = false;
+                    }
+                    // (A plugin with `anonymous` runs only while no credential has been found.)
+                    (None, Some(anon)) => {
+                        ctx.identity.consumer = Some(anon);
+                        ctx.identity.anonymous = true;
+                    }
+                    // The consumer found so far (named, or an earlier plugin's anonymous) stays
+                    // as it is.
+                    (None, _) => {}
                 }
                 ctx.identity.credential = Some(found.credential);
-                ctx.identity.anonymous = false;
                 if let Some(location) = found.location {
                     ctx.identity.credential_location = Some((i, location));
                 }

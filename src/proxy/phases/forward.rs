@@ -154,6 +154,9 @@ pub fn rewrite_request(
         }
         // Uncompressed answers, so usage can be read from them.
         req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
+        // A provider has no use for the client's cookies (sessions, tokens of the gateway's
+        // own plugins): none is sent.
+        while req.remove_header(&http::header::COOKIE).is_some() {}
     } else {
         if let Some(cid) = ctx.identity.consumer {
             let c = config.consumers.get(cid);
