@@ -144,6 +144,11 @@ struct State {
     discovery_status: u16,
     jwks_status: u16,
     jwks_hits: usize,
+    /// What the discovery document says instead of the IdP's own issuer and key URL.
+    discovery_issuer: Option<String>,
+    discovery_jwks_uri: Option<String>,
+    /// Paths answered with a 302 to another URL.
+    redirects: Vec<(String, String)>,
 }
 
 /// Discovery at `/.well-known/openid-configuration`, keys at `/jwks.json`.
@@ -182,6 +187,9 @@ impl Idp {
             discovery_status: 200,
             jwks_status: 200,
             jwks_hits: 0,
+            discovery_issuer: None,
+            discovery_jwks_uri: None,
+            redirects: Vec::new(),
         }));
         let acceptor = tls.map(|tls| {
             use rustls::pki_types::pem::PemObject;
@@ -207,27 +215,32 @@ impl Idp {
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let (st, iss) = (st.clone(), iss.clone());
                         async move {
-                            let (status, body) = {
+                            let (status, body, location) = {
                                 let mut s = st.lock().unwrap();
-                                match req.uri().path() {
-                                    "/.well-known/openid-configuration" => (
-                                        s.discovery_status,
-                                        json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks.json")}).to_string(),
-                                    ),
-                                    "/jwks.json" => {
-                                        s.jwks_hits += 1;
-                                        (s.jwks_status, s.jwks.clone())
+                                let path = req.uri().path();
+                                let redirect = s.redirects.iter().find(|(p, _)| p == path).map(|(_, to)| to.clone());
+                                match (path, redirect) {
+                                    (_, Some(to)) => (302, String::new(), Some(to)),
+                                    ("/.well-known/openid-configuration", None) => {
+                                        let issuer = s.discovery_issuer.clone().unwrap_or_else(|| iss.clone());
+                                        let jwks_uri =
+                                            s.discovery_jwks_uri.clone().unwrap_or_else(|| format!("{iss}/jwks.json"));
+                                        let doc = json!({"issuer": issuer, "jwks_uri": jwks_uri});
+                                        (s.discovery_status, doc.to_string(), None)
                                     }
-                                    _ => (404, json!({"error": "not found"}).to_string()),
+                                    ("/jwks.json", None) => {
+                                        s.jwks_hits += 1;
+                                        (s.jwks_status, s.jwks.clone(), None)
+                                    }
+                                    _ => (404, json!({"error": "not found"}).to_string(), None),
                                 }
                             };
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap(),
-                            )
+                            let mut resp =
+                                Response::builder().status(status).header("content-type", "application/json");
+                            if let Some(to) = location {
+                                resp = resp.header("location", to);
+                            }
+                            Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(body))).unwrap())
                         }
                     });
                     let http = hyper::server::conn::http1::Builder::new();
@@ -265,6 +278,18 @@ impl Idp {
         let mut s = self.state.lock().unwrap();
         s.discovery_status = discovery;
         s.jwks_status = jwks;
+    }
+
+    /// Make the discovery document name another issuer and/or key URL.
+    pub fn set_discovery(&self, issuer: Option<&str>, jwks_uri: Option<&str>) {
+        let mut s = self.state.lock().unwrap();
+        s.discovery_issuer = issuer.map(Into::into);
+        s.discovery_jwks_uri = jwks_uri.map(Into::into);
+    }
+
+    /// Answer `path` (`/jwks.json`, `/.well-known/openid-configuration`) with a 302 to `to`.
+    pub fn redirect(&self, path: &str, to: &str) {
+        self.state.lock().unwrap().redirects.push((path.into(), to.into()));
     }
 
     /// How many times the key set was fetched.
