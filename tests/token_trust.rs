@@ -170,6 +170,18 @@ async fn keys_come_only_from_where_the_configuration_says() {
     assert!(logs.contains("redirect to") && logs.contains("not followed"), "{logs}");
     assert!(logs.contains("names issuer \"https://accounts.example\"") && logs.contains("not trusted"), "{logs}");
     assert!(logs.contains("is plain http"), "{logs}");
+    // Counted per URL.
+    let m = client().get(gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let refreshes = |idp: &Idp, result: &str| {
+        let url = format!("{}/.well-known/openid-configuration", idp.issuer);
+        support::prom::value(&m, "aigate_oidc_key_refreshes_total", &[("url", &url), ("result", result)]).unwrap_or(0.0)
+    };
+    assert!(refreshes(&honest, "success") >= 1.0, "{m}");
+    assert_eq!(refreshes(&honest, "failure"), 0.0, "{m}");
+    for (name, idp) in &idps[1..] {
+        assert!(refreshes(idp, "failure") >= 1.0, "{name}: {m}");
+        assert_eq!(refreshes(idp, "success"), 0.0, "{name}: {m}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,18 +211,23 @@ async fn plain_http_key_urls_need_the_test_setting() {
 // ---------------------------------------------------------------------------------------------
 // 2. Tokens and cookies stay at the gateway on LLM routes
 
+/// An ai-proxy plugin's lines with this `auth`.
+fn ai(auth: &str) -> String {
+    format!(
+        "    - name: ai-proxy\n      config:\n        route_type: llm/v1/responses\n        auth: {auth}\n        model: {{provider: openai, name: gpt-4o}}\n"
+    )
+}
+
+/// The provider key as a decK file writes it.
+const KEY_VAR: &str = "${{ env \"DECK_OPENAI_API_KEY\" }}";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_cookies_never_reach_the_provider() {
     let bed = TestBed::new().await;
     let key = SigningKey::generate("k");
     let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
-    let places = ", bearer_token_param_type: [header, query, cookie], bearer_token_cookie_name: at";
-    let ai = |auth: &str| {
-        format!(
-            "    - name: ai-proxy\n      config:\n        route_type: llm/v1/responses\n        auth: {auth}\n        model: {{provider: openai, name: gpt-4o}}\n"
-        )
-    };
-    let key_var = "${{ env \"DECK_OPENAI_API_KEY\" }}";
+    let places = ", bearer_token_param_type: [header, query]";
+    let key_var = KEY_VAR;
     let routes = [
         ("x-api-key", ai(&format!("{{header_name: x-api-key, header_value: '{key_var}'}}"))),
         ("query-key", ai(&format!("{{param_name: key, param_value: '{key_var}', param_location: query}}"))),
@@ -252,16 +269,11 @@ async fn tokens_and_cookies_never_reach_the_provider() {
             _ => assert_eq!(all(&sent, "authorization"), [format!("Bearer {PROVIDER_KEY}").as_str()]),
         }
     }
-    // The token in the query or a cookie: taken out too, other parameters kept.
+    // The token in the query: taken out too, other parameters kept.
     let (status, _) = send(&gw, "POST", &format!("/x-api-key?access_token={token}&keep=1"), &[]).await;
     assert_eq!(status, 200);
     let sent = bed.mock.state.last().unwrap();
     assert_eq!(sent.target, "/v1/responses?keep=1");
-    let (status, _) = send(&gw, "POST", "/override", &[("cookie", &format!("theme=dark; at={token}"))]).await;
-    assert_eq!(status, 200);
-    let sent = bed.mock.state.last().unwrap();
-    assert!(!format!("{sent:?}").contains(&token));
-    assert_eq!(all(&sent, "authorization"), [format!("Bearer {PROVIDER_KEY}").as_str()]);
     // A jwt read from a cookie stays at the gateway as well.
     let jwt = hs256("alex-secret", r#"{"alg":"HS256","typ":"JWT"}"#, r#"{"iss":"alex-iss"}"#);
     let (status, body) = send(&gw, "POST", "/jwt-cookie", &[("cookie", &format!("theme=dark; jwt={jwt}"))]).await;
@@ -269,6 +281,24 @@ async fn tokens_and_cookies_never_reach_the_provider() {
     let sent = bed.mock.state.last().unwrap();
     assert!(!format!("{sent:?}").contains(&jwt));
     assert!(all(&sent, "cookie").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_a_cookie_stays_at_the_gateway() {
+    let bed = TestBed::new().await;
+    let key = SigningKey::generate("k");
+    let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
+    let places = ", bearer_token_param_type: [cookie], bearer_token_cookie_name: at";
+    let auth = format!("{{header_name: Authorization, header_value: 'Bearer {KEY_VAR}', allow_override: true}}");
+    let routes = [("llm", format!("{}{}", oidc(&idp.issuer, places), ai(&auth)))];
+    let gw = bed.start(GatewaySpec::new(&[("kong.yaml", &deck("http://unused.invalid", &routes, ""))]));
+    let token = key.sign(&claims(&idp.issuer, json!({})));
+    let (status, body) = send(&gw, "POST", "/llm", &[("cookie", &format!("theme=dark; at={token}"))]).await;
+    assert_eq!(status, 200, "{body}\n{}", gw.logs());
+    let sent = bed.mock.state.last().unwrap();
+    assert!(!format!("{sent:?}").contains(&token));
+    assert!(all(&sent, "cookie").is_empty());
+    assert_eq!(all(&sent, "authorization"), [format!("Bearer {PROVIDER_KEY}").as_str()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,10 +452,23 @@ async fn openid_connect_tokens_are_read_once() {
     let echo = MockOpenAi::start("127.0.0.1:0", None).await;
     let key = SigningKey::generate("k");
     let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
-    let plugin = oidc(&idp.issuer, ", bearer_token_param_type: [header, query], audience_required: [aigate]");
-    let deck = deck(&format!("http://{}/api", echo.addr), &[("r", plugin)], "");
+    let plugin = oidc(
+        &idp.issuer,
+        ", bearer_token_param_type: [header, query], audience_required: [aigate], \
+         consumer_claim: [preferred_username], consumer_by: [username]",
+    );
+    let deck = deck(&format!("http://{}/api", echo.addr), &[("r", plugin)], "consumers:\n- username: alex\n");
     let gw = bed.start(GatewaySpec::new(&[("kong.yaml", &deck)]));
-    let token = key.sign(&claims(&idp.issuer, json!({})));
+    let iss = &idp.issuer;
+    // alex's claims, with `extra` merged in.
+    let alex = |extra: Value| {
+        let mut c = claims(iss, json!({"preferred_username": "alex"}));
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let token = key.sign(&alex(json!({})));
     let bearer = format!("Bearer {token}");
     let (status, body) = send(&gw, "GET", "/r", &[("authorization", &bearer)]).await;
     assert_eq!(status, 200, "{body}\n{}", gw.logs());
@@ -444,28 +487,29 @@ async fn openid_connect_tokens_are_read_once() {
 
     // Claims read one way: a duplicate member, an audience that only contains the required
     // one when split on spaces.
-    let iss = &idp.issuer;
     let exp = now() + 300;
     let header = r#"{"alg":"ES256","typ":"JWT","kid":"k"}"#;
-    let dup =
-        raw_token(&key, "ES256", header, &format!(r#"{{"iss":"{iss}","aud":"other","exp":{exp},"aud":"aigate"}}"#));
+    let dup_claims =
+        format!(r#"{{"iss":"{iss}","preferred_username":"alex","aud":"other","exp":{exp},"aud":"aigate"}}"#);
+    let dup = raw_token(&key, "ES256", header, &dup_claims);
     let (status, body) = send(&gw, "GET", "/r", &[("authorization", &format!("Bearer {dup}"))]).await;
     assert_eq!((status, body["message"].as_str()), (401, Some("Unauthorized")), "{body}");
-    let spaced = key.sign(&claims(iss, json!({"aud": "aigate other"})));
+    let spaced = key.sign(&alex(json!({"aud": "aigate other"})));
     assert_eq!(send(&gw, "GET", "/r", &[("authorization", &format!("Bearer {spaced}"))]).await.0, 403);
-    let listed = key.sign(&claims(iss, json!({"aud": ["other", "aigate"]})));
+    let listed = key.sign(&alex(json!({"aud": ["other", "aigate"]})));
     assert_eq!(send(&gw, "GET", "/r", &[("authorization", &format!("Bearer {listed}"))]).await.0, 200);
+    let got = echo.state.last().unwrap();
+    assert_eq!(all(&got, "x-credential-identifier"), [format!("{iss}#user-1").as_str()]);
     let served = served + 1;
-    // A claim that would go upstream in X-Credential-Identifier with a line break in it:
-    // a clean 401, never a 500 and never an injected header.
+    // A claim that goes upstream in X-Credential-Identifier (`<iss>#<sub>`) with a line break
+    // or another control character in it: a clean 401, never a 500, never an injected header.
     for sub in ["user\r\nx-injected: 1", "user\nx", "nul\u{0}byte", "esc\u{1b}[31m"] {
-        let t = key.sign(&claims(iss, json!({"sub": sub})));
+        let t = key.sign(&alex(json!({"sub": sub})));
         let (status, body) = send(&gw, "GET", "/r", &[("authorization", &format!("Bearer {t}"))]).await;
         assert_eq!((status, body["message"].as_str()), (401, Some("Unauthorized")), "{sub:?}: {body}");
     }
     // A critical header extension.
-    let crit =
-        raw_token(&key, "ES256", r#"{"alg":"ES256","kid":"k","crit":["exp"]}"#, &claims(iss, json!({})).to_string());
+    let crit = raw_token(&key, "ES256", r#"{"alg":"ES256","kid":"k","crit":["exp"]}"#, &alex(json!({})).to_string());
     assert_eq!(send(&gw, "GET", "/r", &[("authorization", &format!("Bearer {crit}"))]).await.0, 401);
     assert_eq!(echo.state.count(), served, "nothing refused reached the service");
     assert!(!gw.logs().contains("x-injected"));

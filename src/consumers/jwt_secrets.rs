@@ -86,6 +86,10 @@ impl JwtCredentials {
         if key.is_empty() {
             return Err("key is empty".into());
         }
+        if key.bytes().any(|b| b.is_ascii_control()) {
+            // It goes upstream as X-Credential-Identifier.
+            return Err("key holds a control character (a line break?); it must fit in an HTTP header".into());
+        }
         if self.by_key.contains_key(&key) {
             return Err(format!("key `{key}` is already used by another jwt_secrets entry"));
         }
@@ -160,6 +164,8 @@ mod tests {
         };
         assert!(add(None, None, Some("s"), None).unwrap_err().contains("key is required"));
         assert!(add(Some(""), None, Some("s"), None).unwrap_err().contains("empty"));
+        assert!(add(Some("iss\r\nx: 1"), None, Some("s"), None).unwrap_err().contains("control character"));
+        assert!(add(Some("iss\t"), None, Some("s"), None).unwrap_err().contains("control character"));
         add(Some("k"), None, Some("s"), None).unwrap();
         assert!(add(Some("k"), None, Some("t"), None).unwrap_err().contains("already used"));
         assert!(add(Some("k2"), Some("HS1024"), Some("s"), None).unwrap_err().contains("not one of"));

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use crate::config::settings::Settings;
 use crate::config::LoadContext;
 use crate::model::Config;
+use crate::plugins::openid_connect::RefreshMetrics;
 use crate::store::ownership::{MemoryStore, OwnershipStore};
 use crate::store::pins::PinStore;
 use crate::telemetry::access_log::AccessLog;
@@ -93,6 +94,11 @@ impl ProcessState {
         generation: Generation,
     ) -> ProcessState {
         let resolver = Resolver::new(settings.upstream_resolve.clone());
+        // Identity providers' key refreshes, read from their caches at each scrape.
+        let key_refreshes = RefreshMetrics::new(Arc::clone(&stores.jwks));
+        if let Err(e) = key_refreshes.and_then(|m| metrics.registry.register(Box::new(m))) {
+            log::error!("the openid-connect refresh metric is not available: {e}");
+        }
         let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         ProcessState {
             resolver,

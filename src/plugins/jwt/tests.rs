@@ -621,6 +621,21 @@ fn custom_header_names() {
 }
 
 #[test]
+fn the_key_claim_names_a_credential_exactly() {
+    let c = creds_hs256();
+    let j = plugin("{}");
+    assert_eq!(check(&j, &c, &hs256(json!({"iss": "alex-key"}), "alex-secret")).unwrap().consumer, id(0));
+    // No case folding, trimming, prefix or normalisation: a near miss is no credential.
+    for near in ["Alex-key", "alex-key ", " alex-key", "alex-ke", "alex-key\u{0}", "alex\u{2010}key", "alex-keyx"] {
+        let t = hs256(json!({"iss": near}), "alex-secret");
+        assert_eq!(check(&j, &c, &t), Err(JwtFailure::NoCredentials(Arc::from("iss"))), "{near:?}");
+    }
+    // Nor another field of the consumer: the claim is a credential's key, never a username.
+    let t = hs256(json!({"iss": "alex"}), "alex-secret");
+    assert_eq!(check(&j, &c, &t), Err(JwtFailure::NoCredentials(Arc::from("iss"))));
+}
+
+#[test]
 fn multiple_tokens() {
     let c = creds_hs256();
     let alex = hs256(json!({"iss": "alex-key"}), "alex-secret");

@@ -143,7 +143,8 @@ pub struct JwksCache {
     client: reqwest::Client,
     /// Hosts keys may be fetched from over plain http (`oidc_insecure_http_hosts`).
     http_hosts: Arc<[String]>,
-    /// Refreshes that failed (the keys in use were kept).
+    /// Refreshes that succeeded, and that failed (the keys in use were kept).
+    successes: AtomicU64,
     failures: AtomicU64,
     current: ArcSwap<KeySet>,
     /// One refresh at a time.
@@ -183,6 +184,7 @@ impl JwksCache {
             source,
             client,
             http_hosts: Arc::from(Vec::new()),
+            successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             current: ArcSwap::from_pointee(KeySet::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
@@ -203,9 +205,9 @@ impl JwksCache {
         &self.source
     }
 
-    /// How many refreshes failed since the cache was made.
-    pub fn failed_refreshes(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
+    /// How many refreshes succeeded, and failed, since the cache was made.
+    pub fn refreshes(&self) -> (u64, u64) {
+        (self.successes.load(Ordering::Relaxed), self.failures.load(Ordering::Relaxed))
     }
 
     /// The current keys (lock-free).
@@ -235,6 +237,7 @@ impl JwksCache {
             Ok(set) => {
                 let n = set.keys.len();
                 self.current.store(Arc::new(set));
+                self.successes.fetch_add(1, Ordering::Relaxed);
                 Ok(n)
             }
             Err(e) => {
@@ -498,6 +501,49 @@ impl JwksRegistry {
     }
 }
 
+/// `aigate_oidc_key_refreshes_total{url, result}`: the refreshes of every cache the registry
+/// holds, read from the caches' counters when metrics are scraped (the `url` values are
+/// configured issuers and key URLs, so bounded).
+pub struct RefreshMetrics {
+    registry: Arc<JwksRegistry>,
+    desc: prometheus::core::Desc,
+}
+
+const REFRESH_METRIC: &str = "aigate_oidc_key_refreshes_total";
+const REFRESH_HELP: &str =
+    "openid-connect key set refreshes, by discovery or JWKS URL and result (a failed one keeps the keys in use).";
+
+impl RefreshMetrics {
+    pub fn new(registry: Arc<JwksRegistry>) -> prometheus::Result<RefreshMetrics> {
+        let desc = prometheus::core::Desc::new(
+            REFRESH_METRIC.into(),
+            REFRESH_HELP.into(),
+            vec!["url".into(), "result".into()],
+            HashMap::new(),
+        )?;
+        Ok(RefreshMetrics { registry, desc })
+    }
+}
+
+impl prometheus::core::Collector for RefreshMetrics {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let opts = prometheus::Opts::new(REFRESH_METRIC, REFRESH_HELP);
+        let Ok(counter) = prometheus::IntCounterVec::new(opts, &["url", "result"]) else {
+            return Vec::new();
+        };
+        for cache in self.registry.all() {
+            let (ok, failed) = cache.refreshes();
+            counter.with_label_values(&[cache.source().url(), "success"]).inc_by(ok);
+            counter.with_label_values(&[cache.source().url(), "failure"]).inc_by(failed);
+        }
+        prometheus::core::Collector::collect(&counter)
+    }
+}
+
 /// Refresh every cache each `interval` until `shutdown` completes. The first refresh happens
 /// one interval after the start (the gateway refreshes once before serving).
 pub async fn run_refresher(caches: Vec<Arc<JwksCache>>, interval: Duration, shutdown: impl Future) {
@@ -569,6 +615,26 @@ mod tests {
         ] {
             assert!(!issuer_matches(url, other), "{other}");
         }
+    }
+
+    #[tokio::test]
+    async fn refreshes_are_counted_for_the_metrics() {
+        let r = Arc::new(JwksRegistry::new(None, Vec::new()));
+        // Nothing listens on port 9 of 127.0.0.1, and plain http is not allowed anyway.
+        let cache = r.cache(JwksSource::Jwks("http://127.0.0.1:9/keys".into()), Duration::from_secs(1)).unwrap();
+        assert!(cache.refresh().await.unwrap_err().contains("plain http"));
+        assert_eq!(cache.refreshes(), (0, 1));
+        let metrics = RefreshMetrics::new(Arc::clone(&r)).unwrap();
+        let prom = prometheus::Registry::new();
+        prom.register(Box::new(metrics)).unwrap();
+        let mut text = Vec::new();
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &prom.gather(), &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains(r#"aigate_oidc_key_refreshes_total{result="failure",url="http://127.0.0.1:9/keys"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"aigate_oidc_key_refreshes_total{result="success",url="http://127.0.0.1:9/keys"} 0"#));
     }
 
     #[test]

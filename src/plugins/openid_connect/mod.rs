@@ -39,7 +39,9 @@ use crate::core::ConsumerId;
 use crate::jose::jws::{self, Jws, JwsError, Profile};
 use crate::jose::Algorithm;
 use claims::{any_set_satisfied, claim, claim_text, header_safe, scalar_text, value_list, value_set};
-pub use jwks::{check_idp_url, http_client, run_refresher, JwksCache, JwksRegistry, JwksSource, RefreshWait};
+pub use jwks::{
+    check_idp_url, http_client, run_refresher, JwksCache, JwksRegistry, JwksSource, RefreshMetrics, RefreshWait,
+};
 use schema::{kong_field, KongField};
 pub use schema::{OidcFields, OpenIdConnectSchema};
 
