@@ -444,11 +444,12 @@ async fn token_places() {
     let r = req("/x", &[("authorization", &format!("Bearer {t}"))]);
     assert_eq!(authenticate(&p, &r, &c, NOW).await.unwrap_err().kind(), OidcError::Missing);
     assert_eq!(authenticate(&p, &req("/x?access_token=", &[]), &c, NOW).await.unwrap_err().kind(), OidcError::Missing);
-    // In configured order: the header wins when listed first.
+    // Both places configured: a token in each is refused, never one checked and the other
+    // passed on; an Authorization header of another scheme is no token.
     let (idp, p) = setup("bearer_token_param_type: [header, query]", &[&key]).await;
     let t = key.token("EdDSA", claims(&idp, json!({})));
     let r = req(&format!("/x?access_token={t}"), &[("authorization", "Bearer garbage")]);
-    assert_eq!(authenticate(&p, &r, &c, NOW).await.unwrap_err().kind(), OidcError::Malformed);
+    assert_eq!(authenticate(&p, &r, &c, NOW).await.unwrap_err().kind(), OidcError::MultipleTokens);
     let r = req(&format!("/x?access_token={t}"), &[("authorization", "Basic YTpi")]);
     assert!(authenticate(&p, &r, &c, NOW).await.is_ok());
     // The scheme is case-insensitive.
