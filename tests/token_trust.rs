@@ -75,6 +75,25 @@ fn refused_start(dir: &std::path::Path, spec: GatewaySpec) -> String {
     }
 }
 
+/// The usual set-up: a test bed (CA, LLM mock), a plain recording service, and an identity
+/// provider over TLS publishing one key.
+struct IdpBed {
+    bed: TestBed,
+    echo: MockOpenAi,
+    key: SigningKey,
+    idp: Idp,
+}
+
+impl IdpBed {
+    async fn new() -> IdpBed {
+        let bed = TestBed::new().await;
+        let echo = MockOpenAi::start("127.0.0.1:0", None).await;
+        let key = SigningKey::generate("k");
+        let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
+        IdpBed { bed, echo, key, idp }
+    }
+}
+
 /// Every value of header `name` the upstream received.
 fn all<'r>(rec: &'r Recorded, name: &str) -> Vec<&'r str> {
     rec.headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
@@ -122,6 +141,9 @@ async fn keys_come_only_from_where_the_configuration_says() {
     // A discovery document naming another issuer than the one it was fetched for.
     let impostor = Idp::start(tls(&bed, &["127.0.0.1"]), &[&evil]).await;
     impostor.set_discovery(Some("https://accounts.example"), None);
+    // A discovery document naming the issuer but for a trailing slash (exact means exact).
+    let slashed = Idp::start(tls(&bed, &["127.0.0.1"]), &[&good]).await;
+    slashed.set_discovery(Some(&format!("{}/", slashed.issuer)), None);
     // A discovery document sending the gateway to plain http for its keys.
     let plain_keys = Idp::start(tls(&bed, &["127.0.0.1"]), &[&good]).await;
     plain_keys.set_discovery(None, Some(&format!("{}/jwks.json", evil_http.issuer)));
@@ -132,6 +154,7 @@ async fn keys_come_only_from_where_the_configuration_says() {
         ("elsewhere", &elsewhere),
         ("moved", &moved),
         ("impostor", &impostor),
+        ("slashed", &slashed),
         ("plain-keys", &plain_keys),
     ];
     let routes: Vec<(&str, String)> = idps.iter().map(|(name, idp)| (*name, oidc(&idp.issuer, ""))).collect();
@@ -223,9 +246,7 @@ const KEY_VAR: &str = "${{ env \"DECK_OPENAI_API_KEY\" }}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_cookies_never_reach_the_provider() {
-    let bed = TestBed::new().await;
-    let key = SigningKey::generate("k");
-    let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
+    let IdpBed { bed, key, idp, .. } = IdpBed::new().await;
     let places = ", bearer_token_param_type: [header, query]";
     let key_var = KEY_VAR;
     let routes = [
@@ -285,9 +306,7 @@ async fn tokens_and_cookies_never_reach_the_provider() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_from_a_cookie_stays_at_the_gateway() {
-    let bed = TestBed::new().await;
-    let key = SigningKey::generate("k");
-    let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
+    let IdpBed { bed, key, idp, .. } = IdpBed::new().await;
     let places = ", bearer_token_param_type: [cookie], bearer_token_cookie_name: at";
     let auth = format!("{{header_name: Authorization, header_value: 'Bearer {KEY_VAR}', allow_override: true}}");
     let routes = [("llm", format!("{}{}", oidc(&idp.issuer, places), ai(&auth)))];
@@ -303,10 +322,7 @@ async fn a_token_from_a_cookie_stays_at_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hide_credentials_takes_the_token_out_wherever_it_was() {
-    let bed = TestBed::new().await;
-    let echo = MockOpenAi::start("127.0.0.1:0", None).await;
-    let key = SigningKey::generate("k");
-    let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
+    let IdpBed { bed, echo, key, idp } = IdpBed::new().await;
     let places = ", bearer_token_param_type: [header, query, cookie], bearer_token_cookie_name: at";
     let routes = [
         ("hidden", oidc(&idp.issuer, &format!("{places}, hide_credentials: true"))),
@@ -341,10 +357,7 @@ async fn hide_credentials_takes_the_token_out_wherever_it_was() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmapped_token_continues_as_the_anonymous_consumer_marked_so() {
-    let bed = TestBed::new().await;
-    let echo = MockOpenAi::start("127.0.0.1:0", None).await;
-    let key = SigningKey::generate("k");
-    let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
+    let IdpBed { bed, echo, key, idp } = IdpBed::new().await;
     let map = ", consumer_claim: [preferred_username], consumer_by: [username], consumer_optional: true";
     let key_auth = "    - name: key-auth\n      config: {anonymous: guest}\n";
     let routes = [
@@ -379,29 +392,14 @@ async fn an_unmapped_token_continues_as_the_anonymous_consumer_marked_so() {
 // ---------------------------------------------------------------------------------------------
 // 4. One reading of every token
 
-const JWT_DECK: &str = r#"_format_version: "3.0"
-services:
-- name: echo
-  url: http://ECHO/api
-  routes:
-  - name: jwt
-    paths: [/jwt]
-    plugins:
-    - name: jwt
-      config: {cookie_names: [jwt]}
-consumers:
-- username: alex
-  jwt_secrets: [{key: alex-iss, secret: alex-secret}]
-- username: bo
-  jwt_secrets: [{key: bo-iss, secret: bo-secret}]
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_tokens_are_read_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let echo = MockOpenAi::start("127.0.0.1:0", None).await;
-    let deck = JWT_DECK.replace("ECHO", &echo.addr.to_string());
-    let gw = GatewayProcess::start(dir.path(), GatewaySpec::new(&[("kong.yaml", &deck)]));
+    let IdpBed { bed, echo, .. } = IdpBed::new().await;
+    let consumers = "consumers:\n- username: alex\n  jwt_secrets: [{key: alex-iss, secret: alex-secret}]\n\
+                     - username: bo\n  jwt_secrets: [{key: bo-iss, secret: bo-secret}]\n";
+    let jwt = "    - name: jwt\n      config: {cookie_names: [jwt]}\n".to_string();
+    let deck = deck(&format!("http://{}/api", echo.addr), &[("jwt", jwt)], consumers);
+    let gw = bed.start(GatewaySpec::new(&[("kong.yaml", &deck)]));
     let h = r#"{"alg":"HS256","typ":"JWT"}"#;
     let alex = hs256("alex-secret", h, r#"{"iss":"alex-iss"}"#);
     let bearer = format!("Bearer {alex}");
@@ -448,10 +446,7 @@ async fn jwt_tokens_are_read_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_connect_tokens_are_read_once() {
-    let bed = TestBed::new().await;
-    let echo = MockOpenAi::start("127.0.0.1:0", None).await;
-    let key = SigningKey::generate("k");
-    let idp = Idp::start(tls(&bed, &["127.0.0.1"]), &[&key]).await;
+    let IdpBed { bed, echo, key, idp } = IdpBed::new().await;
     let plugin = oidc(
         &idp.issuer,
         ", bearer_token_param_type: [header, query], audience_required: [aigate], \

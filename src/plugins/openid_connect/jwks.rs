@@ -100,11 +100,17 @@ pub fn check_idp_url(url: &str, http_hosts: &[String]) -> Result<String, String>
 }
 
 /// Whether a discovery document fetched from `url` (`<issuer>/.well-known/openid-configuration`)
-/// may be trusted with `issuer`: it must be the issuer the URL was made from, exactly, but for
-/// the trailing `/` that making the URL removes (OpenID Connect Discovery §4).
-fn issuer_matches(url: &str, issuer: &str) -> bool {
-    let base = url.strip_suffix(WELL_KNOWN).unwrap_or(url);
-    issuer == base || issuer.strip_suffix('/') == Some(base)
+/// may be trusted with `issuer`: it must be `expected` exactly (RFC 8414 §3.3); without one
+/// (the configuration named the discovery URL, not the issuer), the issuer the URL was made
+/// from, but for the trailing `/` that making the URL removes (OpenID Connect Discovery §4).
+fn issuer_matches(url: &str, expected: Option<&str>, issuer: &str) -> bool {
+    match expected {
+        Some(expected) => issuer == expected,
+        None => {
+            let base = url.strip_suffix(WELL_KNOWN).unwrap_or(url);
+            issuer == base || issuer.strip_suffix('/') == Some(base)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,8 +119,10 @@ fn issuer_matches(url: &str, issuer: &str) -> bool {
 /// Where a cache's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum JwksSource {
-    /// An OpenID Connect discovery document URL; its `jwks_uri` holds the keys.
-    Discovery(String),
+    /// An OpenID Connect discovery document URL; its `jwks_uri` holds the keys. `issuer`: the
+    /// issuer the document must name exactly, when the configuration named it (rather than
+    /// the discovery URL).
+    Discovery { url: String, issuer: Option<String> },
     /// A JWKS URL.
     Jwks(String),
 }
@@ -122,7 +130,7 @@ pub enum JwksSource {
 impl JwksSource {
     pub fn url(&self) -> &str {
         match self {
-            JwksSource::Discovery(u) | JwksSource::Jwks(u) => u,
+            JwksSource::Discovery { url, .. } | JwksSource::Jwks(url) => url,
         }
     }
 }
@@ -292,7 +300,7 @@ impl JwksCache {
                 check_idp_url(url, &self.http_hosts)?;
                 (url.clone(), None)
             }
-            JwksSource::Discovery(url) => match self.discover(url).await {
+            JwksSource::Discovery { url, issuer } => match self.discover(url, issuer.as_deref()).await {
                 Ok(found) => found,
                 // The IdP's discovery is down but its keys may not be: use the last jwks_uri.
                 Err(e) => match &previous.jwks_uri {
@@ -318,15 +326,14 @@ impl JwksCache {
 
     /// The discovery document's `jwks_uri` and `issuer`, once the document is trusted: its
     /// issuer is the one it was fetched for, and its `jwks_uri` is https.
-    async fn discover(&self, url: &str) -> Result<(String, Option<String>), String> {
+    async fn discover(&self, url: &str, expected: Option<&str>) -> Result<(String, Option<String>), String> {
         check_idp_url(url, &self.http_hosts)?;
         let body = self.get(url).await?;
         let doc: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))?;
         let issuer = doc.get("issuer").and_then(Value::as_str).ok_or_else(|| format!("{url}: no issuer"))?;
-        if !issuer_matches(url, issuer) {
-            return Err(format!(
-                "{url}: the document names issuer {issuer:?}, not the issuer it was fetched for; not trusted"
-            ));
+        if !issuer_matches(url, expected, issuer) {
+            let wanted = expected.map_or_else(|| "the issuer it was fetched for".to_string(), |e| format!("{e:?}"));
+            return Err(format!("{url}: the document names issuer {issuer:?}, not {wanted}; not trusted"));
         }
         let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| format!("{url}: no jwks_uri"))?;
         check_idp_url(jwks_uri, &self.http_hosts).map_err(|e| format!("{url}: jwks_uri {e}"))?;
@@ -602,8 +609,15 @@ mod tests {
     #[test]
     fn a_discovery_document_names_the_issuer_it_was_fetched_for() {
         let url = "https://idp.example/realms/x/.well-known/openid-configuration";
-        assert!(issuer_matches(url, "https://idp.example/realms/x"));
-        assert!(issuer_matches(url, "https://idp.example/realms/x/"));
+        // The issuer configured: exactly it.
+        let exact = Some("https://idp.example/realms/x");
+        assert!(issuer_matches(url, exact, "https://idp.example/realms/x"));
+        assert!(!issuer_matches(url, exact, "https://idp.example/realms/x/"));
+        assert!(issuer_matches(url, Some("https://idp.example/realms/x/"), "https://idp.example/realms/x/"));
+        assert!(!issuer_matches(url, Some("https://idp.example/realms/x/"), "https://idp.example/realms/x"));
+        // The discovery URL configured: the issuer it was made from, with or without its `/`.
+        assert!(issuer_matches(url, None, "https://idp.example/realms/x"));
+        assert!(issuer_matches(url, None, "https://idp.example/realms/x/"));
         for other in [
             "https://idp.example/realms/y",
             "https://idp.example/realms/x//",
@@ -613,7 +627,8 @@ mod tests {
             "https://evil.example/realms/x",
             "",
         ] {
-            assert!(!issuer_matches(url, other), "{other}");
+            assert!(!issuer_matches(url, None, other), "{other}");
+            assert!(!issuer_matches(url, exact, other), "{other}");
         }
     }
 
@@ -643,8 +658,9 @@ mod tests {
         assert!(r.all().is_empty());
         let url = "https://idp/.well-known/openid-configuration";
         let minute = Duration::from_secs(60);
-        let a = r.cache(JwksSource::Discovery(url.into()), minute).unwrap();
-        let b = r.cache(JwksSource::Discovery(url.into()), minute).unwrap();
+        let discovery = || JwksSource::Discovery { url: url.into(), issuer: None };
+        let a = r.cache(discovery(), minute).unwrap();
+        let b = r.cache(discovery(), minute).unwrap();
         let c = r.cache(JwksSource::Jwks(url.into()), minute).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));

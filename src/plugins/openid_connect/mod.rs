@@ -90,9 +90,6 @@ pub struct OpenIdConnect {
     /// `issuer` of its discovery document, read at run time).
     issuers_allowed: Vec<String>,
     use_discovered_issuer: bool,
-    /// The issuer was configured as such (not as its discovery URL): a discovery document
-    /// must name exactly it.
-    issuer_exact: bool,
     caches: Vec<Arc<JwksCache>>,
     pub token_places: Vec<TokenPlace>,
     /// `bearer_token_cookie_name`, with `cookie` in `bearer_token_param_type`.
@@ -189,7 +186,9 @@ impl OpenIdConnect {
         let realm = check_url(&mut issues, "issuer", &f.issuer, http_hosts).unwrap_or_else(|| "kong".to_string());
         let mut plugin_caches = Vec::new();
         if issues.iter().all(|i| i.path != "issuer") {
-            plugin_caches.push(JwksSource::Discovery(discovery));
+            // Configured as the issuer: the discovery document must name exactly it.
+            let issuer = issuer_exact.then(|| f.issuer.clone());
+            plugin_caches.push(JwksSource::Discovery { url: discovery, issuer });
         }
         for (i, url) in f.extra_jwks_uris.iter().flatten().enumerate() {
             if check_url(&mut issues, &format!("extra_jwks_uris[{i}]"), url, http_hosts).is_some() {
@@ -320,7 +319,6 @@ impl OpenIdConnect {
             issuer,
             issuers_allowed,
             use_discovered_issuer,
-            issuer_exact,
             caches,
             token_places,
             cookie_name,
@@ -527,21 +525,7 @@ impl OpenIdConnect {
             return true;
         }
         self.use_discovered_issuer
-            && self.caches.iter().any(|c| {
-                let set = c.keys();
-                self.trusts(&set) && set.issuer.as_deref().is_some_and(|discovered| discovered == iss)
-            })
-    }
-
-    /// Whether a key set may be used: one from a discovery document only when the document
-    /// names this plugin's issuer exactly (a cache checks the issuer it was fetched for; a
-    /// plugin configured with the issuer itself, not its discovery URL, holds it to that
-    /// spelling, trailing `/` included).
-    fn trusts(&self, set: &jwks::KeySet) -> bool {
-        match &set.issuer {
-            Some(discovered) => !self.issuer_exact || *discovered == self.issuer,
-            None => true,
-        }
+            && self.caches.iter().any(|c| c.keys().issuer.as_deref().is_some_and(|discovered| discovered == iss))
     }
 
     fn check_times(&self, claims: &Map<String, Value>, now: f64) -> Result<(), OidcFailure> {
@@ -571,7 +555,7 @@ impl OpenIdConnect {
 
     /// Try the keys the token may be signed with.
     fn verify_signature(&self, jws: &Jws<'_>) -> KeyOutcome {
-        let sets: Vec<_> = self.caches.iter().map(|c| c.keys()).filter(|s| self.trusts(s)).collect();
+        let sets: Vec<_> = self.caches.iter().map(|c| c.keys()).collect();
         if sets.iter().all(|s| s.keys.is_empty()) {
             return KeyOutcome::NoKeysLoaded;
         }

@@ -93,7 +93,10 @@ fn schema_defaults() {
     assert_eq!(p.caches().len(), 1);
     assert_eq!(
         p.caches()[0].source(),
-        &JwksSource::Discovery("https://idp.example/realms/x/.well-known/openid-configuration".into())
+        &JwksSource::Discovery {
+            url: "https://idp.example/realms/x/.well-known/openid-configuration".into(),
+            issuer: Some("https://idp.example/realms/x".into())
+        }
     );
     assert_eq!(p.caches()[0].on_demand_interval(), Duration::from_secs(30));
     assert_eq!(&*p.www_invalid_token, "Bearer realm=\"idp.example\", error=\"invalid_token\"");
@@ -102,7 +105,10 @@ fn schema_defaults() {
     assert_eq!(p.issuer, "https://accounts.example");
     assert_eq!(
         p.caches()[0].source(),
-        &JwksSource::Discovery("https://accounts.example/.well-known/openid-configuration".into())
+        &JwksSource::Discovery {
+            url: "https://accounts.example/.well-known/openid-configuration".into(),
+            issuer: None
+        }
     );
     let p = compile(
         "{issuer: 'https://idp/', extra_jwks_uris: ['https://idp/keys', 'https://idp/keys'], \
