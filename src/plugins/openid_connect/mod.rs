@@ -19,7 +19,9 @@
 
 mod claims;
 pub mod jwks;
+mod outcome;
 mod schema;
+mod token;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -29,12 +31,11 @@ use pingora_http::RequestHeader;
 use serde_json::{Map, Value};
 
 use super::auth::{
-    bearer, cookies, Attempt, AuthFailure, AuthRequest, Authenticated, Authenticator, BearerSyntax, Credential,
-    CredentialLocation, CredentialPlace, Place,
+    Attempt, AuthFailure, AuthRequest, Authenticated, Authenticator, Credential, CredentialLocation, CredentialPlace,
+    Place,
 };
 use super::{unsupported_unless_default, ConfigIssue, PluginKind};
 use crate::consumers::{ConsumerField, Consumers};
-use crate::core::query;
 use crate::core::ConsumerId;
 use crate::jose::jws::{self, Jws, JwsError, Profile};
 use crate::jose::Algorithm;
@@ -42,8 +43,10 @@ use claims::{any_set_satisfied, claim, claim_text, header_safe, scalar_text, val
 pub use jwks::{
     check_idp_url, http_client, run_refresher, JwksCache, JwksRegistry, JwksSource, RefreshMetrics, RefreshWait,
 };
+pub use outcome::{Checked, OidcError, OidcFailure, OidcOk};
 use schema::{kong_field, KongField};
 pub use schema::{OidcFields, OpenIdConnectSchema};
+use token::MULTIPLE_TOKENS;
 
 /// How long a request whose token names an unknown `kid` waits for the keys to be refreshed.
 pub const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(2);
@@ -585,84 +588,12 @@ impl OpenIdConnect {
         }
     }
 
-    /// The request's token and where it was, looking in every configured place: more than one
-    /// (a second `Authorization` line, a second `access_token`, the token in two places) is
-    /// refused — RFC 6750 §2 allows one method per request — so the token checked is the only
-    /// one that can reach an upstream.
-    #[allow(clippy::type_complexity)]
-    fn find_token<'r>(&'r self, req: &'r RequestHeader) -> Result<Option<(Cow<'r, [u8]>, TokenPlace)>, OidcFailure> {
-        let mut found: Option<(Cow<'r, [u8]>, TokenPlace)> = None;
-        let mut add = |token: Cow<'r, [u8]>, place: TokenPlace| {
-            if found.is_some() {
-                return Err(self.fail(OidcError::MultipleTokens));
-            }
-            found = Some((token, place));
-            Ok(())
-        };
-        for place in &self.token_places {
-            match place {
-                TokenPlace::Header => {
-                    let mut lines = req.headers.get_all(http::header::AUTHORIZATION).iter();
-                    let Some(first) = lines.next() else { continue };
-                    if lines.next().is_some() {
-                        return Err(self.fail(OidcError::MultipleTokens));
-                    }
-                    if let Some(t) = bearer(first.as_bytes(), BearerSyntax::Rfc6750) {
-                        add(Cow::Borrowed(t), TokenPlace::Header)?;
-                    }
-                }
-                TokenPlace::Query => {
-                    let Some(q) = req.uri.query() else { continue };
-                    for v in query::values(q.as_bytes(), ACCESS_TOKEN).filter(|v| !v.is_empty()) {
-                        add(v, TokenPlace::Query)?;
-                    }
-                }
-                TokenPlace::Cookie => {
-                    let Some(name) = &self.cookie_name else { continue };
-                    for v in cookies(req, name) {
-                        add(Cow::Borrowed(v), TokenPlace::Cookie)?;
-                    }
-                }
-            }
-        }
-        Ok(found)
-    }
-
     /// The consumer `value` names, by the fields `consumer_by` lists, in that order: each field
     /// is looked up on its own, so a value never matches another consumer's other field.
     fn find_consumer(&self, consumers: &Consumers, value: &str) -> Option<ConsumerId> {
         self.consumer_by.iter().find_map(|by| consumers.find_by(*by, value))
     }
-
-    fn location(&self, place: TokenPlace) -> Option<CredentialLocation> {
-        match place {
-            TokenPlace::Header => Some(self.header_location.clone()),
-            TokenPlace::Query => Some(self.query_location.clone()),
-            TokenPlace::Cookie => self
-                .cookie_name
-                .as_ref()
-                .map(|name| CredentialLocation { place: CredentialPlace::Cookie, name: Arc::clone(name) }),
-        }
-    }
-
-    /// Every place a token is read from.
-    fn places(&self, strip: &mut dyn FnMut(Place<'_>)) {
-        for place in &self.token_places {
-            match place {
-                TokenPlace::Header => strip(self.header_location.borrow()),
-                TokenPlace::Query => strip(self.query_location.borrow()),
-                TokenPlace::Cookie => {
-                    if let Some(name) = &self.cookie_name {
-                        strip(Place { place: CredentialPlace::Cookie, name });
-                    }
-                }
-            }
-        }
-    }
 }
-
-/// The message of a request with more than one token (Kong's jwt plugin's words).
-const MULTIPLE_TOKENS: &str = "Multiple tokens provided";
 
 /// `Some(true)` when one of the keys (that accept the token's algorithm) verifies it,
 /// `Some(false)` when some were tried and none did, `None` when none could be tried.
@@ -689,143 +620,6 @@ enum KeyOutcome {
     NoKey,
     /// No key set has been fetched yet (or every fetch failed).
     NoKeysLoaded,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Results
-
-/// A token that passed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OidcOk {
-    /// The mapped consumer; `None` without `consumer_claim`, or with `consumer_optional` when
-    /// no consumer matched.
-    pub consumer: Option<ConsumerId>,
-    /// The token's `sub`.
-    pub subject: Option<String>,
-    /// `<iss>#<credential_claim>` (default claim `sub`), or `<iss>` without it: for
-    /// `X-Credential-Identifier`, never the token. Always a valid header value.
-    pub credential_id: String,
-    /// Where the token was (for `hide_credentials`).
-    pub place: Option<TokenPlace>,
-}
-
-/// Why a token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OidcError {
-    /// No token where the plugin looks.
-    Missing,
-    /// More than one token (400, RFC 6750 §3.1 `invalid_request`).
-    MultipleTokens,
-    /// Not a compact JWS with JSON object header and payload (or too long, or `crit`).
-    Malformed,
-    /// `alg` missing, unknown, `none`, HMAC, ES512, or not one the named key can verify.
-    Algorithm,
-    /// No key has the token's `kid` (after a refresh), or no key fits its algorithm.
-    UnknownKey,
-    /// No keys could be fetched from the issuer yet.
-    NoKeys,
-    Signature,
-    /// `iss` missing or not the issuer.
-    Issuer,
-    Expired,
-    NotYetValid,
-    IssuedInFuture,
-    /// `exp` missing, or `exp`/`nbf`/`iat` not numbers, or a credential claim that cannot
-    /// be sent upstream in a header (control characters).
-    BadClaims,
-    NoScopes,
-    Scope,
-    NoAudience,
-    Audience,
-    ConsumerNotFound,
-}
-
-impl OidcError {
-    pub fn status(self) -> u16 {
-        match self {
-            OidcError::NoScopes
-            | OidcError::Scope
-            | OidcError::NoAudience
-            | OidcError::Audience
-            | OidcError::ConsumerNotFound => 403,
-            OidcError::MultipleTokens => 400,
-            _ => 401,
-        }
-    }
-
-    /// A short label for logs and metrics.
-    pub fn reason(self) -> &'static str {
-        match self {
-            OidcError::Missing => "missing",
-            OidcError::MultipleTokens => "multiple_tokens",
-            OidcError::Malformed => "malformed",
-            OidcError::Algorithm => "algorithm",
-            OidcError::UnknownKey => "unknown_kid",
-            OidcError::NoKeys => "no_keys",
-            OidcError::Signature => "invalid",
-            OidcError::Issuer => "issuer",
-            OidcError::Expired => "expired",
-            OidcError::NotYetValid => "not_yet_valid",
-            OidcError::IssuedInFuture => "issued_in_future",
-            OidcError::BadClaims => "invalid_claims",
-            OidcError::NoScopes | OidcError::Scope => "scope",
-            OidcError::NoAudience | OidcError::Audience => "audience",
-            OidcError::ConsumerNotFound => "consumer_not_found",
-        }
-    }
-}
-
-/// A refusal as the plugin answers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OidcFailure {
-    kind: OidcError,
-    message: Arc<str>,
-    www_authenticate: Arc<str>,
-}
-
-impl OidcFailure {
-    pub fn kind(&self) -> OidcError {
-        self.kind
-    }
-
-    /// 401; 403 for scope, audience and consumer failures; 400 for more than one token.
-    pub fn status(&self) -> u16 {
-        self.kind.status()
-    }
-
-    /// The body's `message`: `unauthorized_error_message` / `forbidden_error_message`
-    /// (Kong's defaults "Unauthorized" / "Forbidden").
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// `Bearer realm="<issuer host>"`, plus `, error="invalid_token"` (401) or
-    /// `, error="insufficient_scope"` (403) unless `expose_error_code` is false or no token
-    /// was sent.
-    pub fn www_authenticate(&self) -> &str {
-        &self.www_authenticate
-    }
-
-    pub fn reason(&self) -> &'static str {
-        self.kind.reason()
-    }
-}
-
-/// A token checked against the keys in hand.
-pub enum Checked<'r> {
-    Done(Result<OidcOk, OidcFailure>),
-    /// The token names a key no cache has; refreshes are under way.
-    AwaitingKeys {
-        token: Cow<'r, [u8]>,
-        place: TokenPlace,
-        waits: Vec<RefreshWait>,
-    },
-}
-
-impl From<OidcFailure> for AuthFailure {
-    fn from(f: OidcFailure) -> AuthFailure {
-        AuthFailure::new(f.status(), f.message().to_string(), f.reason()).with_www_authenticate(&f.www_authenticate)
-    }
 }
 
 impl OpenIdConnect {
