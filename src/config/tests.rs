@@ -306,3 +306,31 @@ fn the_digest_follows_the_content() {
     assert_eq!(a, a2);
     assert_eq!(a.len(), 64);
 }
+
+#[test]
+fn consumer_identities_are_unique_across_fields_and_case() {
+    // One consumer's username is another's custom_id (in another file): both places named.
+    let p = problems(&[
+        "_format_version: \"3.0\"\nconsumers:\n- username: alex\n  custom_id: alex-42\n",
+        "_format_version: \"3.0\"\nconsumers:\n- username: bo\n  custom_id: ALEX\n",
+    ]);
+    assert!(
+        p.contains("f1.yaml:4: consumers[0].custom_id: consumer custom_id \"ALEX\" is the username \"alex\" of another consumer (at "),
+        "{p}"
+    );
+    assert!(p.contains("f0.yaml:3: consumers[0].username)"), "{p}");
+    // An explicit id equal to another's username; the same username twice in another case.
+    let p = problems(&[
+        "_format_version: \"3.0\"\nconsumers:\n- username: root\n- username: x\n  id: Root\n- username: ROOT\n",
+    ]);
+    assert!(p.contains("consumers[1].id: consumer id \"Root\" is the username \"root\""), "{p}");
+    assert!(p.contains("consumers[2].username: consumer username \"ROOT\" is the username \"root\""), "{p}");
+    // Exact repeats keep their message; one problem per collision, not one per derived id.
+    let p = problems(&["_format_version: \"3.0\"\nconsumers:\n- username: a\n- username: a\n"]);
+    assert!(p.contains("consumer username \"a\" is used more than once"), "{p}");
+    assert_eq!(p.matches("consumers[1]").count(), 1, "{p}");
+    // A consumer may repeat its own name in its own fields.
+    let l = ok(&["_format_version: \"3.0\"\nconsumers:\n- username: alex\n  custom_id: Alex\n- username: bo\n"]);
+    let ids: Vec<&str> = l.config.consumers.list.iter().map(|c| c.id.as_str()).collect();
+    assert_ne!(ids[0], ids[1]);
+}

@@ -1,30 +1,65 @@
 //! decK `consumers` → the consumer index: names, ACL groups, key-auth keys (kept as digests)
 //! and jwt secrets.
 
-use std::collections::HashSet;
+use std::collections::hash_map::{Entry, HashMap};
 
-use super::{derived_id, Entities, Findings};
+use super::{derived_id, Entities, Findings, Origin};
 use crate::consumers::{parse_key, Consumer, Consumers};
+
+/// Where an identity value was first seen.
+struct Taken {
+    index: usize,
+    origin: Origin,
+    field: &'static str,
+    /// Written in the file (not an id derived from the name).
+    written: bool,
+    value: String,
+}
+
+/// Identity values are compared as metric labels, logs and backends reading `X-Consumer-*`
+/// might: without case.
+fn fold_identity(v: &str) -> String {
+    v.to_lowercase()
+}
 
 pub(super) fn extract_consumers(entities: &Entities<'_>, cx: &mut Findings<'_>) -> Consumers {
     let mut consumers = Consumers::default();
-    let mut seen: HashSet<String> = HashSet::new();
-    for (origin, c) in &entities.consumers {
+    // Every identity value (id, username, custom_id) of every consumer, folded as compared.
+    let mut taken: HashMap<String, Taken> = HashMap::new();
+    for (index, (origin, c)) in entities.consumers.iter().enumerate() {
         let username = c.username.clone().filter(|u| !u.is_empty());
         let custom_id = c.custom_id.clone().filter(|u| !u.is_empty());
         let Some(label) = username.clone().or_else(|| custom_id.clone()) else {
             cx.problem(origin, "", "the consumer has neither username nor custom_id", "give it a username");
             continue;
         };
-        for (field, v) in [("username", &username), ("custom_id", &custom_id), ("id", &c.id)] {
-            if let Some(v) = v {
-                if !seen.insert(format!("{field}\u{0}{v}")) {
+        let id = c.id.clone().unwrap_or_else(|| derived_id("consumer", &label));
+        // A derived id repeats only with its label, which is reported already.
+        let mut reported = false;
+        let fields = [("username", &username, true), ("custom_id", &custom_id, true), ("id", &Some(id.clone()), c.id.is_some())];
+        for (field, v, written) in fields {
+            let Some(v) = v else { continue };
+            match taken.entry(fold_identity(v)) {
+                Entry::Vacant(e) => {
+                    e.insert(Taken { index, origin: origin.clone(), field, written, value: v.clone() });
+                }
+                Entry::Occupied(e) if e.get().index == index => {}
+                Entry::Occupied(_) if !written && reported => {}
+                Entry::Occupied(e) => {
+                    let first = e.get();
+                    let what = if first.field == field && first.value == *v {
+                        format!("consumer {field} \"{v}\" is used more than once")
+                    } else {
+                        format!("consumer {field} \"{v}\" is the {} \"{}\" of another consumer", first.field, first.value)
+                    };
+                    let at = cx.locate(&first.origin, if first.written { first.field } else { "" });
                     cx.problem(
                         origin,
-                        field,
-                        format!("consumer {field} \"{v}\" is used more than once"),
-                        "make it unique",
+                        if written { field } else { "" },
+                        format!("{what} (at {at}); ids, usernames and custom_ids must each name one consumer, compared without case"),
+                        "give each consumer identities of its own",
                     );
+                    reported = true;
                 }
             }
         }
@@ -36,7 +71,6 @@ pub(super) fn extract_consumers(entities: &Entities<'_>, cx: &mut Findings<'_>) 
                 groups.push(a.group.clone());
             }
         }
-        let id = c.id.clone().unwrap_or_else(|| derived_id("consumer", &label));
         let cid = consumers.add(Consumer::new(id.clone(), username, custom_id, groups));
         for (ki, k) in c.keyauth_credentials.iter().enumerate() {
             let at = format!("keyauth_credentials[{ki}]");

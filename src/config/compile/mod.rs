@@ -36,6 +36,16 @@ impl Findings<'_> {
         let p = self.files[at.file].problem(&place, what.into(), fix);
         self.problems.push(p);
     }
+
+    /// `file:line: place` of an entity's field, to name it in another one's problem.
+    fn locate(&self, at: &Origin, sub: &str) -> String {
+        let place = if sub.is_empty() { at.place.clone() } else { format!("{}.{sub}", at.place) };
+        let f = &self.files[at.file];
+        match f.lines.line(&place) {
+            Some(line) => format!("{}:{line}: {place}", f.path.display()),
+            None => format!("{}: {place}", f.path.display()),
+        }
+    }
 }
 
 /// A reference to another entity (`service: {name: x}`), found with `lookup`, or a problem at

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::net::IpBlocks;
 use crate::core::problems::{Problem, Problems};
 use crate::core::Timeouts;
 pub use crate::telemetry::access_log::AccessLogTarget;
@@ -100,6 +101,25 @@ pub struct Settings {
     pub response_store_ttl: Duration,
     #[serde(deserialize_with = "values::at_least_one")]
     pub response_store_max_entries: usize,
+    /// Clients whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` headers are believed (Kong's
+    /// `trusted_ips`); everyone else's are replaced by the gateway's own values.
+    #[serde(deserialize_with = "values::trusted_ips")]
+    pub trusted_ips: IpBlocks,
+    /// Pass request headers with `_` in their names (nginx's `underscores_in_headers`); by
+    /// default they are dropped, since a backend may read `X_Consumer_ID` as `X-Consumer-ID`.
+    pub allow_underscores_in_headers: bool,
+    /// Longest a refused client that is still sending its body is read from (and the body
+    /// discarded) after its answer, so it reads the answer instead of a reset (nginx's
+    /// `lingering_time`); 0 closes at once.
+    #[serde(deserialize_with = "values::millis")]
+    pub lingering_time: Duration,
+    /// Longest silence from such a client before the connection is closed (nginx's
+    /// `lingering_timeout`).
+    #[serde(deserialize_with = "values::millis")]
+    pub lingering_timeout: Duration,
+    /// Most body bytes discarded that way.
+    #[serde(deserialize_with = "values::size_u64")]
+    pub lingering_max_size: u64,
 }
 
 impl Default for Settings {
@@ -138,6 +158,11 @@ impl Default for Settings {
             response_ownership: true,
             response_store_ttl: Duration::from_secs(30 * 24 * 3600),
             response_store_max_entries: 1_000_000,
+            trusted_ips: IpBlocks::default(),
+            allow_underscores_in_headers: false,
+            lingering_time: Duration::from_secs(30),
+            lingering_timeout: Duration::from_secs(5),
+            lingering_max_size: 8 * 1024 * 1024,
         }
     }
 }

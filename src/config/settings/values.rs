@@ -9,6 +9,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::AccessLogTarget;
+use crate::core::net::IpBlocks;
 use crate::core::problems::Problem;
 
 /// Pingora's HTTP/1 parser refuses heads over this many bytes (with an empty 400).
@@ -250,6 +251,21 @@ pub(super) fn parse_byte_size(s: &str) -> Result<u64, String> {
 
 pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     byte_size(d).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+pub(super) fn size_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    byte_size(d)
+}
+
+/// Addresses and CIDR blocks: a list, or a comma-separated string as in kong.conf.
+pub(super) fn trusted_ips<'de, D: Deserializer<'de>>(d: D) -> Result<IpBlocks, D::Error> {
+    let entries = OneOrMany::deserialize(d)?.into_vec();
+    IpBlocks::parse(entries.iter().map(String::as_str)).map_err(|bad| {
+        de::Error::custom(format!(
+            "trusted_ips: {} (fix: list addresses or CIDR blocks such as 10.0.0.0/8; 0.0.0.0/0 and ::/0 trust everyone)",
+            bad.join("; ")
+        ))
+    })
 }
 
 pub(super) fn body_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
