@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::ai::sse::SseScanner;
+use crate::config::settings::Lingering;
+use crate::core::secrets::Scrubber;
 use crate::core::{ConsumerId, RouteId};
 use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
@@ -90,6 +92,8 @@ pub struct RequestCtx {
     pub metrics: Arc<Metrics>,
     pub connection: Option<Arc<ConnectionGuard>>,
     pub request_id: RequestId,
+    /// The bounds of a lingering close after an early answer (from the settings).
+    pub lingering: Lingering,
     pub routing: Routing,
     pub identity: Identity,
     pub body: RequestBody,
@@ -131,6 +135,8 @@ pub struct RequestBody {
     pub limit: u64,
     /// Bytes read from the client so far.
     pub bytes: u64,
+    /// `100 Continue` was sent to a client that asked for it.
+    pub continue_sent: bool,
 }
 
 /// The upstream attempts.
@@ -151,6 +157,8 @@ pub struct Timing {
     pub started: Instant,
     /// When the request was handed upstream (the gateway's own time ends there).
     pub gateway_done: Option<Instant>,
+    /// When the gateway's own answer was written (a lingering close may follow).
+    pub answered: Option<Instant>,
 }
 
 /// The answer, as it goes to the client.
@@ -164,6 +172,10 @@ pub struct Response {
     /// Facts read from the response before its last bytes went out (MCP requests), so its
     /// approval requests are known before the client can answer them.
     pub early_facts: Option<crate::ai::response::ResponseFacts>,
+    /// Masks the gateway's credentials in the answer (LLM routes).
+    pub scrubber: Option<Scrubber>,
+    /// The upstream's own id for the request (`x-request-id`), for the access log.
+    pub upstream_request_id: Option<String>,
 }
 
 /// How the request ended, when not well.
@@ -205,18 +217,21 @@ impl RequestCtx {
             metrics,
             connection: None,
             request_id,
+            lingering: Lingering::default(),
             routing: Routing::default(),
             identity: Identity::default(),
-            body: RequestBody { state: BodyState::Passthrough, limit: u64::MAX, bytes: 0 },
+            body: RequestBody { state: BodyState::Passthrough, limit: u64::MAX, bytes: 0, continue_sent: false },
             ai: None,
             upstream: Upstream::default(),
-            timing: Timing { started: Instant::now(), gateway_done: None },
+            timing: Timing { started: Instant::now(), gateway_done: None, answered: None },
             response: Response {
                 status: 0,
                 bytes_out: 0,
                 scan: ResponseScan::None,
                 record_owner: false,
                 early_facts: None,
+                scrubber: None,
+                upstream_request_id: None,
             },
             outcome: Outcome::default(),
         }

@@ -33,7 +33,9 @@ impl ProxyHttp for Proxy {
 
     fn new_ctx(&self) -> RequestCtx {
         let s = &self.shared;
-        RequestCtx::new(s.current.load_full(), s.metrics.clone(), s.next_request_id())
+        let mut ctx = RequestCtx::new(s.current.load_full(), s.metrics.clone(), s.next_request_id());
+        ctx.lingering = s.settings.lingering();
+        ctx
     }
 
     fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {
@@ -55,7 +57,13 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        phases::inbound::handle(&self.shared, session, ctx).await
+        let answered = phases::inbound::handle(&self.shared, session, ctx).await?;
+        if !answered {
+            // Going upstream: Pingora reads the body next, so a client waiting for
+            // `100 Continue` may send it now.
+            phases::edges::send_continue(session, ctx).await?;
+        }
+        Ok(answered)
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -92,11 +100,11 @@ impl ProxyHttp for Proxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        phases::outbound::response_headers(resp, ctx)
+        phases::outbound::response_headers(session, resp, ctx)
     }
 
     fn response_body_filter(

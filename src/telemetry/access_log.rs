@@ -179,6 +179,9 @@ pub struct Entry<'a> {
     pub bytes_out: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_addr: Option<String>,
+    /// The upstream's id for the request (its `x-request-id`), what its support asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_request_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

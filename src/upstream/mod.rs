@@ -24,6 +24,8 @@ pub enum UpstreamFailure {
     WriteTimeout,
     ConnectionClosed,
     InvalidResponse,
+    /// A compressed answer on a route whose answers are checked for the gateway's credentials.
+    CompressedResponse,
     NoHealthyTarget,
     Other,
 }
@@ -39,6 +41,7 @@ impl UpstreamFailure {
             UpstreamFailure::WriteTimeout => "write_timeout",
             UpstreamFailure::ConnectionClosed => "upstream_closed",
             UpstreamFailure::InvalidResponse => "invalid_response",
+            UpstreamFailure::CompressedResponse => "compressed_response",
             UpstreamFailure::NoHealthyTarget => "no_healthy_target",
             UpstreamFailure::Other => "upstream_error",
         }
@@ -66,6 +69,9 @@ impl UpstreamFailure {
             UpstreamFailure::WriteTimeout => "The upstream server is timed out (write)",
             UpstreamFailure::ConnectionClosed => "The upstream server closed the connection",
             UpstreamFailure::InvalidResponse => "An invalid response was received from the upstream server",
+            UpstreamFailure::CompressedResponse => {
+                "The upstream answered with a compressed body, which the gateway cannot check for its credentials"
+            }
             UpstreamFailure::NoHealthyTarget => "No healthy upstream target is available",
             UpstreamFailure::Other => "An error occurred while talking to the upstream server",
         }

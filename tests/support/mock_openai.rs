@@ -8,7 +8,12 @@
 //! waits before answering, `x-mock-event-gap-ms` spaces SSE events, `x-mock-hold-after: K`
 //! holds the stream after K events until [`MockState::release`], `x-mock-die-after: K` drops the
 //! connection after K events, `x-mock-no-usage: 1` leaves usage out, `x-mock-deltas: N` sets
-//! the number of text deltas, `x-mock-pad: N` adds N bytes of text.
+//! the number of text deltas, `x-mock-pad: N` adds N bytes of text, `x-mock-echo-headers: 1`
+//! puts the request's headers into the answer (JSON and stream events) as an OpenAI-compatible
+//! server that echoes its input might, `x-mock-split-at: 5,40` sends the answer's bytes in
+//! pieces cut at those offsets (pausing between them), `x-mock-gzip: 1` labels the answer
+//! `Content-Encoding: gzip`. Answers carry the account headers a provider sends
+//! (`openai-organization`, `openai-project`, `x-ratelimit-*`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -188,12 +193,14 @@ fn server_config(id: &TlsIdentity) -> rustls::ServerConfig {
 type Body = BoxBody<Bytes, std::io::Error>;
 
 fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder()
+    let mut r = Response::builder()
         .status(status)
         .header("content-type", content_type)
         .header("x-request-id", "req_mock")
         .body(Full::new(body.into()).map_err(|e: Infallible| match e {}).boxed())
-        .expect("response")
+        .expect("response");
+    account_headers(r.headers_mut());
+    r
 }
 
 fn error(status: u16, message: &str, kind: &str, code: &str) -> Response<Body> {
@@ -233,6 +240,11 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
     let no_usage = header(&req, "x-mock-no-usage").is_some();
     let deltas = num(&req, "x-mock-deltas").unwrap_or(5);
     let pad = num(&req, "x-mock-pad").unwrap_or(0) as usize;
+    let echo_headers = header(&req, "x-mock-echo-headers").is_some();
+    let split_at: Vec<usize> = header(&req, "x-mock-split-at")
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let gzip = header(&req, "x-mock-gzip").is_some();
     let auth = header(&req, "authorization").map(str::to_string);
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
@@ -263,7 +275,11 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
     }
     let path = target.split('?').next().unwrap_or("").to_string();
     let seq = st.seq.fetch_add(1, Ordering::Relaxed);
-    let cues = StreamCues { gap, hold_after, die_after, no_usage, deltas, pad, seq };
+    let echoed = echo_headers.then(|| {
+        let last = rec_last(&st);
+        Value::Object(last.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect())
+    });
+    let cues = StreamCues { gap, hold_after, die_after, no_usage, deltas, pad, seq, echo: echoed };
     let resp = match (method.as_str(), path.as_str()) {
         ("POST", "/v1/responses") => responses_create(&st, &body, cues).await,
         ("POST", "/v1/chat/completions") => chat(&body, cues).await,
@@ -271,7 +287,57 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
         (_, p) if !p.starts_with("/v1/") => echo(&rec_last(&st)),
         _ => error(404, &format!("Invalid URL ({method} {path})"), "invalid_request_error", "unknown_url"),
     };
+    let mut resp = if split_at.is_empty() { resp } else { split(resp, split_at).await };
+    if gzip {
+        resp.headers_mut().insert("content-encoding", "gzip".parse().expect("header"));
+    }
     Ok(resp)
+}
+
+/// The same answer, its bytes sent in pieces cut at `offsets` with a pause between them (a
+/// JSON answer keeps its Content-Length).
+async fn split(resp: Response<Body>, offsets: Vec<usize>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let streamed = parts.headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streamed {
+        parts.headers.insert("content-length", bytes.len().to_string().parse().expect("header"));
+    }
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for at in offsets.into_iter().filter(|&o| o > 0 && o < bytes.len()) {
+        if at > from {
+            pieces.push(bytes.slice(from..at));
+            from = at;
+        }
+    }
+    pieces.push(bytes.slice(from..));
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+    tokio::spawn(async move {
+        for (i, p) in pieces.into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            if tx.send(Ok(Frame::data(p))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Response::from_parts(parts, BodyExt::boxed(StreamBody::new(stream)))
+}
+
+/// The headers a provider sends about the operator's account.
+fn account_headers(h: &mut hyper::HeaderMap) {
+    for (k, v) in [
+        ("openai-organization", "org-operator-0001"),
+        ("openai-project", "proj_operator_0001"),
+        ("x-ratelimit-limit-requests", "10000"),
+        ("x-ratelimit-remaining-tokens", "149000"),
+        ("openai-processing-ms", "12"),
+    ] {
+        h.insert(k, v.parse().expect("header"));
+    }
 }
 
 fn rec_last(st: &MockState) -> Recorded {
@@ -290,7 +356,7 @@ fn echo(r: &Recorded) -> Response<Body> {
     )
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct StreamCues {
     gap: u64,
     hold_after: Option<u64>,
@@ -299,6 +365,8 @@ struct StreamCues {
     deltas: u64,
     pad: usize,
     seq: u64,
+    /// The request's headers, to put into the answer.
+    echo: Option<Value>,
 }
 
 /// Token counts the way a provider would report them: they depend on the request.
@@ -403,7 +471,8 @@ async fn responses_create(st: &Arc<MockState>, body: &Bytes, cues: StreamCues) -
         json!({"id": id, "object": "response", "created_at": created, "status": status, "model": format!("{model}-2024-08-06"),
             "output": output, "usage": usage, "max_output_tokens": req.get("max_output_tokens").cloned().unwrap_or(Value::Null),
             "temperature": req.get("temperature").cloned().unwrap_or(json!(1.0)), "previous_response_id": req.get("previous_response_id").cloned().unwrap_or(Value::Null),
-            "tools": req.get("tools").cloned().unwrap_or(json!([])), "error": null, "incomplete_details": null})
+            "tools": req.get("tools").cloned().unwrap_or(json!([])), "error": null, "incomplete_details": null,
+            "echo_headers": cues.echo.clone().unwrap_or(Value::Null)})
     };
     let usage = if cues.no_usage { Value::Null } else { responses_usage(u) };
     let final_response = base("completed", output.clone(), usage.clone());
@@ -493,7 +562,8 @@ async fn chat(body: &Bytes, cues: StreamCues) -> Response<Body> {
         "prompt_tokens_details": {"cached_tokens": u.2}, "completion_tokens_details": {"reasoning_tokens": u.3}});
     if req.get("stream").and_then(Value::as_bool) != Some(true) {
         let mut v = json!({"id": id, "object": "chat.completion", "created": 1_795_000_000u64, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}], "usage": usage});
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}], "usage": usage,
+            "echo_headers": cues.echo.clone().unwrap_or(Value::Null), "echo_tools": req.get("tools").cloned().unwrap_or(Value::Null)});
         if cues.no_usage {
             v.as_object_mut().expect("object").remove("usage");
         }
@@ -505,6 +575,9 @@ async fn chat(body: &Bytes, cues: StreamCues) -> Response<Body> {
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         if include_usage {
             c["usage"] = usage;
+        }
+        if let Some(echo) = &cues.echo {
+            c["echo_headers"] = echo.clone();
         }
         Bytes::from(format!("data: {c}\n\n"))
     };
@@ -549,13 +622,15 @@ fn stream_frames(st: Option<Arc<MockState>>, frames: Vec<Bytes>, cues: StreamCue
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Response::builder()
+    let mut r = Response::builder()
         .status(200)
         .header("content-type", "text/event-stream; charset=utf-8")
         .header("cache-control", "no-cache")
         .header("x-request-id", "req_mock")
         .body(BodyExt::boxed(StreamBody::new(stream)))
-        .expect("response")
+        .expect("response");
+    account_headers(r.headers_mut());
+    r
 }
 
 fn responses_item(st: &MockState, method: &str, rest: &str) -> Response<Body> {

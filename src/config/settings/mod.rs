@@ -122,6 +122,14 @@ pub struct Settings {
     pub lingering_max_size: u64,
 }
 
+/// How long and how much a lingering close reads (`lingering_*` settings).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lingering {
+    pub time: Duration,
+    pub idle: Duration,
+    pub max_size: u64,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -287,6 +295,11 @@ impl Settings {
         }
         self.pid_file = resolve(&self.pid_file);
         self.upgrade_sock = resolve(&self.upgrade_sock);
+    }
+
+    /// The bounds of a lingering close.
+    pub fn lingering(&self) -> Lingering {
+        Lingering { time: self.lingering_time, idle: self.lingering_timeout, max_size: self.lingering_max_size }
     }
 
     /// Upstream timeouts for services that do not set their own.

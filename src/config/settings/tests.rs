@@ -96,7 +96,7 @@ fn unknown_keys_and_bad_values_are_all_reported() {
 
 #[test]
 fn every_documented_key_is_accepted() {
-    assert_eq!(Settings::keys().len(), 31);
+    assert_eq!(Settings::keys().len(), 36);
     assert!(!Settings::keys().contains(&"source"));
     for key in Settings::keys() {
         let (parsed, problems) = Settings::parse(&format!("{key}: null\n"), None, &no_env);
@@ -180,4 +180,28 @@ fn every_bad_value_is_reported_with_its_key_and_fix() {
     let threads = err.0.iter().find(|p| p.what.starts_with("threads")).unwrap();
     assert_eq!(threads.what, "threads: 0 is out of range");
     assert_eq!(threads.fix, "use a number from 1 to 1024, or leave it unset for one per CPU");
+}
+
+#[test]
+fn trusted_ips_and_lingering() {
+    let s = Settings::from_yaml(
+        "declarative_config: k.yaml\ntrusted_ips: 10.0.0.0/8, ::1\nlingering_max_size: 1m\nlingering_time: 0\n",
+        None,
+        &no_env,
+    )
+    .unwrap();
+    assert!(s.trusted_ips.contains("10.2.3.4".parse().unwrap()));
+    assert!(s.trusted_ips.contains("::1".parse().unwrap()));
+    assert!(!s.trusted_ips.contains("127.0.0.1".parse().unwrap()));
+    assert_eq!(s.lingering().max_size, 1 << 20);
+    assert!(s.lingering().time.is_zero());
+    let d = Settings::default();
+    assert!(d.trusted_ips.is_empty() && !d.allow_underscores_in_headers);
+    assert_eq!((d.lingering().time.as_secs(), d.lingering().idle.as_secs()), (30, 5));
+    let err = Settings::from_yaml("declarative_config: k.yaml\ntrusted_ips: [10.0.0.0/40, nowhere]\n", None, &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("10.0.0.0/40") && err.contains("nowhere"), "{err}");
+    let list = Settings::from_yaml("declarative_config: k.yaml\ntrusted_ips: [0.0.0.0/0, '::/0']\n", None, &no_env).unwrap();
+    assert!(list.trusted_ips.contains("203.0.113.9".parse().unwrap()));
 }

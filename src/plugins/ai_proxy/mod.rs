@@ -2,12 +2,14 @@
 //! credentials, Kong's model rules and option mapping. Both plugins compile to [`AiProxy`];
 //! ai-proxy is ai-proxy-advanced with one target.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
 use super::{unsupported_unless_default, ConfigIssue};
 use crate::ai::RouteType;
+use crate::core::secrets::SecretSet;
 use crate::core::Endpoint;
 pub use schema::{
     AiProxyAdvancedSchema, AiProxySchema, AuthSchema, BalancerSchema, LoggingSchema, ModelSchema, OptionsSchema,
@@ -77,6 +79,8 @@ pub struct AiProxy {
     /// The plugin's own body limit when set; otherwise the gateway's `max_request_body_size`.
     pub max_request_body_size: Option<u64>,
     pub model_name_header: bool,
+    /// The targets' provider keys, scrubbed from every answer a client receives.
+    pub secrets: Arc<SecretSet>,
 }
 
 const OPENAI_HOST: &str = "api.openai.com";
@@ -118,6 +122,7 @@ impl AiProxy {
         let (response_streaming, max_request_body_size, model_name_header) = common;
         Ok(AiProxy {
             balancer: balancer(&targets, health),
+            secrets: provider_secrets(&targets),
             targets,
             balancing,
             response_streaming,
@@ -150,6 +155,7 @@ impl AiProxy {
                 let targets = vec![t];
                 Ok(AiProxy {
                     balancer: balancer(&targets, health),
+                    secrets: provider_secrets(&targets),
                     targets,
                     balancing: Balancing::default(),
                     response_streaming,
@@ -160,6 +166,16 @@ impl AiProxy {
             _ => Err(issues),
         }
     }
+}
+
+/// The credential values of `targets`, as a set to scrub from answers.
+fn provider_secrets(targets: &[AiTarget]) -> Arc<SecretSet> {
+    let values = targets.iter().filter_map(|t| match &t.auth {
+        ProviderAuth::Header { value, .. } => std::str::from_utf8(value.as_bytes()).ok(),
+        ProviderAuth::Query { value, .. } | ProviderAuth::Body { value, .. } => Some(value.as_str()),
+        ProviderAuth::None => None,
+    });
+    Arc::new(SecretSet::new(values))
 }
 
 /// A balancer over `targets`, with each target's health from the process's registry.

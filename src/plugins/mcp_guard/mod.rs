@@ -13,6 +13,7 @@
 //!   accepts the new list (see `store::pins`).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -21,6 +22,7 @@ use super::ConfigIssue;
 use crate::ai::json_body::RequestDoc;
 use crate::ai::refusal::AiRefusal;
 use crate::consumers::{Consumer, Consumers};
+use crate::core::secrets::SecretSet;
 use crate::core::ConsumerId;
 use crate::store::ownership::OwnershipStore;
 use crate::store::pins::{PinMode, PinStore};
@@ -131,6 +133,8 @@ impl ServerRule {
 pub struct McpGuard {
     pub servers: Vec<ServerRule>,
     pub refuse_disallowed_tools: bool,
+    /// The injected credentials, scrubbed from every answer a client receives.
+    pub secrets: Arc<SecretSet>,
 }
 
 /// A decision, for metrics and the access log.
@@ -295,7 +299,8 @@ impl McpGuard {
         if !issues.is_empty() {
             return Err(issues);
         }
-        Ok(McpGuard { servers, refuse_disallowed_tools })
+        let secrets = Arc::new(SecretSet::new(servers.iter().filter_map(|s| s.credential.as_ref()).map(|c| c.value.as_str())));
+        Ok(McpGuard { servers, refuse_disallowed_tools, secrets })
     }
 
     /// Check and rewrite the MCP parts of a Responses request for this consumer.

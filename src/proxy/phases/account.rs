@@ -12,7 +12,8 @@ use crate::telemetry::access_log::{now_rfc3339, Entry, McpLog, Tokens};
 use crate::telemetry::metrics::RequestRecord;
 
 pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
-    let total = ctx.timing.started.elapsed();
+    // Up to the gateway's own answer: a lingering close after it is not the request's time.
+    let total = ctx.timing.answered.unwrap_or_else(std::time::Instant::now).duration_since(ctx.timing.started);
     let status = match session.response_written() {
         Some(h) => h.status.as_u16(),
         // The client left before an answer (nginx's 499).
@@ -156,6 +157,7 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
             bytes_in,
             bytes_out: ctx.response.bytes_out,
             upstream_addr: ctx.upstream.addr.map(|a| a.to_string()),
+            upstream_request_id: ctx.response.upstream_request_id.as_deref(),
             upstream_attempts: (ctx.upstream.attempts > 1).then_some(ctx.upstream.attempts),
             error: ctx.outcome.kind.map(ErrorKind::as_str),
             model: model_label.as_deref(),

@@ -13,6 +13,7 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
+use super::edges;
 use crate::ai::json_body::RequestDoc;
 use crate::ai::refusal::{AiRefusal, BAD_BODY};
 use crate::ai::RouteType;
@@ -68,6 +69,10 @@ pub async fn read_early(
     match declared_length(session.req_header()) {
         Some(n) if n <= EARLY_WINDOW => {}
         _ => return Ok(None),
+    }
+    // A client waiting for `100 Continue` sends the body only once told to.
+    if edges::send_continue(session, ctx).await.is_err() {
+        return Err(GatewayError::BadRequest { message: "the request body could not be read".into() });
     }
     // Pingora replays the retry buffer to the upstream: it must see these bytes.
     session.as_downstream_mut().enable_retry_buffering();

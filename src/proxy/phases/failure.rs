@@ -6,7 +6,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
 
-use super::respond;
+use super::{edges, respond};
 use crate::proxy::context::{BodyState, ErrorKind, RequestCtx};
 use crate::proxy::errors::{Envelope, GatewayError};
 use crate::proxy::state::ProcessState;
@@ -199,5 +199,7 @@ pub async fn answer(_shared: &ProcessState, session: &mut Session, e: &Error, ct
         log::debug!("could not send the error response: {write_err}");
         return FailToProxy { error_code: code, can_reuse_downstream: false };
     }
+    // A client still sending its body (a 413 mid-stream) reads the answer, not a reset.
+    edges::linger(ctx.lingering, session).await;
     FailToProxy { error_code: code, can_reuse_downstream: can_reuse }
 }

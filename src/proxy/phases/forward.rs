@@ -10,7 +10,8 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
-use super::body;
+use super::respond::REQUEST_ID_HEADER;
+use super::{body, headers};
 use crate::core::query;
 use crate::core::{Endpoint, Timeouts};
 use crate::model::router::upstream_path;
@@ -20,17 +21,6 @@ use crate::proxy::context::{BodyState, RequestCtx};
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::ProcessState;
 use crate::upstream::{build_peer, UpstreamFailure};
-
-/// Headers that carry the gateway's word on who the consumer is; a client may never set them.
-const IDENTITY_HEADERS: &[&str] = &[
-    "x-consumer-id",
-    "x-consumer-custom-id",
-    "x-consumer-username",
-    "x-credential-identifier",
-    "x-anonymous-consumer",
-    "x-consumer-groups",
-    "x-authenticated-groups",
-];
 
 fn target_of(shared: &ProcessState, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, bool)> {
     let config = &ctx.generation.config;
@@ -141,11 +131,11 @@ pub fn rewrite_request(
         req.insert_header(http::header::HOST, host)?;
     }
 
-    // Identity headers: only the gateway sets them.
-    for h in IDENTITY_HEADERS {
-        while req.remove_header(*h).is_some() {}
-    }
+    // The client's `Expect` was answered by the gateway (`100 Continue`) or not at all.
+    req.remove_header(&http::header::EXPECT);
     if let Some(ai) = &ctx.ai {
+        // Identity, forwarding and provider-account headers: none of the client's.
+        headers::strip_for_provider(req);
         let t = &ai.plugin.targets[ai.target];
         if let ProviderAuth::Header { name, value } = &t.auth {
             if !(t.allow_override && req.headers.contains_key(name)) {
@@ -158,6 +148,9 @@ pub fn rewrite_request(
         // own plugins): none is sent.
         while req.remove_header(&http::header::COOKIE).is_some() {}
     } else {
+        // Identity headers: only the gateway sets them (after Pingora removed the headers the
+        // client's `Connection` names, so a client cannot have them removed).
+        headers::remove_folded(req, &[headers::GATEWAY_SET]);
         if let Some(cid) = ctx.identity.consumer {
             let c = config.consumers.get(cid);
             req.insert_header("x-consumer-id", c.id.as_str())?;
@@ -179,16 +172,18 @@ pub fn rewrite_request(
             }
         }
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(ip) = ctx.client_ip() {
-            let ip = ip.to_string();
-            let xff = match session.req_header().headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-                Some(prev) => format!("{prev}, {ip}"),
-                None => ip.clone(),
-            };
-            req.insert_header("x-forwarded-for", xff)?;
-            req.insert_header("x-real-ip", ip)?;
-        }
-        req.insert_header("x-forwarded-proto", "http")?;
+        req.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+        let client_ip = ctx.client_ip();
+        let path = ctx.routing.path.as_str();
+        let prefix = path.get(..ctx.routing.matched_len).filter(|p| !p.is_empty() && *p != "/");
+        let origin = headers::Origin {
+            client_ip,
+            trusted: client_ip.is_some_and(|ip| shared.settings.trusted_ips.contains(ip)),
+            port: session.as_downstream().server_addr().and_then(|a| a.as_inet()).map(|a| a.port()),
+            path,
+            prefix,
+        };
+        headers::set_forwarding(session.req_header(), req, &origin)?;
     }
 
     // Body framing for a body the gateway holds.
@@ -208,7 +203,6 @@ pub fn rewrite_request(
     if ctx.timing.gateway_done.is_none() {
         ctx.timing.gateway_done = Some(now);
     }
-    let _ = shared;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use pingora_proxy::Session;
 
 use super::authenticate::{self, EarlyBody};
 use super::body;
+use super::headers;
 use super::respond::refuse;
 use crate::core::path::normalize_path;
 use crate::core::split_host_port;
@@ -29,6 +30,10 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         && session.as_downstream().as_http1().is_some_and(|h1| raw_has_content_length(&h1.get_headers_raw_bytes()));
     if let Err(err) = check_framing(session.req_header(), raw_has_length) {
         return refuse(session, ctx, err, Envelope::Kong).await;
+    }
+    if !shared.settings.allow_underscores_in_headers {
+        // Before any plugin reads a header: `x_api_key` is not a header here, as in nginx.
+        headers::drop_underscored(session.req_header_mut());
     }
 
     // ---- route

@@ -4,13 +4,17 @@
 //! (response headers and body, side view for accounting) → `failure` (retries, failover and
 //! error answers) → `account` (metrics and access log). `respond` writes the gateway's own
 //! answers; `remember` keeps what an answer tells the requests after it (owners, approvals,
-//! tool lists).
+//! tool lists); `headers` decides which headers cross the gateway (identity, forwarding,
+//! provider account); `edges` handles HTTP/1 edges (`100 Continue`, lingering close, HTTP/1.0
+//! streams).
 
 pub mod account;
 pub mod authenticate;
 pub mod body;
+pub mod edges;
 pub mod failure;
 pub mod forward;
+pub mod headers;
 pub mod inbound;
 pub mod outbound;
 pub mod remember;

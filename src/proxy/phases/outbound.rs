@@ -8,11 +8,15 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-use super::failure;
 use super::remember::{facts_of, record_owner, remember_mcp};
+use super::respond::REQUEST_ID_HEADER;
+use super::{edges, failure, headers};
 use crate::ai::sse::SseScanner;
+use crate::core::secrets::Scrubber;
 use crate::proxy::context::{RequestCtx, ResponseScan};
+use crate::proxy::errors::GatewayError;
 use crate::proxy::state::ProcessState;
+use crate::upstream::UpstreamFailure;
 
 pub fn upstream_response(
     shared: &ProcessState,
@@ -23,6 +27,7 @@ pub fn upstream_response(
     let now = Instant::now();
     ctx.upstream.ttfb = ctx.upstream.started.map(|t| now.duration_since(t));
     ctx.response.status = resp.status.as_u16();
+    ctx.response.upstream_request_id = upstream_request_id(resp);
     let Some(ai) = &ctx.ai else { return Ok(()) };
     let status = ctx.response.status;
     if ai.plugin.balancing.failover.status_fails(status) {
@@ -36,9 +41,23 @@ pub fn upstream_response(
     let Some(ai) = &ctx.ai else { return Ok(()) };
     let plugin = ai.plugin.clone();
     let target = &plugin.targets[ai.target];
+    // The provider key and injected MCP credentials never reach the client, even echoed.
+    let guard = ctx.routing.route.and_then(|r| {
+        ctx.generation.config.route(r).policies.mcp_guard.for_consumer(ctx.identity.consumer).map(|g| g.secrets.clone())
+    });
+    ctx.response.scrubber = Scrubber::new([Some(plugin.secrets.clone()), guard]);
+    if ctx.response.scrubber.is_some() && is_compressed(resp) {
+        // Compressed despite `Accept-Encoding: identity`: it cannot be checked for them.
+        let failure = UpstreamFailure::CompressedResponse;
+        failure::record_failure_kind(shared, ctx, failure.kind());
+        ctx.outcome.error = Some(GatewayError::Upstream(failure));
+        return Err(Error::explain(ErrorType::HTTPStatus(failure.status()), failure.message()).into_up());
+    }
     plugin.balancer.health(ai.target).report_success(ctx.upstream.ttfb.unwrap_or_default());
-    // Providers' cookies are not the client's business (Kong drops them too).
+    // Providers' cookies are not the client's business (Kong drops them too), nor is the
+    // operator's provider account.
     resp.remove_header(&http::header::SET_COOKIE);
+    headers::strip_account_response(resp);
     if plugin.model_name_header {
         match (&target.model_header, ai.facts.as_ref()) {
             (Some(h), _) => resp.insert_header("x-kong-llm-model", h.clone())?,
@@ -65,12 +84,31 @@ pub fn upstream_response(
     Ok(())
 }
 
-pub fn response_headers(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+pub fn response_headers(session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    // The gateway's id in its own header; the upstream's `x-request-id` passes unchanged.
+    resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
     if ctx.response.status == 0 {
         ctx.response.status = resp.status.as_u16();
     }
+    edges::unchunk_for_http10(session, resp);
     Ok(())
+}
+
+/// The upstream's id for the request: `x-request-id` (OpenAI, most services) or `request-id`
+/// (Anthropic), if it is a short printable value.
+fn upstream_request_id(resp: &ResponseHeader) -> Option<String> {
+    let v = resp.headers.get("x-request-id").or_else(|| resp.headers.get("request-id"))?;
+    let b = v.as_bytes();
+    (!b.is_empty() && b.len() <= 200 && b.iter().all(u8::is_ascii_graphic))
+        .then(|| String::from_utf8_lossy(b).into_owned())
+}
+
+/// A body in a content coding the gateway cannot read.
+fn is_compressed(resp: &ResponseHeader) -> bool {
+    resp.headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().trim_ascii().is_empty() && !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"))
 }
 
 /// The top-level `"id"` of a JSON object whose first field it is (OpenAI writes it first).
@@ -93,6 +131,9 @@ fn leading_id(b: &[u8]) -> Option<String> {
 
 /// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept.
 pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
+    if let Some(scrubber) = ctx.response.scrubber.as_mut() {
+        scrubber.apply(body, end_of_stream);
+    }
     if let Some(b) = body.as_ref() {
         ctx.response.bytes_out += b.len() as u64;
         let first_chunk = ctx.response.bytes_out == b.len() as u64;

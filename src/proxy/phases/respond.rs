@@ -4,24 +4,36 @@ use pingora_core::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-use super::body;
+use super::{body, edges};
 use crate::proxy::context::{ErrorKind, RequestCtx};
 use crate::proxy::errors::{Envelope, ErrorResponse, GatewayError};
 
+/// The gateway's own id for a request, on every answer (as Kong's `X-Kong-Request-Id`).
+pub const REQUEST_ID_HEADER: &str = "x-aigate-request-id";
+
 /// Write a JSON error and finish the request. The unread request body is drained first (up to
-/// a bound) so the client's connection can be kept alive; a larger one closes it.
+/// a bound) so the client's connection can be kept alive; a larger one closes it, after a
+/// lingering read (see `edges::linger`). A client still waiting for `100 Continue` has sent no
+/// body: it gets the answer at once, and the connection closes.
 pub async fn refuse(
     session: &mut Session,
     ctx: &mut RequestCtx,
     err: GatewayError,
     envelope: Envelope,
 ) -> Result<bool> {
-    let close = match err {
-        // The body is over the limit or the client is too slow: do not read more of it.
-        GatewayError::BodyTooLarge { .. } | GatewayError::RequestTimeout => true,
+    let awaiting = edges::awaits_continue(session, ctx);
+    let (close, linger) = match err {
+        _ if awaiting => (true, false),
+        // The body is over the limit: do not read more of it (only discard it after).
+        GatewayError::BodyTooLarge { .. } => (true, true),
+        // The client is too slow: waiting for more of it is pointless.
+        GatewayError::RequestTimeout => (true, false),
         // Framing the gateway refuses to interpret: do not read the body it announces.
-        GatewayError::UnsupportedTransferCoding | GatewayError::BadFraming { .. } => true,
-        _ => !body::drain(session).await,
+        GatewayError::UnsupportedTransferCoding | GatewayError::BadFraming { .. } => (true, false),
+        _ => {
+            let read = body::drain(session).await;
+            (!read, !read)
+        }
     };
     if close {
         session.set_keepalive(None);
@@ -30,6 +42,9 @@ pub async fn refuse(
     ctx.outcome.kind = Some(ErrorKind::Answered(err.kind()));
     ctx.outcome.error = Some(err);
     write(session, ctx, &r).await?;
+    if linger {
+        edges::linger(ctx.lingering, session).await;
+    }
     Ok(true)
 }
 
@@ -38,7 +53,9 @@ pub async fn write(session: &mut Session, ctx: &mut RequestCtx, r: &ErrorRespons
     let mut h = ResponseHeader::build(r.status, Some(5))?;
     h.insert_header(http::header::CONTENT_TYPE, "application/json; charset=utf-8")?;
     h.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
+    // The gateway's id under both names: SDKs show `x-request-id` with an error.
     h.insert_header("x-request-id", ctx.request_id.as_str())?;
+    h.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
     if let Some(w) = &r.www_authenticate {
         h.insert_header(http::header::WWW_AUTHENTICATE, &**w)?;
     }
@@ -46,5 +63,6 @@ pub async fn write(session: &mut Session, ctx: &mut RequestCtx, r: &ErrorRespons
     ctx.response.bytes_out += r.body.len() as u64;
     session.write_response_header(Box::new(h), false).await?;
     session.write_response_body(Some(r.body.clone()), true).await?;
+    ctx.timing.answered = Some(std::time::Instant::now());
     Ok(())
 }
