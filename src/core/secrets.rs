@@ -211,7 +211,10 @@ mod tests {
     fn forms_drop_the_scheme_and_add_json_spellings() {
         assert_eq!(secret_forms("Bearer sk-abc"), vec![b"sk-abc".to_vec()]);
         assert_eq!(secret_forms("sk-abc"), vec![b"sk-abc".to_vec()]);
-        assert_eq!(secret_forms("token a\"b/c"), vec![b"a\"b/c".to_vec(), b"a\\\"b/c".to_vec(), b"a\\\"b\\/c".to_vec()]);
+        assert_eq!(
+            secret_forms("token a\"b/c"),
+            vec![b"a\"b/c".to_vec(), b"a\\\"b/c".to_vec(), b"a\\\"b\\/c".to_vec()]
+        );
         assert!(SecretSet::new([""]).is_empty());
         assert!(Scrubber::new([Some(set(&[""])), None]).is_none());
         assert!(!format!("{:?}", set(&["Bearer sk-abc"])).contains("sk-abc"));
@@ -229,7 +232,8 @@ mod tests {
         assert_eq!(out[0], b"data: x ");
         assert_eq!(out[1], b"*********** y\n\n");
         // Across three chunks and two sets.
-        let out = run([Some(set(&["abcdefgh"])), Some(set(&["Bearer PAT-12345"]))], &[b"PAT-1", b"23", b"45 abcd", b"efgh."]);
+        let out =
+            run([Some(set(&["abcdefgh"])), Some(set(&["Bearer PAT-12345"]))], &[b"PAT-1", b"23", b"45 abcd", b"efgh."]);
         assert_eq!(out.concat(), b"********* ********.");
     }
 
@@ -304,7 +308,12 @@ mod tests {
             let Some(_) = Scrubber::new(sets.clone()) else { continue };
             let sent = run(sets, &chunks).concat();
             let needles: Vec<&[u8]> = secrets.iter().map(|s| s.as_bytes()).collect();
-            assert_eq!(sent, reference(&data, &needles), "round {round}: {secrets:?} in {:?}", String::from_utf8_lossy(&data));
+            assert_eq!(
+                sent,
+                reference(&data, &needles),
+                "round {round}: {secrets:?} in {:?}",
+                String::from_utf8_lossy(&data)
+            );
         }
     }
 }

@@ -11,7 +11,8 @@
 //! the number of text deltas, `x-mock-pad: N` adds N bytes of text, `x-mock-echo-headers: 1`
 //! puts the request's headers into the answer (JSON and stream events) as an OpenAI-compatible
 //! server that echoes its input might, `x-mock-split-at: 5,40` sends the answer's bytes in
-//! pieces cut at those offsets (pausing between them), `x-mock-gzip: 1` labels the answer
+//! pieces cut at those offsets (pausing between them), `x-mock-split-in-token: K` cuts them K
+//! bytes into every token after `Bearer `, `x-mock-gzip: 1` labels the answer
 //! `Content-Encoding: gzip`. Answers carry the account headers a provider sends
 //! (`openai-organization`, `openai-project`, `x-ratelimit-*`).
 
@@ -241,9 +242,11 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
     let deltas = num(&req, "x-mock-deltas").unwrap_or(5);
     let pad = num(&req, "x-mock-pad").unwrap_or(0) as usize;
     let echo_headers = header(&req, "x-mock-echo-headers").is_some();
-    let split_at: Vec<usize> = header(&req, "x-mock-split-at")
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_default();
+    let split = match (header(&req, "x-mock-split-at"), num(&req, "x-mock-split-in-token")) {
+        (Some(v), _) => Some(Split::At(v.split(',').filter_map(|n| n.trim().parse().ok()).collect())),
+        (None, Some(k)) => Some(Split::InToken(k as usize)),
+        (None, None) => None,
+    };
     let gzip = header(&req, "x-mock-gzip").is_some();
     let auth = header(&req, "authorization").map(str::to_string);
     let (parts, body) = req.into_parts();
@@ -287,18 +290,34 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
         (_, p) if !p.starts_with("/v1/") => echo(&rec_last(&st)),
         _ => error(404, &format!("Invalid URL ({method} {path})"), "invalid_request_error", "unknown_url"),
     };
-    let mut resp = if split_at.is_empty() { resp } else { split(resp, split_at).await };
+    let mut resp = match split {
+        Some(how) => split_answer(resp, how).await,
+        None => resp,
+    };
     if gzip {
         resp.headers_mut().insert("content-encoding", "gzip".parse().expect("header"));
     }
     Ok(resp)
 }
 
-/// The same answer, its bytes sent in pieces cut at `offsets` with a pause between them (a
-/// JSON answer keeps its Content-Length).
-async fn split(resp: Response<Body>, offsets: Vec<usize>) -> Response<Body> {
+/// Where to cut an answer.
+enum Split {
+    At(Vec<usize>),
+    /// `K` bytes into every credential after `Bearer ` in the answer.
+    InToken(usize),
+}
+
+/// The same answer, its bytes sent in pieces with a pause between them (a JSON answer keeps
+/// its Content-Length).
+async fn split_answer(resp: Response<Body>, how: Split) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let offsets = match how {
+        Split::At(v) => v,
+        Split::InToken(k) => {
+            bytes.windows(7).enumerate().filter(|(_, w)| *w == b"Bearer ").map(|(i, _)| i + 7 + k).collect()
+        }
+    };
     let streamed = parts.headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     if !streamed {
         parts.headers.insert("content-length", bytes.len().to_string().parse().expect("header"));
@@ -314,10 +333,9 @@ async fn split(resp: Response<Body>, offsets: Vec<usize>) -> Response<Body> {
     pieces.push(bytes.slice(from..));
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
     tokio::spawn(async move {
-        for (i, p) in pieces.into_iter().enumerate() {
-            if i > 0 {
-                tokio::time::sleep(Duration::from_millis(15)).await;
-            }
+        // The head goes first, then each piece on its own.
+        for p in pieces {
+            tokio::time::sleep(Duration::from_millis(30)).await;
             if tx.send(Ok(Frame::data(p))).await.is_err() {
                 return;
             }

@@ -36,7 +36,8 @@ pub(super) fn extract_consumers(entities: &Entities<'_>, cx: &mut Findings<'_>) 
         let id = c.id.clone().unwrap_or_else(|| derived_id("consumer", &label));
         // A derived id repeats only with its label, which is reported already.
         let mut reported = false;
-        let fields = [("username", &username, true), ("custom_id", &custom_id, true), ("id", &Some(id.clone()), c.id.is_some())];
+        let fields =
+            [("username", &username, true), ("custom_id", &custom_id, true), ("id", &Some(id.clone()), c.id.is_some())];
         for (field, v, written) in fields {
             let Some(v) = v else { continue };
             match taken.entry(fold_identity(v)) {
@@ -50,7 +51,10 @@ pub(super) fn extract_consumers(entities: &Entities<'_>, cx: &mut Findings<'_>) 
                     let what = if first.field == field && first.value == *v {
                         format!("consumer {field} \"{v}\" is used more than once")
                     } else {
-                        format!("consumer {field} \"{v}\" is the {} \"{}\" of another consumer", first.field, first.value)
+                        format!(
+                            "consumer {field} \"{v}\" is the {} \"{}\" of another consumer",
+                            first.field, first.value
+                        )
                     };
                     let at = cx.locate(&first.origin, if first.written { first.field } else { "" });
                     cx.problem(

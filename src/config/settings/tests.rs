@@ -202,6 +202,7 @@ fn trusted_ips_and_lingering() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("10.0.0.0/40") && err.contains("nowhere"), "{err}");
-    let list = Settings::from_yaml("declarative_config: k.yaml\ntrusted_ips: [0.0.0.0/0, '::/0']\n", None, &no_env).unwrap();
+    let list =
+        Settings::from_yaml("declarative_config: k.yaml\ntrusted_ips: [0.0.0.0/0, '::/0']\n", None, &no_env).unwrap();
     assert!(list.trusted_ips.contains("203.0.113.9".parse().unwrap()));
 }

@@ -299,7 +299,8 @@ impl McpGuard {
         if !issues.is_empty() {
             return Err(issues);
         }
-        let secrets = Arc::new(SecretSet::new(servers.iter().filter_map(|s| s.credential.as_ref()).map(|c| c.value.as_str())));
+        let secrets =
+            Arc::new(SecretSet::new(servers.iter().filter_map(|s| s.credential.as_ref()).map(|c| c.value.as_str())));
         Ok(McpGuard { servers, refuse_disallowed_tools, secrets })
     }
 

@@ -97,9 +97,7 @@ pub fn set_forwarding(client: &RequestHeader, req: &mut RequestHeader, o: &Origi
         let values: Vec<&str> = client.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
         (!values.is_empty()).then(|| values.join(", "))
     };
-    let kept = |name: &str| -> Option<HeaderValue> {
-        o.trusted.then(|| client.headers.get(name).cloned()).flatten()
-    };
+    let kept = |name: &str| -> Option<HeaderValue> { o.trusted.then(|| client.headers.get(name).cloned()).flatten() };
     let (xff, forwarded) = (joined("x-forwarded-for"), joined("forwarded"));
     let proto = kept("x-forwarded-proto");
     let xhost = kept("x-forwarded-host");
