@@ -127,3 +127,22 @@ fn hash_key_prints_the_stored_form_that_authenticates() {
             .unwrap();
     assert_eq!(r.status, 502, "{r:?}");
 }
+
+#[test]
+fn two_consumers_sharing_an_identity_are_refused_with_both_places_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = write_config(
+        dir.path(),
+        &[
+            ("a.yaml", "_format_version: \"3.0\"\nconsumers:\n- username: alex\n  keyauth_credentials: [{key: k1}]\n"),
+            ("b.yaml", "_format_version: \"3.0\"\nconsumers:\n- username: mallory\n  custom_id: Alex\n"),
+        ],
+    );
+    let (code, _, err) = check(&settings, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("b.yaml:4: consumers[0].custom_id: consumer custom_id \"Alex\" is the username \"alex\""),
+        "{err}"
+    );
+    assert!(err.contains("a.yaml:3: consumers[0].username"), "{err}");
+}
