@@ -199,7 +199,10 @@ pub async fn answer(_shared: &ProcessState, session: &mut Session, e: &Error, ct
         log::debug!("could not send the error response: {write_err}");
         return FailToProxy { error_code: code, can_reuse_downstream: false };
     }
-    // A client still sending its body (a 413 mid-stream) reads the answer, not a reset.
-    edges::linger(ctx.lingering, session).await;
+    // A client still sending its body (a 413 mid-stream) reads the answer, not a reset; a
+    // client too slow to send it is not waited for.
+    if !matches!(ctx.outcome.error, Some(GatewayError::RequestTimeout)) {
+        edges::linger(ctx.lingering, session).await;
+    }
     FailToProxy { error_code: code, can_reuse_downstream: can_reuse }
 }

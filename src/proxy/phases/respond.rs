@@ -14,7 +14,7 @@ pub const REQUEST_ID_HEADER: &str = "x-aigate-request-id";
 /// Write a JSON error and finish the request. The unread request body is drained first (up to
 /// a bound) so the client's connection can be kept alive; a larger one closes it, after a
 /// lingering read (see `edges::linger`). A client still waiting for `100 Continue` has sent no
-/// body: it gets the answer at once, and the connection closes.
+/// body: it gets the answer at once, and the connection closes the same way.
 pub async fn refuse(
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -23,13 +23,14 @@ pub async fn refuse(
 ) -> Result<bool> {
     let awaiting = edges::awaits_continue(session, ctx);
     let (close, linger) = match err {
-        _ if awaiting => (true, false),
-        // The body is over the limit: do not read more of it (only discard it after).
-        GatewayError::BodyTooLarge { .. } => (true, true),
         // The client is too slow: waiting for more of it is pointless.
         GatewayError::RequestTimeout => (true, false),
         // Framing the gateway refuses to interpret: do not read the body it announces.
         GatewayError::UnsupportedTransferCoding | GatewayError::BadFraming { .. } => (true, false),
+        // No body was sent; should the client send it anyway, it is discarded after.
+        _ if awaiting => (true, true),
+        // The body is over the limit: do not read more of it (only discard it after).
+        GatewayError::BodyTooLarge { .. } => (true, true),
         _ => {
             let read = body::drain(session).await;
             (!read, !read)
