@@ -111,7 +111,7 @@ async fn identity_headers_in_any_spelling_never_reach_a_service_and_underscores_
 async fn allowed_underscores_pass_but_identity_spellings_never_do() {
     let (_dir, echo, gw) = echo_bed("allow_underscores_in_headers: true").await;
     let req = format!(
-        "GET /open HTTP/1.1\r\nHost: gateway.test\r\n{FORGED_IDENTITY}{FORGED_FORWARDING}x_custom_thing: 1\r\nConnection: close\r\n\r\n"
+        "GET /open HTTP/1.1\r\nHost: gateway.test\r\n{FORGED_IDENTITY}{FORGED_FORWARDING}x_custom_thing: 1\r\nX_Request_Id: forged\r\nConnection: close\r\n\r\n"
     );
     assert_eq!(raw::send_async(gw.proxy, req.into_bytes()).await.unwrap().status, 200);
     let got = echo.state.last().unwrap();
@@ -119,6 +119,9 @@ async fn allowed_underscores_pass_but_identity_spellings_never_do() {
     assert_eq!(identity_spellings(&got), vec!["x-aigate-request-id"], "{:?}", got.headers);
     assert!(values(&got, "x_forwarded_for").is_empty() && values(&got, "x_real_ip").is_empty());
     assert_eq!(values(&got, "x-forwarded-for"), vec!["127.0.0.1"]);
+    // The request id the gateway sets is its own, in one spelling.
+    assert!(values(&got, "x_request_id").is_empty());
+    assert_eq!(values(&got, "x-request-id"), values(&got, "x-aigate-request-id"));
 }
 
 #[tokio::test]

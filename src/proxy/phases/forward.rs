@@ -150,7 +150,7 @@ pub fn rewrite_request(
     } else {
         // Identity headers: only the gateway sets them (after Pingora removed the headers the
         // client's `Connection` names, so a client cannot have them removed).
-        headers::remove_folded(req, &[headers::GATEWAY_SET]);
+        headers::remove_folded(req, &[headers::GATEWAY_SET, headers::REQUEST_ID]);
         if let Some(cid) = ctx.identity.consumer {
             let c = config.consumers.get(cid);
             req.insert_header("x-consumer-id", c.id.as_str())?;

@@ -26,6 +26,9 @@ pub const GATEWAY_SET: &[&str] = &[
     "x-aigate-request-id",
 ];
 
+/// The request id the gateway sets for plain services (the client's goes to LLM providers).
+pub const REQUEST_ID: &[&str] = &["x-request-id"];
+
 /// Where the request came from, as proxies tell it.
 pub const FORWARDING: &[&str] = &[
     "x-forwarded-for",
