@@ -175,7 +175,7 @@ pub struct Response {
     /// Masks the gateway's credentials in the answer (LLM routes).
     pub scrubber: Option<Scrubber>,
     /// The upstream's own id for the request (`x-request-id`), for the access log.
-    pub upstream_request_id: Option<String>,
+    pub upstream_request_id: Option<http::HeaderValue>,
 }
 
 /// How the request ended, when not well.

@@ -157,7 +157,7 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
             bytes_in,
             bytes_out: ctx.response.bytes_out,
             upstream_addr: ctx.upstream.addr.map(|a| a.to_string()),
-            upstream_request_id: ctx.response.upstream_request_id.as_deref(),
+            upstream_request_id: ctx.response.upstream_request_id.as_ref().and_then(|v| v.to_str().ok()),
             upstream_attempts: (ctx.upstream.attempts > 1).then_some(ctx.upstream.attempts),
             error: ctx.outcome.kind.map(ErrorKind::as_str),
             model: model_label.as_deref(),

@@ -96,11 +96,11 @@ pub fn response_headers(session: &mut Session, resp: &mut ResponseHeader, ctx: &
 
 /// The upstream's id for the request: `x-request-id` (OpenAI, most services) or `request-id`
 /// (Anthropic), if it is a short printable value.
-fn upstream_request_id(resp: &ResponseHeader) -> Option<String> {
+fn upstream_request_id(resp: &ResponseHeader) -> Option<http::HeaderValue> {
     let v = resp.headers.get("x-request-id").or_else(|| resp.headers.get("request-id"))?;
     let b = v.as_bytes();
-    (!b.is_empty() && b.len() <= 200 && b.iter().all(u8::is_ascii_graphic))
-        .then(|| String::from_utf8_lossy(b).into_owned())
+    // A clone shares the parsed header's bytes: nothing is copied.
+    (!b.is_empty() && b.len() <= 200 && b.iter().all(u8::is_ascii_graphic)).then(|| v.clone())
 }
 
 /// A body in a content coding the gateway cannot read.
