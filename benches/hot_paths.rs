@@ -31,14 +31,7 @@ fn key_lookup(c: &mut Criterion) {
     let keys: Vec<String> =
         (0..10_000).map(|i| format!("key-{i}-{:016x}", (i as u64).wrapping_mul(0x9E3779B97F4A7C15))).collect();
     for (i, k) in keys.iter().enumerate() {
-        let id = consumers.add(Consumer {
-            id: format!("id{i}"),
-            username: Some(format!("u{i}")),
-            custom_id: None,
-            label: format!("u{i}"),
-            groups: vec![],
-            groups_header: String::new(),
-        });
+        let id = consumers.add(Consumer::new(format!("id{i}"), Some(format!("u{i}")), None, vec![]));
         consumers.add_key(digest_key(k.as_bytes()), id, format!("c{i}"));
         plain.insert(k.clone(), i);
     }

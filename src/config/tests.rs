@@ -334,3 +334,39 @@ fn consumer_identities_are_unique_across_fields_and_case() {
     let ids: Vec<&str> = l.config.consumers.list.iter().map(|c| c.id.as_str()).collect();
     assert_ne!(ids[0], ids[1]);
 }
+
+#[test]
+fn consumer_groups_from_both_sides() {
+    let l = ok(&[r#"_format_version: "3.0"
+consumer_groups:
+- name: admin
+- name: developer
+  id: 0e1c1c5e-0000-4000-8000-000000000001
+  consumers: [{username: bob}]
+consumers:
+- username: alice
+  groups: [{name: admin}, {id: 0e1c1c5e-0000-4000-8000-000000000001}]
+- username: bob
+  groups: [{name: developer}]
+"#]);
+    let c = &l.config.consumers;
+    assert_eq!(c.list[0].consumer_groups, vec!["admin".to_string(), "developer".to_string()]);
+    assert_eq!(c.list[1].consumer_groups, vec!["developer".to_string()]);
+    let p = problems(&[r#"_format_version: "3.0"
+consumer_groups:
+- name: gold
+  plugins: [{name: rate-limiting, config: {minute: 1}}]
+- name: silver
+  consumers: [{username: nobody}]
+consumers:
+- username: alice
+  groups: [{name: platinum}]
+plugins:
+- name: acl
+  consumer_group: gold
+  config: {allow: [gold]}
+"#]);
+    assert!(p.contains("consumer-group 'platinum' not found for consumer 'alice'"), "{p}");
+    assert!(p.contains("consumer \"nobody\" is not defined"), "{p}");
+    assert_eq!(p.matches("plugins scoped to a consumer group are not supported").count(), 2, "{p}");
+}

@@ -22,6 +22,9 @@ pub struct Consumer {
     pub groups: Vec<String>,
     /// `X-Consumer-Groups` value, built once.
     pub groups_header: String,
+    /// Consumer groups (decK `consumer_groups` with `consumers[].groups` or their
+    /// `consumers` lists), by name, in file order.
+    pub consumer_groups: Vec<String>,
 }
 
 impl Consumer {
@@ -29,7 +32,20 @@ impl Consumer {
     /// value made once.
     pub fn new(id: String, username: Option<String>, custom_id: Option<String>, groups: Vec<String>) -> Consumer {
         let label = username.clone().or_else(|| custom_id.clone()).unwrap_or_else(|| id.clone());
-        Consumer { groups_header: groups.join(", "), id, username, custom_id, label, groups }
+        Consumer {
+            groups_header: groups.join(", "),
+            id,
+            username,
+            custom_id,
+            label,
+            groups,
+            consumer_groups: Vec::new(),
+        }
+    }
+
+    /// Whether the consumer is in `group`: a consumer group, or (with `acl_groups`) an ACL group.
+    pub fn in_group(&self, group: &str, acl_groups: bool) -> bool {
+        self.consumer_groups.iter().any(|g| g == group) || (acl_groups && self.groups.iter().any(|g| g == group))
     }
 }
 
@@ -71,6 +87,10 @@ pub struct Consumers {
 impl Consumers {
     pub fn get(&self, id: ConsumerId) -> &Consumer {
         &self.list[id.index()]
+    }
+
+    pub fn get_mut(&mut self, id: ConsumerId) -> &mut Consumer {
+        &mut self.list[id.index()]
     }
 
     /// Find a consumer by username, custom_id or id (for references such as `anonymous`).

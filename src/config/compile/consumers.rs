@@ -1,5 +1,6 @@
-//! decK `consumers` → the consumer index: names, ACL groups, key-auth keys (kept as digests)
-//! and jwt secrets.
+//! decK `consumers` → the consumer index: names, ACL groups, consumer groups (top-level
+//! `consumer_groups` with `consumers[].groups` or the groups' `consumers` lists), key-auth keys
+//! (kept as digests) and jwt secrets.
 
 use std::collections::hash_map::{Entry, HashMap};
 
@@ -23,6 +24,33 @@ fn fold_identity(v: &str) -> String {
 }
 
 pub(super) fn extract_consumers(entities: &Entities<'_>, cx: &mut Findings<'_>) -> Consumers {
+    // Consumer groups by name and by id → their name.
+    let mut groups_by_key: HashMap<String, String> = HashMap::new();
+    for (origin, g) in &entities.consumer_groups {
+        let Some(name) = g.name.clone().filter(|n| !n.is_empty()) else {
+            cx.problem(origin, "name", "the consumer group has no name", "give every consumer group a unique name");
+            continue;
+        };
+        if groups_by_key.insert(name.clone(), name.clone()).is_some() {
+            cx.problem(
+                origin,
+                "name",
+                format!("consumer group name \"{name}\" is used more than once"),
+                "give every consumer group a unique name",
+            );
+        }
+        if let Some(id) = &g.id {
+            groups_by_key.entry(id.clone()).or_insert_with(|| name.clone());
+        }
+        if !g.plugins.is_empty() {
+            cx.problem(
+                origin,
+                "plugins",
+                "plugins scoped to a consumer group are not supported by aigate",
+                "scope the plugin to the consumers, a route or a service instead",
+            );
+        }
+    }
     let mut consumers = Consumers::default();
     // Every identity value (id, username, custom_id) of every consumer, folded as compared.
     let mut taken: HashMap<String, Taken> = HashMap::new();
@@ -75,7 +103,21 @@ pub(super) fn extract_consumers(entities: &Entities<'_>, cx: &mut Findings<'_>) 
                 groups.push(a.group.clone());
             }
         }
-        let cid = consumers.add(Consumer::new(id.clone(), username, custom_id, groups));
+        let mut consumer = Consumer::new(id.clone(), username, custom_id, groups);
+        for (gi, g) in c.groups.iter().enumerate() {
+            let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or("");
+            match groups_by_key.get(key) {
+                Some(name) if !consumer.consumer_groups.contains(name) => consumer.consumer_groups.push(name.clone()),
+                Some(_) => {}
+                None => cx.problem(
+                    origin,
+                    &format!("groups[{gi}]"),
+                    format!("consumer-group '{key}' not found for consumer '{label}'"),
+                    "declare the group in the top-level consumer_groups list",
+                ),
+            }
+        }
+        let cid = consumers.add(consumer);
         for (ki, k) in c.keyauth_credentials.iter().enumerate() {
             let at = format!("keyauth_credentials[{ki}]");
             match parse_key(&k.key) {
@@ -111,6 +153,27 @@ pub(super) fn extract_consumers(entities: &Entities<'_>, cx: &mut Findings<'_>) 
                 consumers.jwt.add(cid, j.key.clone(), j.algorithm.clone(), j.secret.clone(), j.rsa_public_key.clone());
             if let Err(e) = added {
                 cx.problem(origin, &format!("jwt_secrets[{ji}]"), e, "see the jwt plugin in README.md");
+            }
+        }
+    }
+    // Memberships declared on the group's side.
+    for (origin, g) in &entities.consumer_groups {
+        let Some(name) = g.name.as_deref().filter(|n| !n.is_empty()) else { continue };
+        for (mi, m) in g.consumers.iter().enumerate() {
+            let key = m.username.as_deref().or(m.id.as_deref()).or(m.custom_id.as_deref()).unwrap_or("");
+            match consumers.find(key) {
+                Some(cid) => {
+                    let c = consumers.get_mut(cid);
+                    if !c.consumer_groups.iter().any(|x| x == name) {
+                        c.consumer_groups.push(name.to_string());
+                    }
+                }
+                None => cx.problem(
+                    origin,
+                    &format!("consumers[{mi}]"),
+                    format!("consumer \"{key}\" is not defined"),
+                    "declare the consumer in the consumers list (with its credentials)",
+                ),
             }
         }
     }

@@ -10,7 +10,7 @@ mod services;
 
 use sha2::{Digest, Sha256};
 
-use super::deck::schema::{DeckConsumer, DeckPlugin, DeckRoute, DeckService, EntityRef};
+use super::deck::schema::{DeckConsumer, DeckConsumerGroup, DeckPlugin, DeckRoute, DeckService, EntityRef};
 use super::{LoadContext, Loaded, SourceFile};
 use crate::core::problems::Problems;
 use crate::core::RouteId;
@@ -96,6 +96,7 @@ struct Entities<'a> {
     services: Vec<(Origin, &'a DeckService)>,
     routes: Vec<RouteEntity<'a>>,
     consumers: Vec<(Origin, &'a DeckConsumer)>,
+    consumer_groups: Vec<(Origin, &'a DeckConsumerGroup)>,
     plugins: Vec<PluginEntity<'a>>,
 }
 
@@ -104,6 +105,7 @@ impl<'a> Entities<'a> {
         let mut services: Vec<(Origin, &DeckService)> = Vec::new();
         let mut routes: Vec<RouteEntity> = Vec::new();
         let mut consumers: Vec<(Origin, &DeckConsumer)> = Vec::new();
+        let mut consumer_groups: Vec<(Origin, &DeckConsumerGroup)> = Vec::new();
         let mut plugins: Vec<PluginEntity> = Vec::new();
         for (fi, f) in files.iter().enumerate() {
             let o = |place: String| Origin { file: fi, place };
@@ -141,6 +143,9 @@ impl<'a> Entities<'a> {
                     plugins.push(PluginEntity::nested(o(format!("consumers[{ci}].plugins[{pi}]")), p));
                 }
             }
+            for (gi, g) in f.deck.consumer_groups.iter().enumerate() {
+                consumer_groups.push((o(format!("consumer_groups[{gi}]")), g));
+            }
             for (pi, p) in f.deck.plugins.iter().enumerate() {
                 plugins.push(PluginEntity {
                     origin: o(format!("plugins[{pi}]")),
@@ -151,7 +156,7 @@ impl<'a> Entities<'a> {
                 });
             }
         }
-        Entities { services, routes, consumers, plugins }
+        Entities { services, routes, consumers, consumer_groups, plugins }
     }
 }
 

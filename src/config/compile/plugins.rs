@@ -69,6 +69,15 @@ pub(super) fn extract_plugins(
             );
             continue;
         }
+        if p.consumer_group.is_some() {
+            cx.problem(
+                &pe.origin,
+                "consumer_group",
+                "plugins scoped to a consumer group are not supported by aigate",
+                "scope the plugin to the consumers, a route or a service instead",
+            );
+            continue;
+        }
         if let Some(protocols) = &p.protocols {
             if protocols.iter().any(|x| x != "http" && x != "https" && x != "grpc" && x != "grpcs") {
                 cx.problem(&pe.origin, "protocols", "only http and https are supported", "use [http, https]");

@@ -19,6 +19,36 @@ pub struct DeckFile {
     pub plugins: Vec<DeckPlugin>,
     #[serde(default)]
     pub consumers: Vec<DeckConsumer>,
+    #[serde(default)]
+    pub consumer_groups: Vec<DeckConsumerGroup>,
+}
+
+/// decK's top-level `consumer_groups` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeckConsumerGroup {
+    pub name: Option<String>,
+    pub id: Option<String>,
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Members, by username, custom_id or id.
+    #[serde(default)]
+    pub consumers: Vec<EntityRefObject>,
+    /// Plugins scoped to the group (refused: aigate does not scope plugins to groups).
+    #[serde(default)]
+    pub plugins: Vec<serde_yaml::Value>,
+}
+
+/// A group a consumer belongs to (`consumers[].groups[]`), by name or id.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeckGroupRef {
+    pub name: Option<String>,
+    pub id: Option<String>,
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +116,10 @@ pub struct EntityRefObject {
     pub name: Option<String>,
     pub id: Option<String>,
     pub username: Option<String>,
+    pub custom_id: Option<String>,
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl EntityRef {
@@ -93,7 +127,9 @@ impl EntityRef {
     pub fn key(&self) -> Option<&str> {
         match self {
             EntityRef::Bare(s) => Some(s.as_str()),
-            EntityRef::Object(o) => o.name.as_deref().or(o.username.as_deref()).or(o.id.as_deref()),
+            EntityRef::Object(o) => {
+                o.name.as_deref().or(o.username.as_deref()).or(o.id.as_deref()).or(o.custom_id.as_deref())
+            }
         }
     }
 }
@@ -110,6 +146,8 @@ pub struct DeckPlugin {
     pub service: Option<EntityRef>,
     pub route: Option<EntityRef>,
     pub consumer: Option<EntityRef>,
+    /// Scoping a plugin to a consumer group (refused: not supported by aigate).
+    pub consumer_group: Option<EntityRef>,
     pub protocols: Option<Vec<String>>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -129,6 +167,9 @@ pub struct DeckConsumer {
     pub acls: Vec<DeckAcl>,
     #[serde(default)]
     pub jwt_secrets: Vec<DeckJwtSecret>,
+    /// Consumer groups the consumer is in (declared in top-level `consumer_groups`).
+    #[serde(default)]
+    pub groups: Vec<DeckGroupRef>,
     #[serde(default)]
     pub plugins: Vec<DeckPlugin>,
 }

@@ -30,6 +30,8 @@ pub enum AclRule {
 pub struct Acl {
     pub rule: AclRule,
     pub hide_groups_header: bool,
+    /// Consumer groups (decK `consumer_groups`) count as ACL groups too.
+    pub include_consumer_groups: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,18 +66,18 @@ impl Acl {
                 )])
             }
         };
-        if schema.include_consumer_groups || schema.always_use_authenticated_groups {
+        if schema.always_use_authenticated_groups {
             return Err(vec![ConfigIssue::new(
-                if schema.include_consumer_groups {
-                    "include_consumer_groups"
-                } else {
-                    "always_use_authenticated_groups"
-                },
-                "consumer groups and authenticated groups are not supported by aigate",
+                "always_use_authenticated_groups",
+                "authenticated groups are not supported by aigate",
                 "remove the field or set it to false",
             )]);
         }
-        Ok(Acl { rule, hide_groups_header: schema.hide_groups_header })
+        Ok(Acl {
+            rule,
+            hide_groups_header: schema.hide_groups_header,
+            include_consumer_groups: schema.include_consumer_groups,
+        })
     }
 
     /// Kong's answer: 401 `Unauthorized` without a consumer, 403 when its groups forbid it.
@@ -91,7 +93,12 @@ impl Acl {
         let Some(consumer) = consumer else {
             return AclDecision::Unauthenticated;
         };
-        let member = |groups: &[String]| groups.iter().any(|g| consumer.groups.iter().any(|c| c == g));
+        let member = |groups: &[String]| {
+            groups.iter().any(|g| {
+                consumer.groups.iter().any(|c| c == g)
+                    || (self.include_consumer_groups && consumer.consumer_groups.iter().any(|c| c == g))
+            })
+        };
         let allowed = match &self.rule {
             AclRule::Allow(groups) => member(groups),
             AclRule::Deny(groups) => !member(groups),

@@ -26,6 +26,16 @@ fn exactly_one_list() {
     assert!(acl("allow: [a]\ndeny: [b]").is_err());
     assert!(acl("{}").is_err());
     assert!(acl("allow: []").is_err());
-    assert!(acl("allow: [a]\ninclude_consumer_groups: true").is_err());
+    assert!(acl("allow: [a]\nalways_use_authenticated_groups: true").is_err());
     assert!(serde_yaml::from_str::<AclSchema>("allow: [a]\nwhitelist: [b]").is_err());
+}
+
+#[test]
+fn consumer_groups_count_only_when_included() {
+    let mut c = consumer(&["ops"]);
+    c.consumer_groups = vec!["gold".into()];
+    assert_eq!(acl("allow: [gold]").unwrap().decide(Some(&c)), AclDecision::Forbidden);
+    assert_eq!(acl("allow: [gold]\ninclude_consumer_groups: true").unwrap().decide(Some(&c)), AclDecision::Allowed);
+    assert_eq!(acl("deny: [gold]\ninclude_consumer_groups: true").unwrap().decide(Some(&c)), AclDecision::Forbidden);
+    assert_eq!(acl("allow: [ops]\ninclude_consumer_groups: true").unwrap().decide(Some(&c)), AclDecision::Allowed);
 }
