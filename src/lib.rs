@@ -10,7 +10,8 @@
 //! - [`proxy`]: the `ProxyHttp` impl, its phases, the request context, error answers;
 //! - [`config`]: the settings file and the decK compiler → [`model`], the loaded configuration;
 //! - [`plugins`]: the registry, route policies, one folder per plugin;
-//! - leaves: [`core`], [`jose`], [`consumers`], [`store`], [`ai`], [`upstream`], [`telemetry`].
+//! - leaves: [`core`], [`jose`], [`consumers`], [`store`], [`mcp`], [`ai`], [`upstream`],
+//!   [`telemetry`].
 
 pub mod ai;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod consumers;
 pub mod core;
 pub mod jose;
 pub mod lifecycle;
+pub mod mcp;
 pub mod model;
 pub mod plugins;
 pub mod proxy;

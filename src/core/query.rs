@@ -47,6 +47,52 @@ pub fn without_pairs(
     removed.then_some(out)
 }
 
+/// Percent-encode a query or form component (unreserved characters kept).
+pub fn encode_component(s: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len());
+    for &b in s {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A query string or form body as decoded `(name, value)` pairs, in order (a pair without `=`
+/// has an empty value; empty pairs are dropped).
+pub fn pairs(input: &[u8]) -> Vec<(String, String)> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            (String::from_utf8_lossy(&decode(k)).into_owned(), String::from_utf8_lossy(&decode(v)).into_owned())
+        })
+        .collect()
+}
+
+/// `(name, value)` pairs encoded as `a=1&b=2`.
+pub fn encode_pairs(pairs: &[(String, String)]) -> Vec<u8> {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(&encode_component(k.as_bytes()));
+        out.push('=');
+        out.push_str(&encode_component(v.as_bytes()));
+    }
+    out.into_bytes()
+}
+
 /// Percent-decode, with `+` as space (form encoding). Invalid escapes are kept as written.
 pub fn decode(s: &[u8]) -> Cow<'_, [u8]> {
     if !s.iter().any(|&b| b == b'%' || b == b'+') {

@@ -16,8 +16,10 @@ pub mod auth;
 pub mod jwt;
 pub mod key_auth;
 pub mod mcp_guard;
+pub mod mcp_proxy;
 pub mod openid_connect;
 pub mod policies;
+pub mod request_transformer;
 
 use std::sync::Arc;
 
@@ -31,8 +33,10 @@ use auth::Authenticator;
 use jwt::Jwt;
 use key_auth::KeyAuth;
 use mcp_guard::McpGuard;
+use mcp_proxy::McpProxy;
 use openid_connect::{JwksRegistry, OpenIdConnect};
 pub use policies::{Instance, Policies, Scoped};
+use request_transformer::RequestTransformer;
 
 /// The plugins aigate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +45,8 @@ pub enum PluginKind {
     KeyAuth,
     OpenIdConnect,
     Acl,
+    McpProxy,
+    RequestTransformer,
     AiProxy,
     AiProxyAdvanced,
     McpGuard,
@@ -52,6 +58,8 @@ pub enum Compiled {
     Acl(Arc<Acl>),
     AiProxy(Arc<AiProxy>),
     McpGuard(Arc<McpGuard>),
+    RequestTransformer(Arc<RequestTransformer>),
+    McpProxy(Arc<McpProxy>),
 }
 
 /// What compiling a plugin's `config` may use besides the config itself.
@@ -80,7 +88,7 @@ fn config<T: DeserializeOwned>(config: Option<&serde_yaml::Value>) -> Result<T, 
 }
 
 /// Every plugin, in Kong's priority order (jwt 1450, key-auth 1250, openid-connect 1050,
-/// acl 950, ai-proxy 770): the order authentication plugins run in.
+/// acl 950, ai-mcp-proxy 820, request-transformer 801, ai-proxy 770): the order authentication plugins run in.
 pub const REGISTRY: &[Registration] = &[
     Registration {
         kind: PluginKind::Jwt,
@@ -107,6 +115,18 @@ pub const REGISTRY: &[Registration] = &[
         name: "acl",
         authenticates: false,
         compile: |c, _| Ok(Compiled::Acl(Arc::new(Acl::compile(config(c)?)?))),
+    },
+    Registration {
+        kind: PluginKind::McpProxy,
+        name: "ai-mcp-proxy",
+        authenticates: false,
+        compile: |c, _| Ok(Compiled::McpProxy(Arc::new(McpProxy::compile(config(c)?)?))),
+    },
+    Registration {
+        kind: PluginKind::RequestTransformer,
+        name: "request-transformer",
+        authenticates: false,
+        compile: |c, _| Ok(Compiled::RequestTransformer(Arc::new(RequestTransformer::compile(config(c)?)?))),
     },
     Registration {
         kind: PluginKind::AiProxy,
@@ -266,6 +286,8 @@ mod tests {
             PluginKind::KeyAuth,
             PluginKind::OpenIdConnect,
             PluginKind::Acl,
+            PluginKind::McpProxy,
+            PluginKind::RequestTransformer,
             PluginKind::AiProxy,
             PluginKind::AiProxyAdvanced,
             PluginKind::McpGuard,

@@ -9,6 +9,8 @@ use super::acl::Acl;
 use super::ai_proxy::AiProxy;
 use super::auth::Authenticator;
 use super::mcp_guard::McpGuard;
+use super::mcp_proxy::McpProxy;
+use super::request_transformer::RequestTransformer;
 use super::{Compiled, PluginKind, REGISTRY};
 use crate::core::{ConsumerId, RouteId, ServiceId};
 
@@ -49,6 +51,9 @@ pub struct Policies {
     pub acl: Scoped<Acl>,
     pub ai_proxy: Scoped<AiProxy>,
     pub mcp_guard: Scoped<McpGuard>,
+    pub request_transformer: Scoped<RequestTransformer>,
+    /// ai-mcp-proxy: route and service scopes only (as in Kong).
+    pub mcp_proxy: Scoped<McpProxy>,
 }
 
 /// A compiled plugin and the scope it was configured at.
@@ -115,6 +120,18 @@ impl Policies {
                     PluginKind::McpGuard => {
                         policies.mcp_guard = scoped(base, &by_consumer, |c| match c {
                             Compiled::McpGuard(g) => Some(g),
+                            _ => None,
+                        })
+                    }
+                    PluginKind::McpProxy => {
+                        policies.mcp_proxy = scoped(base, &HashMap::new(), |c| match c {
+                            Compiled::McpProxy(p) => Some(p),
+                            _ => None,
+                        })
+                    }
+                    PluginKind::RequestTransformer => {
+                        policies.request_transformer = scoped(base, &by_consumer, |c| match c {
+                            Compiled::RequestTransformer(t) => Some(t),
                             _ => None,
                         })
                     }

@@ -14,6 +14,7 @@ use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::auth::{Credential, CredentialLocation};
 use crate::plugins::mcp_guard::GuardEvent;
+use crate::plugins::mcp_proxy::McpProxy;
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::{Generation, RequestId};
 use crate::telemetry::metrics::Metrics;
@@ -64,6 +65,50 @@ pub struct AiState {
     pub has_mcp: bool,
 }
 
+/// What the gateway decided about one MCP message, for metrics and the access log.
+pub struct McpEvent {
+    pub method: Option<String>,
+    pub tool: Option<String>,
+    /// allowed, refused, narrowed, blocked, invalid, unknown_method, session_refused
+    pub decision: &'static str,
+}
+
+/// How an MCP answer is being read.
+#[derive(Default)]
+pub enum McpAnswer {
+    /// Passed through unread (no tool list or tool call in the request).
+    #[default]
+    Unread,
+    /// An SSE answer, event by event (tool lists rewritten, call outcomes read).
+    Events(crate::mcp::sse::EventSplitter),
+    /// A JSON answer held whole (it may carry a tool list to filter), up to the limit.
+    Held { chunks: Vec<Bytes>, len: usize, overflowed: bool },
+    /// A JSON answer passed on as it comes, a copy kept (up to the limit) for call outcomes.
+    Watched { chunks: Vec<Bytes>, len: usize, overflowed: bool },
+}
+
+/// The MCP part of a request (routes with ai-mcp-proxy).
+pub struct McpState {
+    pub plugin: Arc<McpProxy>,
+    /// The MCP server's label: its service's name (metrics, pins, the log).
+    pub server_label: String,
+    /// What session ids are bound to: the service and the consumer.
+    pub binding: String,
+    /// The session id the server issued, unwrapped from the client's.
+    pub upstream_session: Option<String>,
+    /// Decisions on the request's messages.
+    pub events: Vec<McpEvent>,
+    /// `tools/call` requests forwarded: their id and tool, for outcomes and latency.
+    pub calls: Vec<(serde_json::Value, String)>,
+    /// Outcomes read from the answer: request id → success.
+    pub outcomes: Vec<(serde_json::Value, bool)>,
+    /// Ids of `tools/list` requests for a first page (no cursor): their answer is pinned.
+    pub first_pages: Vec<serde_json::Value>,
+    /// The request holds a `tools/list`: a JSON answer is held and filtered.
+    pub lists: bool,
+    pub answer: McpAnswer,
+}
+
 /// Counts client connections: one guard per connection, carried across its keep-alive
 /// requests; the gauge goes down when the last holder drops it.
 pub struct ConnectionGuard {
@@ -99,6 +144,8 @@ pub struct RequestCtx {
     pub body: RequestBody,
     /// The LLM part, on routes with ai-proxy.
     pub ai: Option<AiState>,
+    /// The MCP part, on routes with ai-mcp-proxy.
+    pub mcp: Option<Box<McpState>>,
     pub upstream: Upstream,
     pub timing: Timing,
     pub response: Response,
@@ -222,6 +269,7 @@ impl RequestCtx {
             identity: Identity::default(),
             body: RequestBody { state: BodyState::Passthrough, limit: u64::MAX, bytes: 0, continue_sent: false },
             ai: None,
+            mcp: None,
             upstream: Upstream::default(),
             timing: Timing { started: Instant::now(), gateway_done: None, answered: None },
             response: Response {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::ai::refusal::AiRefusal;
+use crate::mcp;
 use crate::plugins::auth::{AuthFailure, FailureBody};
 use crate::upstream::UpstreamFailure;
 
@@ -16,6 +17,8 @@ use crate::upstream::UpstreamFailure;
 pub enum Envelope {
     Kong,
     OpenAi,
+    /// MCP routes: JSON-RPC error responses (authentication refusals stay Kong's).
+    JsonRpc,
 }
 
 /// Every answer the gateway makes itself.
@@ -46,6 +49,13 @@ pub enum GatewayError {
     /// Framing the gateway will not interpret (duplicate lengths, length with chunked).
     BadFraming {
         message: &'static str,
+    },
+    /// An MCP message refused or answered by the gateway: a JSON-RPC error body (or a batch
+    /// of them) with its HTTP status.
+    Mcp {
+        status: u16,
+        code: i64,
+        body: Bytes,
     },
     Internal,
 }
@@ -92,6 +102,7 @@ impl GatewayError {
             GatewayError::RequestTimeout => 408,
             GatewayError::UnsupportedTransferCoding => 501,
             GatewayError::HeadersTooLarge { .. } => 431,
+            GatewayError::Mcp { status, .. } => *status,
             GatewayError::Internal => 500,
         }
     }
@@ -110,12 +121,33 @@ impl GatewayError {
             GatewayError::RequestTimeout => "request_timeout",
             GatewayError::UnsupportedTransferCoding => "unsupported_transfer_coding",
             GatewayError::HeadersTooLarge { .. } => "headers_too_large",
+            GatewayError::Mcp { code, .. } => match *code {
+                mcp::PARSE_ERROR => "mcp_parse_error",
+                mcp::METHOD_NOT_FOUND => "mcp_method_not_found",
+                mcp::INVALID_PARAMS => "mcp_forbidden",
+                mcp::INTERNAL_ERROR => "mcp_blocked",
+                _ => "mcp_invalid_request",
+            },
             GatewayError::Internal => "internal_error",
         }
     }
 
     pub fn render(&self, request_id: &str, envelope: Envelope) -> ErrorResponse {
         let status = self.status();
+        if let GatewayError::Mcp { body, .. } = self {
+            return ErrorResponse { status, body: body.clone(), www_authenticate: None };
+        }
+        if envelope == Envelope::JsonRpc && !matches!(self, GatewayError::Auth(_)) {
+            // The gateway's own answer, as a JSON-RPC error an MCP client can show.
+            let kong = self.render(request_id, Envelope::Kong);
+            let message = serde_json::from_slice::<serde_json::Value>(&kong.body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+                .unwrap_or_else(|| "the gateway refused the request".into());
+            let code = if status >= 500 { mcp::INTERNAL_ERROR } else { mcp::INVALID_REQUEST };
+            let body = mcp::RpcError::new(status, code, message).body();
+            return ErrorResponse { status, body, www_authenticate: None };
+        }
         let mut www = None;
         let body = match (self, envelope) {
             (GatewayError::Ai(r), _) => openai(&r.message, r.kind, r.code),
@@ -135,17 +167,17 @@ impl GatewayError {
             (GatewayError::BodyTooLarge { limit }, e) => {
                 let msg = format!("Request body is larger than the limit of {limit} bytes");
                 match e {
-                    Envelope::Kong => kong(&msg, None, request_id),
                     Envelope::OpenAi => openai(&msg, "invalid_request_error", "request_too_large"),
+                    _ => kong(&msg, None, request_id),
                 }
             }
             (GatewayError::BadFraming { message }, _) => kong(message, None, request_id),
-            (GatewayError::BadRequest { message }, Envelope::Kong) => kong(message, None, request_id),
             (GatewayError::BadRequest { message }, Envelope::OpenAi) => {
                 openai(message, "invalid_request_error", "bad_request")
             }
-            (GatewayError::Upstream(f), Envelope::Kong) => kong(f.message(), Some(f.kind()), request_id),
+            (GatewayError::BadRequest { message }, _) => kong(message, None, request_id),
             (GatewayError::Upstream(f), Envelope::OpenAi) => openai(f.message(), "gateway_error", f.kind()),
+            (GatewayError::Upstream(f), _) => kong(f.message(), Some(f.kind()), request_id),
             (GatewayError::RequestTimeout, _) => kong("Request timeout", None, request_id),
             (GatewayError::UnsupportedTransferCoding, _) => {
                 kong("Transfer-Encoding other than chunked is not supported", None, request_id)
@@ -156,12 +188,19 @@ impl GatewayError {
             (GatewayError::HeadersTooLarge { too_many: true }, _) => {
                 kong("Too many request header fields", None, request_id)
             }
-            (GatewayError::Internal, Envelope::Kong) => kong("An unexpected error occurred", None, request_id),
             (GatewayError::Internal, Envelope::OpenAi) => {
                 openai("An unexpected error occurred", "gateway_error", "internal_error")
             }
+            (GatewayError::Internal, _) => kong("An unexpected error occurred", None, request_id),
+            (GatewayError::Mcp { body, .. }, _) => body.to_vec(),
         };
         ErrorResponse { status, body: Bytes::from(body), www_authenticate: www }
+    }
+}
+
+impl From<mcp::RpcError> for GatewayError {
+    fn from(e: mcp::RpcError) -> Self {
+        GatewayError::Mcp { status: e.status, code: e.code, body: e.body() }
     }
 }
 

@@ -81,12 +81,12 @@ impl ProxyHttp for Proxy {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        phases::body::forward_chunk(&self.shared, body, end_of_stream, ctx)
+        phases::body::forward_chunk(&self.shared, session.req_header(), body, end_of_stream, ctx)
     }
 
     async fn upstream_response_filter(

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::settings::Settings;
 use crate::config::LoadContext;
+use crate::mcp::session::SessionCodec;
 use crate::model::Config;
 use crate::plugins::openid_connect::RefreshMetrics;
 use crate::store::ownership::{MemoryStore, OwnershipStore};
@@ -81,6 +82,9 @@ pub struct ProcessState {
     pub ownership: Box<dyn OwnershipStore>,
     /// Observed MCP tool-list digests.
     pub pins: PinStore,
+    /// Binds the MCP session ids handed to clients to their consumer (keyed by
+    /// `cluster_secret`, else by a random secret of this process).
+    pub sessions: SessionCodec,
     id_prefix: u64,
     id_counter: AtomicU64,
 }
@@ -108,6 +112,7 @@ impl ProcessState {
             draining: AtomicBool::new(false),
             ownership: Box::new(MemoryStore::new(settings.response_store_ttl, settings.response_store_max_entries)),
             pins: PinStore::default(),
+            sessions: SessionCodec::new(&session_secret(&settings)),
             id_prefix: seed ^ (u64::from(std::process::id()) << 32),
             id_counter: AtomicU64::new(0),
             settings,
@@ -120,6 +125,18 @@ impl ProcessState {
     pub fn next_request_id(&self) -> RequestId {
         RequestId::new(self.id_prefix, self.id_counter.fetch_add(1, Ordering::Relaxed))
     }
+}
+
+/// `cluster_secret`, or 32 random bytes when it is not set (sessions then bind to this process).
+fn session_secret(settings: &Settings) -> Vec<u8> {
+    if let Some(s) = &settings.cluster_secret {
+        return s.0.as_bytes().to_vec();
+    }
+    let mut key = [0u8; 32];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key).is_err() {
+        log::error!("no system randomness for the MCP session secret; set cluster_secret");
+    }
+    key.to_vec()
 }
 
 #[cfg(test)]

@@ -202,6 +202,9 @@ pub struct Entry<'a> {
 #[derive(Serialize)]
 pub struct McpLog<'a> {
     pub server_label: &'a str,
+    /// The JSON-RPC method (MCP traffic through ai-mcp-proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<&'a str>,
     pub event: &'a str,

@@ -40,6 +40,7 @@ pub struct Metrics {
     llm_usage_missing: IntCounterVec,
     llm_cost: CounterVec,
     mcp_calls: IntCounterVec,
+    mcp_call_duration: HistogramVec,
     mcp_list_tools: IntCounterVec,
     mcp_approval_requests: IntCounterVec,
     pub mcp_guard_decisions: IntCounterVec,
@@ -91,7 +92,8 @@ impl Metrics {
                 must(registry.register(Box::new(c.clone())));
                 c
             },
-            mcp_calls: counter("aigate_mcp_calls_total", "MCP tool calls the provider made for a consumer (mcp_call items), by server label, tool and outcome.", &["consumer", "server_label", "tool", "outcome"]),
+            mcp_calls: counter("aigate_mcp_calls_total", "MCP tool calls for a consumer, by server label, tool, outcome (success, error, denied) and source (hosted: the provider called the tool, read from mcp_call items; proxied: the client called it through ai-mcp-proxy).", &["consumer", "server_label", "tool", "outcome", "source"]),
+            mcp_call_duration: histogram("aigate_mcp_call_duration_seconds", "Time from a tools/call request's arrival to the end of its answer through ai-mcp-proxy, in seconds, by server label and tool.", &["server_label", "tool"]),
             mcp_list_tools: counter("aigate_mcp_list_tools_total", "MCP tool listings the provider made for a consumer (mcp_list_tools items).", &["consumer", "server_label"]),
             mcp_approval_requests: counter("aigate_mcp_approval_requests_total", "MCP approval requests the provider returned (mcp_approval_request items).", &["consumer", "server_label", "tool"]),
             mcp_guard_decisions: counter("aigate_mcp_guard_decisions_total", "ai-mcp-guard decisions on MCP tools in requests: allowed, narrowed, refused, injected, approval_forced.", &["consumer", "server_label", "decision"]),
@@ -199,7 +201,7 @@ impl Metrics {
                 McpItem::Call { server_label, tool, ok } => {
                     let (server, tool) = self.bounded_mcp_labels(server_label, tool);
                     let outcome = if *ok { "success" } else { "error" };
-                    self.mcp_calls.with_label_values(&[consumer, &server, &tool, outcome]).inc();
+                    self.mcp_calls.with_label_values(&[consumer, &server, &tool, outcome, "hosted"]).inc();
                 }
                 McpItem::ListTools { server_label, .. } => {
                     let (server, _) = self.bounded_mcp_labels(server_label, "");
@@ -211,6 +213,19 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// A tool call made through ai-mcp-proxy (`tool` already bounded by the caller).
+    pub fn mcp_proxied_call(&self, consumer: &str, server: &str, tool: &str, outcome: &str, took: Option<Duration>) {
+        self.mcp_calls.with_label_values(&[consumer, server, tool, outcome, "proxied"]).inc();
+        if let Some(d) = took {
+            self.mcp_call_duration.with_label_values(&[server, tool]).observe(d.as_secs_f64());
+        }
+    }
+
+    /// Whether `tool` is a label already in use for `server` (a tool its server listed).
+    pub fn mcp_tool_known(&self, server: &str, tool: &str) -> bool {
+        self.mcp_labels.lock().is_ok_and(|seen| seen.get(server).is_some_and(|t| t.contains(tool)))
     }
 
     /// A server label and tool name as metric labels: kept while under the caps, else `other`.
@@ -396,6 +411,7 @@ mod tests {
         }
         let text = String::from_utf8(m.render()).unwrap();
         let calls = text.lines().filter(|l| l.starts_with("aigate_mcp_calls_total{")).count();
+        assert!(text.contains("source=\"hosted\""));
         assert_eq!(calls, MAX_MCP_TOOLS_PER_SERVER + 1);
         assert!(text.contains("tool=\"other\""));
         let lists = text.lines().filter(|l| l.starts_with("aigate_mcp_list_tools_total{")).count();

@@ -174,6 +174,17 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
     }
     for (rid, route) in routes.list.iter_mut().enumerate() {
         route.policies = Policies::resolve(&plugins.instances, RouteId::new(rid), route.service);
+        if route.policies.mcp_proxy.is_configured() && route.policies.ai_proxy.is_configured() {
+            cx.problem(
+                &entities.routes[rid].origin,
+                "",
+                format!("route \"{}\" has both ai-mcp-proxy and ai-proxy", route.name),
+                "serve the MCP server and the LLM on separate routes",
+            );
+        }
+    }
+    if !cx.problems.is_empty() {
+        return Err(cx.problems);
     }
     let Some(router) = routes::build_router(&routes, &entities, &mut cx) else {
         return Err(cx.problems);

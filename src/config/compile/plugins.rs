@@ -60,6 +60,15 @@ pub(super) fn extract_plugins(
             }
             None => (service, route, consumer),
         };
+        if kind == PluginKind::McpProxy && consumer.is_some() {
+            cx.problem(
+                &pe.origin,
+                "consumer",
+                "ai-mcp-proxy cannot be scoped to a consumer (as in Kong): its ACLs name consumers",
+                "scope it to the MCP server's route or service",
+            );
+            continue;
+        }
         if kind.is_auth() && consumer.is_some() {
             cx.problem(
                 &pe.origin,

@@ -12,6 +12,8 @@
 
 mod values;
 
+pub use values::Secret;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -120,6 +122,10 @@ pub struct Settings {
     /// Most body bytes discarded that way.
     #[serde(deserialize_with = "values::size_u64")]
     pub lingering_max_size: u64,
+    /// Keys the MCP session ids the gateway hands out (bound to their consumer); every node of
+    /// a cluster needs the same. Unset: a random secret per process (one node only).
+    #[serde(deserialize_with = "values::cluster_secret")]
+    pub cluster_secret: Option<Secret>,
 }
 
 /// How long and how much a lingering close reads (`lingering_*` settings).
@@ -171,6 +177,7 @@ impl Default for Settings {
             lingering_time: Duration::from_secs(30),
             lingering_timeout: Duration::from_secs(5),
             lingering_max_size: 8 * 1024 * 1024,
+            cluster_secret: None,
         }
     }
 }

@@ -96,7 +96,7 @@ fn unknown_keys_and_bad_values_are_all_reported() {
 
 #[test]
 fn every_documented_key_is_accepted() {
-    assert_eq!(Settings::keys().len(), 36);
+    assert_eq!(Settings::keys().len(), 37);
     assert!(!Settings::keys().contains(&"source"));
     for key in Settings::keys() {
         let (parsed, problems) = Settings::parse(&format!("{key}: null\n"), None, &no_env);
@@ -205,4 +205,18 @@ fn trusted_ips_and_lingering() {
     let list =
         Settings::from_yaml("declarative_config: k.yaml\ntrusted_ips: [0.0.0.0/0, '::/0']\n", None, &no_env).unwrap();
     assert!(list.trusted_ips.contains("203.0.113.9".parse().unwrap()));
+}
+
+#[test]
+fn cluster_secret_is_long_and_never_printed() {
+    let s = Settings::from_yaml(
+        "declarative_config: k.yaml\ncluster_secret: 0123456789abcdef0123456789abcdef\n",
+        None,
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(s.cluster_secret.as_ref().map(|s| s.0.len()), Some(32));
+    assert!(!format!("{s:?}").contains("0123456789abcdef"));
+    let err = Settings::from_yaml("declarative_config: k.yaml\ncluster_secret: short\n", None, &no_env).unwrap_err();
+    assert!(err.to_string().contains("cluster_secret") && !err.to_string().contains("short\""), "{err}");
 }

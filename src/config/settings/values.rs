@@ -293,3 +293,24 @@ pub(super) fn header_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::E
         )),
     }
 }
+
+/// A secret setting: never printed (its `Debug` shows only its length).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret(<{} bytes>)", self.0.len())
+    }
+}
+
+/// `cluster_secret`: at least 32 bytes, so the MCP session tags it keys cannot be guessed.
+pub(super) fn cluster_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.len() < 32 {
+        return Err(de::Error::custom(
+            "cluster_secret is shorter than 32 bytes (fix: use a random value, e.g. `openssl rand -hex 32`)",
+        ));
+    }
+    Ok(Some(Secret(s)))
+}

@@ -119,6 +119,7 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
     if remember && !already_remembered {
         remember_mcp(shared, ctx, &facts);
     }
+    super::mcp::account(shared, ctx, consumer_label.unwrap_or(""), status, total);
 
     if shared.access_log.enabled() {
         let guard_events: &[crate::plugins::mcp_guard::GuardEvent] = ctx.ai.as_ref().map_or(&[], |a| &a.mcp_events);
@@ -127,19 +128,26 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
             .mcp
             .iter()
             .map(|m| match m {
-                McpItem::Call { server_label, tool, ok } => {
-                    McpLog { server_label, tool: Some(tool), event: if *ok { "call" } else { "call_error" } }
+                McpItem::Call { server_label, tool, ok } => McpLog {
+                    server_label,
+                    method: None,
+                    tool: Some(tool),
+                    event: if *ok { "call" } else { "call_error" },
+                },
+                McpItem::ListTools { server_label, .. } => {
+                    McpLog { server_label, method: None, tool: None, event: "list_tools" }
                 }
-                McpItem::ListTools { server_label, .. } => McpLog { server_label, tool: None, event: "list_tools" },
                 McpItem::ApprovalRequest { server_label, tool, .. } => {
-                    McpLog { server_label, tool: Some(tool), event: "approval_request" }
+                    McpLog { server_label, method: None, tool: Some(tool), event: "approval_request" }
                 }
             })
             .chain(guard_events.iter().map(|e| McpLog {
                 server_label: &e.server_label,
+                method: None,
                 tool: e.tool.as_deref(),
                 event: e.decision,
             }))
+            .chain(super::mcp::log_entries(ctx))
             .collect();
         let entry = Entry {
             time: now_rfc3339(),

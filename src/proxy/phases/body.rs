@@ -19,6 +19,7 @@ use crate::ai::refusal::{AiRefusal, BAD_BODY};
 use crate::ai::RouteType;
 use crate::plugins::ai_proxy::request::apply_target;
 use crate::plugins::auth::CredentialPlace;
+use crate::plugins::request_transformer::BodyEncoding;
 use crate::proxy::context::{BodyState, RequestCtx};
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::ProcessState;
@@ -130,16 +131,31 @@ pub fn check_content_type(req: &RequestHeader) -> std::result::Result<(), Gatewa
     }
 }
 
-/// Check and rewrite a complete LLM request body for the current target.
+/// Check and rewrite a complete request body: request-transformer's body operations first (as
+/// Kong orders them: request-transformer 801 runs before ai-proxy 770), then, on LLM routes,
+/// the LLM checks for the current target on the transformed body — so a transformation is
+/// never a way around them — and on MCP routes the MCP checks.
 pub fn inspect(
     shared: &ProcessState,
     ctx: &mut RequestCtx,
+    client: &RequestHeader,
     original: &Bytes,
 ) -> std::result::Result<Bytes, GatewayError> {
     let generation = ctx.generation.clone();
     let config = &generation.config;
     let consumer = ctx.identity.consumer.map(|c| (c, config.consumers.get(c)));
     let route = ctx.routing.route.map(|r| config.route(r));
+    let transformed = route
+        .and_then(|r| r.policies.request_transformer.for_consumer(ctx.identity.consumer))
+        .and_then(|t| {
+            let encoding = BodyEncoding::of(client.headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+            t.apply_body(client, encoding, original)
+        })
+        .map(Bytes::from);
+    let original = transformed.as_ref().unwrap_or(original);
+    if ctx.mcp.is_some() {
+        return super::mcp_check::check_body(shared, ctx, client, original);
+    }
     let guard = route.and_then(|r| r.policies.mcp_guard.for_consumer(ctx.identity.consumer).cloned());
     let Some(ai) = ctx.ai.as_mut() else {
         return Ok(original.clone());
@@ -188,7 +204,11 @@ pub fn not_found(message: &str) -> AiRefusal {
 
 /// Make sure the complete body is rendered for the target of this attempt (after a failover
 /// the model and options may differ).
-pub fn render_for_current_target(shared: &ProcessState, ctx: &mut RequestCtx) -> std::result::Result<(), GatewayError> {
+pub fn render_for_current_target(
+    shared: &ProcessState,
+    ctx: &mut RequestCtx,
+    client: &RequestHeader,
+) -> std::result::Result<(), GatewayError> {
     let needs = match (&ctx.body.state, &ctx.ai) {
         (BodyState::Complete { .. }, Some(ai)) => ai.inference && ai.rendered_for != Some(ai.target),
         _ => false,
@@ -200,7 +220,7 @@ pub fn render_for_current_target(shared: &ProcessState, ctx: &mut RequestCtx) ->
         BodyState::Complete { original, .. } => original.clone(),
         _ => return Ok(()),
     };
-    let upstream = inspect(shared, ctx, &original)?;
+    let upstream = inspect(shared, ctx, client, &original)?;
     ctx.body.state = BodyState::Complete { original, upstream };
     Ok(())
 }
@@ -208,6 +228,7 @@ pub fn render_for_current_target(shared: &ProcessState, ctx: &mut RequestCtx) ->
 /// `request_body_filter`: what goes upstream for each chunk Pingora read.
 pub fn forward_chunk(
     shared: &ProcessState,
+    client: &RequestHeader,
     body: &mut Option<Bytes>,
     end_of_stream: bool,
     ctx: &mut RequestCtx,
@@ -245,7 +266,7 @@ pub fn forward_chunk(
             }
             let original = concat(std::mem::take(chunks), *len);
             ctx.body.state = BodyState::Released;
-            match inspect(shared, ctx, &original) {
+            match inspect(shared, ctx, client, &original) {
                 Ok(upstream) => {
                     *body = Some(upstream);
                     Ok(())

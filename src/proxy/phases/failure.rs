@@ -188,7 +188,11 @@ pub async fn answer(_shared: &ProcessState, session: &mut Session, e: &Error, ct
         ctx.outcome.error = Some(err);
         return FailToProxy { error_code: code, can_reuse_downstream: false };
     }
-    let envelope = if ctx.ai.is_some() { Envelope::OpenAi } else { Envelope::Kong };
+    let envelope = match (&ctx.ai, &ctx.mcp) {
+        (Some(_), _) => Envelope::OpenAi,
+        (None, Some(_)) => Envelope::JsonRpc,
+        (None, None) => Envelope::Kong,
+    };
     let rendered = err.render(ctx.request_id.as_str(), envelope);
     ctx.outcome.error = Some(err);
     // Pingora closes the client connection after a failed proxy attempt: say so in the answer,

@@ -62,7 +62,7 @@ pub fn rewrite_request(
     req: &mut RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
-    if let Err(e) = body::render_for_current_target(shared, ctx) {
+    if let Err(e) = body::render_for_current_target(shared, ctx, session.req_header()) {
         let status = e.status();
         ctx.outcome.error = Some(e);
         return Err(Error::explain(ErrorType::HTTPStatus(status), "request refused by the gateway"));
@@ -76,12 +76,21 @@ pub fn rewrite_request(
     let service = config.service_of(route);
     let is_ai = ctx.ai.is_some();
 
-    // Path and query; credentials out where their plugins say (always before an LLM provider).
-    let mut query: Option<Cow<[u8]>> = session.req_header().uri.query().map(|q| Cow::Borrowed(q.as_bytes()));
+    let transformer = route.policies.request_transformer.for_consumer(ctx.identity.consumer).cloned();
+    let client = session.req_header();
+
+    // Path and query; credentials out where their plugins say (always before an LLM provider
+    // or an MCP server: a third party never sees the consumer's gateway credential).
+    let mut query: Option<Cow<[u8]>> = client.uri.query().map(|q| Cow::Borrowed(q.as_bytes()));
     let found = ctx.identity.credential_location.as_ref();
+    let third_party = is_ai || route.policies.mcp_proxy.is_configured();
     for (i, auth) in route.policies.authenticators.iter().enumerate() {
         let found = found.filter(|(at, _)| *at == i).map(|(_, l)| l);
-        auth.strip_credentials(found, is_ai, &mut |place| strip(req, &mut query, place));
+        auth.strip_credentials(found, third_party, &mut |place| strip(req, &mut query, place));
+    }
+    // request-transformer (Kong's priority 801: after authentication, before ai-proxy).
+    if let Some(q) = transformer.as_ref().and_then(|t| t.apply_query(client, query.as_deref())) {
+        query = Some(Cow::Owned(q));
     }
     let (path, host) = match &ctx.ai {
         Some(ai) => {
@@ -96,9 +105,9 @@ pub fn rewrite_request(
                     if !q.is_empty() {
                         q.push(b'&');
                     }
-                    q.extend_from_slice(encode_component(name).as_bytes());
+                    q.extend_from_slice(query::encode_component(name.as_bytes()).as_bytes());
                     q.push(b'=');
-                    q.extend_from_slice(encode_component(value).as_bytes());
+                    q.extend_from_slice(query::encode_component(value.as_bytes()).as_bytes());
                     query = Some(Cow::Owned(q));
                 }
             }
@@ -110,13 +119,16 @@ pub fn rewrite_request(
             (path, Some(t.endpoint.authority()))
         }
         None => {
-            let p = upstream_path(
-                &service.endpoint.path,
-                &ctx.routing.path,
-                ctx.routing.matched_len,
-                route.strip_path,
-                route.path_handling,
-            );
+            let p = match transformer.as_ref().and_then(|t| t.uri.as_ref()) {
+                Some(uri) => uri.render(client),
+                None => upstream_path(
+                    &service.endpoint.path,
+                    &ctx.routing.path,
+                    ctx.routing.matched_len,
+                    route.strip_path,
+                    route.path_handling,
+                ),
+            };
             (p, (!route.preserve_host).then(|| service.endpoint.authority()))
         }
     };
@@ -133,9 +145,17 @@ pub fn rewrite_request(
 
     // The client's `Expect` was answered by the gateway (`100 Continue`) or not at all.
     req.remove_header(&http::header::EXPECT);
+    if let Some(t) = &transformer {
+        if let Some(m) = &t.http_method {
+            req.set_method(m.clone());
+        }
+    }
     if let Some(ai) = &ctx.ai {
         // Identity, forwarding and provider-account headers: none of the client's.
         headers::strip_for_provider(req);
+        if let Some(t) = &transformer {
+            t.apply_headers(client, req);
+        }
         let t = &ai.plugin.targets[ai.target];
         if let ProviderAuth::Header { name, value } = &t.auth {
             if !(t.allow_override && req.headers.contains_key(name)) {
@@ -171,7 +191,13 @@ pub fn rewrite_request(
                 }
             }
         }
-        req.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(t) = &transformer {
+            t.apply_headers(client, req);
+        }
+        if route.policies.mcp_proxy.is_configured() {
+            // Answers are read (tools/list filtered, outcomes counted): uncompressed.
+            req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
+        }
         req.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
         let client_ip = ctx.client_ip();
         let path = ctx.routing.path.as_str();
@@ -185,6 +211,8 @@ pub fn rewrite_request(
         };
         headers::set_forwarding(session.req_header(), req, &origin)?;
     }
+
+    super::mcp::upstream_request(ctx, req)?;
 
     // Body framing for a body the gateway holds.
     match &ctx.body.state {
@@ -231,17 +259,4 @@ fn strip(req: &mut RequestHeader, query: &mut Option<Cow<[u8]>>, place: Place<'_
         }
         CredentialPlace::BodyField => {}
     }
-}
-
-/// Percent-encode a query component.
-fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -11,6 +11,7 @@ use super::headers;
 use super::respond::refuse;
 use crate::core::path::normalize_path;
 use crate::core::split_host_port;
+use crate::plugins::request_transformer::BodyEncoding;
 use crate::proxy::context::{AiState, BodyState, RequestCtx};
 use crate::proxy::errors::{Envelope, GatewayError};
 use crate::proxy::state::ProcessState;
@@ -51,7 +52,13 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
     ctx.routing.matched_len = m.matched_len;
     let route = config.route(m.route);
     let policies = &route.policies;
-    let envelope = if policies.ai_proxy.is_configured() { Envelope::OpenAi } else { Envelope::Kong };
+    let envelope = if policies.ai_proxy.is_configured() {
+        Envelope::OpenAi
+    } else if policies.mcp_proxy.is_configured() {
+        Envelope::JsonRpc
+    } else {
+        Envelope::Kong
+    };
 
     // ---- size limit, from the declared length before anything is read
     ctx.body.limit = shared.settings.max_request_body_size;
@@ -59,6 +66,9 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         if let Some(limit) = ai.max_request_body_size {
             ctx.body.limit = limit;
         }
+    }
+    if let Some(limit) = policies.mcp_proxy.default.as_ref().and_then(|p| p.max_body) {
+        ctx.body.limit = limit;
     }
     if body::declared_length(session.req_header()).is_some_and(|n| n > ctx.body.limit) {
         let err = GatewayError::BodyTooLarge { limit: ctx.body.limit };
@@ -82,12 +92,15 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         }
     }
 
+    // ---- MCP routes: every message checked before anything goes upstream
+    if let Some(plugin) = policies.mcp_proxy.default.clone() {
+        let early = EarlyBody { read: early_read, body: early_body };
+        return super::mcp::begin(shared, session, ctx, route, plugin, early).await;
+    }
+
     // ---- LLM routes: choose a target, then check the body before anything goes upstream
     let Some(plugin) = policies.ai_proxy.for_consumer(ctx.identity.consumer).cloned() else {
-        if let Some(b) = early_body {
-            ctx.body.state = BodyState::Complete { upstream: b.clone(), original: b };
-        }
-        return Ok(false);
+        return plain_body(shared, session, ctx, route, early_read, early_body, envelope).await;
     };
     if let Some(limit) = plugin.max_request_body_size {
         ctx.body.limit = limit;
@@ -126,10 +139,7 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
                 return refuse(session, ctx, err, Envelope::OpenAi).await;
             }
         }
-        if let Some(b) = early_body {
-            ctx.body.state = BodyState::Complete { upstream: b.clone(), original: b };
-        }
-        return Ok(false);
+        return plain_body(shared, session, ctx, route, early_read, early_body, Envelope::OpenAi).await;
     }
     if let Err(e) = body::check_content_type(session.req_header()) {
         return refuse(session, ctx, e, Envelope::OpenAi).await;
@@ -143,9 +153,43 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         }
     };
     match original {
-        Some(original) => match body::inspect(shared, ctx, &original) {
+        Some(original) => match body::inspect(shared, ctx, session.req_header(), &original) {
             Ok(upstream) => ctx.body.state = BodyState::Complete { original, upstream },
             Err(e) => return refuse(session, ctx, e, Envelope::OpenAi).await,
+        },
+        None => ctx.body.state = BodyState::Pending { chunks: Vec::new(), len: 0 },
+    }
+    Ok(false)
+}
+
+/// A body that is not an LLM inference or MCP body: forwarded as it comes, unless
+/// request-transformer has body operations for it (then it is read, transformed and sent
+/// whole, or held back until complete when it is larger than the early window).
+async fn plain_body(
+    shared: &ProcessState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    route: &crate::model::Route,
+    early_read: bool,
+    early_body: Option<bytes::Bytes>,
+    envelope: Envelope,
+) -> Result<bool> {
+    let transforms = route.policies.request_transformer.for_consumer(ctx.identity.consumer).is_some_and(|t| {
+        let ct = session.req_header().headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes());
+        !t.body.is_empty() && BodyEncoding::of(ct) != BodyEncoding::Other
+    });
+    let original = match (early_read, transforms) {
+        (true, _) => early_body,
+        (false, false) => return Ok(false),
+        (false, true) => match body::read_early(session, ctx).await {
+            Ok(b) => b,
+            Err(e) => return refuse(session, ctx, e, envelope).await,
+        },
+    };
+    match original {
+        Some(original) => match body::inspect(shared, ctx, session.req_header(), &original) {
+            Ok(upstream) => ctx.body.state = BodyState::Complete { original, upstream },
+            Err(e) => return refuse(session, ctx, e, envelope).await,
         },
         None => ctx.body.state = BodyState::Pending { chunks: Vec::new(), len: 0 },
     }

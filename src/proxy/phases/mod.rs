@@ -6,7 +6,7 @@
 //! answers; `remember` keeps what an answer tells the requests after it (owners, approvals,
 //! tool lists); `headers` decides which headers cross the gateway (identity, forwarding,
 //! provider account); `edges` handles HTTP/1 edges (`100 Continue`, lingering close, HTTP/1.0
-//! streams).
+//! streams); `mcp` and `mcp_check` are the MCP route's part of each phase (ai-mcp-proxy).
 
 pub mod account;
 pub mod authenticate;
@@ -16,6 +16,8 @@ pub mod failure;
 pub mod forward;
 pub mod headers;
 pub mod inbound;
+pub mod mcp;
+pub mod mcp_check;
 pub mod outbound;
 pub mod remember;
 pub mod respond;

@@ -28,6 +28,9 @@ pub fn upstream_response(
     ctx.upstream.ttfb = ctx.upstream.started.map(|t| now.duration_since(t));
     ctx.response.status = resp.status.as_u16();
     ctx.response.upstream_request_id = upstream_request_id(resp);
+    if ctx.mcp.is_some() {
+        return super::mcp::upstream_response(shared, resp, ctx);
+    }
     let Some(ai) = &ctx.ai else { return Ok(()) };
     let status = ctx.response.status;
     if ai.plugin.balancing.failover.status_fails(status) {
@@ -131,6 +134,9 @@ fn leading_id(b: &[u8]) -> Option<String> {
 
 /// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept.
 pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
+    if ctx.mcp.is_some() {
+        super::mcp::response_chunk(shared, body, end_of_stream, ctx);
+    }
     if let Some(scrubber) = ctx.response.scrubber.as_mut() {
         scrubber.apply(body, end_of_stream);
     }
