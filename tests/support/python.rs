@@ -10,11 +10,16 @@ pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("AIGATE_TEST_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python"));
+    python_of("")
+}
+
+/// The interpreter of `target/pyenv<suffix>` (`-mcp1`: from tests/python/requirements-mcp1.txt).
+pub fn python_of(suffix: &str) -> PathBuf {
+    let venv = PathBuf::from(format!("{}/target/pyenv{suffix}/bin/python", env!("CARGO_MANIFEST_DIR")));
     assert!(
         venv.exists(),
         "{} is missing: this test runs Python client SDKs from the virtual environment that \
-         `scripts/test` creates (from tests/python/requirements.txt). Run scripts/test, or set \
+         `scripts/test` creates (from tests/python/requirements*.txt). Run scripts/test, or set \
          AIGATE_TEST_PYTHON to a Python that has those packages.",
         venv.display()
     );
@@ -23,7 +28,11 @@ pub fn python() -> PathBuf {
 
 /// The interpreter, once `modules` import in it.
 pub fn with_modules(modules: &[&str]) -> PathBuf {
-    let python = python();
+    require(python(), modules)
+}
+
+/// `python`, once `modules` import in it.
+pub fn require(python: PathBuf, modules: &[&str]) -> PathBuf {
     for m in modules {
         let ok = Command::new(&python)
             .args(["-c", &format!("import {m}")])
@@ -34,7 +43,7 @@ pub fn with_modules(modules: &[&str]) -> PathBuf {
             .unwrap_or(false);
         assert!(
             ok,
-            "the Python package `{m}` is not installed in {}: list it in tests/python/requirements.txt \
+            "the Python package `{m}` is not installed in {}: list it in tests/python/requirements*.txt \
              and run scripts/test",
             python.display()
         );
@@ -44,7 +53,12 @@ pub fn with_modules(modules: &[&str]) -> PathBuf {
 
 /// Run a Python script with `env`, needing `modules`; its output (stdout, stderr, status).
 pub fn run(script: &str, modules: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(with_modules(modules));
+    run_with(with_modules(modules), script, env)
+}
+
+/// Run a script with this interpreter.
+pub fn run_with(python: PathBuf, script: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(python);
     cmd.args(["-c", script]).env_remove("OPENAI_API_KEY").env_remove("OPENAI_BASE_URL");
     for (k, v) in env {
         cmd.env(k, v);
