@@ -2,7 +2,8 @@
 tests (tests/support/mcp_server.rs starts it). It serves a few GitHub-like tools, one that
 streams log and progress notifications before its result and one that holds its answer until
 the test releases it, and records every HTTP request it receives (method, headers, body) as a
-JSON line in $RECORD, so tests can read what reached the server.
+JSON line in $RECORD, so tests can read what reached the server (a request whose body never
+arrived complete is recorded as `{"incomplete": true}` and not processed).
 
 Environment: PORT, RECORD, and optionally TLS_CERT/TLS_KEY (https), JSON=1 (JSON answers instead
 of SSE), STATELESS=1, EVENTS=1 (an event store: resumable streams), HOLD_FILE (the `hold` tool
@@ -143,6 +144,11 @@ def recording(app):
         more = True
         while more:
             msg = await receive()
+            if msg["type"] == "http.disconnect":
+                # The sender never finished the body: nothing is processed (recorded as such).
+                with open(RECORD, "a") as f:
+                    f.write(json.dumps({"incomplete": True, "path": scope["path"]}) + "\n")
+                return
             chunks.append(msg.get("body", b""))
             more = msg.get("more_body", False)
         body = b"".join(chunks)

@@ -87,8 +87,17 @@ impl McpServer {
         }
     }
 
-    /// Every request the server received, in order.
+    /// Every request the server received complete (and so processed), in order.
     pub fn received(&self) -> Vec<Value> {
+        self.all().into_iter().filter(|r| r.get("incomplete").is_none()).collect()
+    }
+
+    /// Requests whose body never arrived complete (the server did not process them).
+    pub fn incomplete(&self) -> usize {
+        self.all().iter().filter(|r| r.get("incomplete").is_some()).count()
+    }
+
+    fn all(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.record)
             .unwrap_or_default()
             .lines()
