@@ -41,7 +41,7 @@ fn calls() -> Value {
     ])
 }
 
-fn tool_call<'a>(out: &'a Value, i: usize) -> &'a Value {
+fn tool_call(out: &Value, i: usize) -> &Value {
     &out["calls"][i]
 }
 

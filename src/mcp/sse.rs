@@ -77,11 +77,7 @@ fn event_end(buf: &[u8]) -> Option<usize> {
                     return Some(i + 3);
                 }
             }
-            b'\r' => {
-                if buf.get(i + 1) == Some(&b'\r') {
-                    return Some(i + 2);
-                }
-            }
+            b'\r' if buf.get(i + 1) == Some(&b'\r') => return Some(i + 2),
             _ => {}
         }
         i += 1;

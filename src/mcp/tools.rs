@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 pub fn tools_digest(tools: &[Value]) -> String {
     let mut sorted: Vec<&Value> = tools.iter().collect();
     let name = |v: &Value| v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-    sorted.sort_by(|a, b| name(a).cmp(&name(b)));
+    sorted.sort_by_cached_key(|a| name(a));
     let canonical = serde_json::to_string(&sorted).unwrap_or_default();
     format!("sha256:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
 }

@@ -102,7 +102,7 @@ fn judge(
     version: Option<&str>,
     blocked: bool,
 ) -> Option<RpcError> {
-    let Some(method) = m.method.as_deref() else { return None };
+    let method = m.method.as_deref()?;
     if !mcp::known_method(method, m.kind == Kind::Notification) {
         event(st, Some(m), "unknown_method");
         // A request is answered (so a client can fall back, as the 2026 `server/discover`
