@@ -113,6 +113,28 @@ pub async fn read_early(
     }))
 }
 
+/// Read the body now (unless authentication already did: `early`) and check it with
+/// [`inspect`]; one larger than the early window is held back, to be checked when complete.
+pub async fn read_and_check(
+    shared: &ProcessState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    early: Option<Option<Bytes>>,
+) -> std::result::Result<(), GatewayError> {
+    let original = match early {
+        Some(b) => b,
+        None => read_early(session, ctx).await?,
+    };
+    ctx.body.state = match original {
+        Some(original) => {
+            let upstream = inspect(shared, ctx, session.req_header(), &original)?;
+            BodyState::Complete { original, upstream }
+        }
+        None => BodyState::Pending { chunks: Vec::new(), len: 0 },
+    };
+    Ok(())
+}
+
 /// Kong reads a body without Content-Type as JSON; any other type cannot be inspected.
 pub fn check_content_type(req: &RequestHeader) -> std::result::Result<(), GatewayError> {
     let Some(ct) = req.headers.get(http::header::CONTENT_TYPE) else {

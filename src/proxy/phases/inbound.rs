@@ -12,7 +12,7 @@ use super::respond::refuse;
 use crate::core::path::normalize_path;
 use crate::core::split_host_port;
 use crate::plugins::request_transformer::BodyEncoding;
-use crate::proxy::context::{AiState, BodyState, RequestCtx};
+use crate::proxy::context::{AiState, RequestCtx};
 use crate::proxy::errors::{Envelope, GatewayError};
 use crate::proxy::state::ProcessState;
 use crate::upstream::balancer::Tried;
@@ -144,20 +144,9 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
     if let Err(e) = body::check_content_type(session.req_header()) {
         return refuse(session, ctx, e, Envelope::OpenAi).await;
     }
-    let original = if early_read {
-        early_body
-    } else {
-        match body::read_early(session, ctx).await {
-            Ok(b) => b,
-            Err(e) => return refuse(session, ctx, e, Envelope::OpenAi).await,
-        }
-    };
-    match original {
-        Some(original) => match body::inspect(shared, ctx, session.req_header(), &original) {
-            Ok(upstream) => ctx.body.state = BodyState::Complete { original, upstream },
-            Err(e) => return refuse(session, ctx, e, Envelope::OpenAi).await,
-        },
-        None => ctx.body.state = BodyState::Pending { chunks: Vec::new(), len: 0 },
+    let early = early_read.then_some(early_body);
+    if let Err(e) = body::read_and_check(shared, session, ctx, early).await {
+        return refuse(session, ctx, e, Envelope::OpenAi).await;
     }
     Ok(false)
 }
@@ -178,20 +167,12 @@ async fn plain_body(
         let ct = session.req_header().headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes());
         !t.body.is_empty() && BodyEncoding::of(ct) != BodyEncoding::Other
     });
-    let original = match (early_read, transforms) {
-        (true, _) => early_body,
-        (false, false) => return Ok(false),
-        (false, true) => match body::read_early(session, ctx).await {
-            Ok(b) => b,
-            Err(e) => return refuse(session, ctx, e, envelope).await,
-        },
-    };
-    match original {
-        Some(original) => match body::inspect(shared, ctx, session.req_header(), &original) {
-            Ok(upstream) => ctx.body.state = BodyState::Complete { original, upstream },
-            Err(e) => return refuse(session, ctx, e, envelope).await,
-        },
-        None => ctx.body.state = BodyState::Pending { chunks: Vec::new(), len: 0 },
+    if !early_read && !transforms {
+        return Ok(false);
+    }
+    let early = early_read.then_some(early_body);
+    if let Err(e) = body::read_and_check(shared, session, ctx, early).await {
+        return refuse(session, ctx, e, envelope).await;
     }
     Ok(false)
 }

@@ -23,7 +23,7 @@ use crate::mcp::sse::{event_data, with_data, EventSplitter, Piece};
 use crate::mcp::{self, RpcError};
 use crate::model::Route;
 use crate::plugins::mcp_proxy::McpProxy;
-use crate::proxy::context::{BodyState, McpAnswer, McpState, RequestCtx};
+use crate::proxy::context::{McpAnswer, McpState, RequestCtx};
 use crate::proxy::errors::{Envelope, GatewayError};
 use crate::proxy::state::ProcessState;
 use crate::store::pins::{Observation, PinMode};
@@ -113,20 +113,8 @@ pub async fn begin(
     if method != http::Method::POST {
         return Ok(false);
     }
-    let original = if early.read {
-        early.body
-    } else {
-        match body::read_early(session, ctx).await {
-            Ok(b) => b,
-            Err(e) => return refuse(session, ctx, e, env).await,
-        }
-    };
-    match original {
-        Some(original) => match body::inspect(shared, ctx, session.req_header(), &original) {
-            Ok(upstream) => ctx.body.state = BodyState::Complete { original, upstream },
-            Err(e) => return refuse(session, ctx, e, env).await,
-        },
-        None => ctx.body.state = BodyState::Pending { chunks: Vec::new(), len: 0 },
+    if let Err(e) = body::read_and_check(shared, session, ctx, early.read.then_some(early.body)).await {
+        return refuse(session, ctx, e, env).await;
     }
     Ok(false)
 }
