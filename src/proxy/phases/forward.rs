@@ -191,6 +191,11 @@ pub fn rewrite_request(
                 }
             }
         }
+        if route.policies.mcp_proxy.is_configured() {
+            // Nor has an MCP server any use for the client's cookies (request-transformer may
+            // still add one).
+            while req.remove_header(&http::header::COOKIE).is_some() {}
+        }
         if let Some(t) = &transformer {
             t.apply_headers(client, req);
         }
