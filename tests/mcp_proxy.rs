@@ -22,14 +22,17 @@ fn init_body() -> Value {
 }
 
 async fn post(url: &str, key: &str, session: Option<&str>, body: String) -> reqwest::Response {
-    let mut r = client()
-        .post(url)
-        .header("apikey", key)
-        .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2025-11-25");
-    if let Some(s) = session {
-        r = r.header("mcp-session-id", s);
+    let mut headers = vec![("mcp-protocol-version", "2025-11-25")];
+    headers.extend(session.map(|s| ("mcp-session-id", s)));
+    post_with(url, key, &headers, reqwest::Body::from(body)).await
+}
+
+/// A POST as MCP clients send it (key, Accept, JSON), with `headers` added.
+async fn post_with(url: &str, key: &str, headers: &[(&str, &str)], body: reqwest::Body) -> reqwest::Response {
+    let mut r =
+        client().post(url).header("apikey", key).header("accept", ACCEPT).header("content-type", "application/json");
+    for (k, v) in headers {
+        r = r.header(*k, *v);
     }
     r.body(body).send().await.unwrap()
 }
@@ -102,16 +105,7 @@ async fn what_the_gateway_answers_itself_never_reaches_the_server() {
     let stream = futures_util::stream::iter(
         big.into_bytes().chunks(1000).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
     );
-    let r = client()
-        .post(&url)
-        .header("apikey", "alice-key")
-        .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header("mcp-session-id", &sid)
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
+    let r = post_with(&url, "alice-key", &[("mcp-session-id", &sid)], reqwest::Body::wrap_stream(stream)).await;
     check(413, -32600)(answer(r).await);
     // Held back (not declared small enough to read first): the server had the request head
     // and an unfinished body, which it never processes.
@@ -133,16 +127,8 @@ async fn what_the_gateway_answers_itself_never_reaches_the_server() {
     let r = client().put(&url).header("apikey", "alice-key").body("{}").send().await.unwrap();
     check(405, -32600)(answer(r).await);
     // A protocol version the gateway does not speak.
-    let r = client()
-        .post(&url)
-        .header("apikey", "alice-key")
-        .header("accept", ACCEPT)
-        .header("mcp-protocol-version", "1999-01-01")
-        .header("mcp-session-id", &sid)
-        .body(rpc(5, "tools/list", json!({})))
-        .send()
-        .await
-        .unwrap();
+    let headers = [("mcp-protocol-version", "1999-01-01"), ("mcp-session-id", &sid)];
+    let r = post_with(&url, "alice-key", &headers, rpc(5, "tools/list", json!({})).into()).await;
     check(400, -32600)(answer(r).await);
     // A refused tool: Kong 3.14's 403 with a JSON-RPC error carrying the request's id.
     let (s, v) = answer(
@@ -162,16 +148,7 @@ async fn what_the_gateway_answers_itself_never_reaches_the_server() {
         rpc(8, "tools/call", json!({"name": "add", "arguments": {"a": 1, "b": 2}})),
         rpc(9, "tools/call", json!({"name": "delete_repository", "arguments": {"name": "x"}}))
     );
-    let r = client()
-        .post(&url)
-        .header("apikey", "alice-key")
-        .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header("mcp-session-id", &sid)
-        .body(batch)
-        .send()
-        .await
-        .unwrap();
+    let r = post_with(&url, "alice-key", &[("mcp-session-id", &sid)], batch.into()).await;
     assert_eq!(r.status(), 403);
     let answers: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(answers[0]["id"], 8);

@@ -28,27 +28,17 @@ pub struct RequestTransformerSchema {
     #[serde(default)]
     pub rename: OpsSchema,
     #[serde(default)]
-    pub replace: ReplaceSchema,
+    pub replace: OpsSchema,
     #[serde(default)]
     pub add: OpsSchema,
     #[serde(default)]
     pub append: OpsSchema,
 }
 
+/// One operation's lists (`uri` belongs to `replace` only).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsSchema {
-    #[serde(default)]
-    pub body: Vec<String>,
-    #[serde(default)]
-    pub headers: Vec<String>,
-    #[serde(default)]
-    pub querystring: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplaceSchema {
     #[serde(default)]
     pub body: Vec<String>,
     #[serde(default)]
@@ -139,6 +129,11 @@ impl RequestTransformer {
                 out.http_method = http::Method::from_bytes(m.as_bytes()).ok();
             }
         }
+        for (op, o) in [("remove", &s.remove), ("rename", &s.rename), ("add", &s.add), ("append", &s.append)] {
+            if o.uri.is_some() {
+                issues.push(ConfigIssue::new(format!("{op}.uri"), "uri is only for replace", "use replace.uri"));
+            }
+        }
         if let Some(uri) = &s.replace.uri {
             match Template::parse(uri) {
                 Ok(t) => out.uri = Some(t),
@@ -150,11 +145,6 @@ impl RequestTransformer {
                 0 => o.headers.clone(),
                 1 => o.querystring.clone(),
                 _ => o.body.clone(),
-            };
-            let replace = match field {
-                0 => &s.replace.headers,
-                1 => &s.replace.querystring,
-                _ => &s.replace.body,
             };
             let is_header = field == 0;
             let norm = |n: &str| if is_header { n.to_ascii_lowercase() } else { n.to_string() };
@@ -189,7 +179,7 @@ impl RequestTransformer {
                 }
             }
             for (op, entries, target) in
-                [("replace", replace.clone(), 0), ("add", pick(&s.add), 1), ("append", pick(&s.append), 2)]
+                [("replace", pick(&s.replace), 0), ("add", pick(&s.add), 1), ("append", pick(&s.append), 2)]
             {
                 for (i, entry) in entries.iter().enumerate() {
                     let at = format!("{op}.{kind}[{i}]");

@@ -93,4 +93,5 @@ remove: {headers: ["bad name"]}
     let errs = rt("add: {headers: [\"authorization:Bearer sk-secret $(x)\"]}").unwrap_err();
     assert!(!format!("{errs:?}").contains("sk-secret"));
     assert!(serde_yaml::from_str::<RequestTransformerSchema>("add: {cookies: []}").is_err());
+    assert!(format!("{:?}", rt("add: {uri: /x}").unwrap_err()).contains("add.uri"));
 }
