@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora_core::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -178,17 +178,22 @@ pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_st
             if end_of_stream {
                 pieces.extend(splitter.finish());
             }
-            let mut out = BytesMut::new();
+            let mut out: Vec<Bytes> = Vec::with_capacity(pieces.len());
             for p in pieces {
                 match p {
-                    Piece::Event(e) => out.extend_from_slice(&read_event(shared, st, consumer, e)),
+                    Piece::Event(e) => out.push(read_event(shared, st, consumer, e)),
                     Piece::Oversized => {
                         log::warn!("MCP server '{}' sent an event over usage_scan_limit; dropped", st.server_label);
                         event(st, None, "invalid");
                     }
                 }
             }
-            *body = Some(out.freeze());
+            // One event (the usual case) goes on as the bytes it is, without a copy.
+            *body = Some(match out.len() {
+                0 => Bytes::new(),
+                1 => out.pop().unwrap_or_default(),
+                _ => out.concat().into(),
+            });
         }
         McpAnswer::Held { chunks, len, overflowed } | McpAnswer::Watched { chunks, len, overflowed } => {
             if let Some(b) = body.as_ref() {
