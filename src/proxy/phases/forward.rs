@@ -203,6 +203,7 @@ pub fn rewrite_request(
             // Answers are read (tools/list filtered, outcomes counted): uncompressed.
             req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
         }
+        req.insert_header("x-request-id", ctx.request_id.as_str())?;
         req.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
         let client_ip = ctx.client_ip();
         let path = ctx.routing.path.as_str();
