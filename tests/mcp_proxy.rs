@@ -266,7 +266,7 @@ async fn tool_lists_are_filtered_in_json_answers_and_resumed_streams() {
     let v = &messages(r).await[0];
     let names: Vec<&str> =
         v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 306, "300 extra tools + add, echo, progress, hold, search_code, get_issue");
+    assert_eq!(names.len(), 307, "300 extra tools + add, echo, progress, hold, search_code, get_issue, whoami");
     assert!(!names.contains(&"create_pull_request") && !names.contains(&"delete_repository"));
     assert_eq!(v["id"], 2);
     drop(bed);

@@ -37,7 +37,8 @@ fn calls() -> Value {
         ["progress", {"steps": 3}],
         ["create_pull_request", {"title": "x"}],
         ["delete_repository", {"name": "prod"}],
-        ["add", {"a": 1, "b": 1}]
+        ["add", {"a": 1, "b": 1}],
+        ["whoami", {}]
     ])
 }
 
@@ -63,7 +64,7 @@ fn the_2x_client_through_the_gateway_with_kongs_403() {
     assert!(alice.get("crashed").is_none(), "{alice}\n{}", bed.gateway.logs());
     assert_eq!(alice["major"], 2);
     assert_eq!(alice["protocol"], "2025-11-25");
-    let all = ["add", "create_pull_request", "echo", "get_issue", "hold", "progress", "search_code"];
+    let all = ["add", "create_pull_request", "echo", "get_issue", "hold", "progress", "search_code", "whoami"];
     assert_eq!(alice["tools"], serde_json::json!(all), "{alice}");
     assert_eq!(tool_call(&alice, 0)["text"], serde_json::json!(["5"]));
     assert_eq!(tool_call(&alice, 1)["text"], serde_json::json!(["hello"]));
@@ -77,6 +78,9 @@ fn the_2x_client_through_the_gateway_with_kongs_403() {
     assert_eq!(tool_call(&alice, 5)["text"], serde_json::json!(["2"]));
     assert_eq!(alice["ping"], true);
     assert_eq!(alice["closed"], true);
+    // A server echoing the credential it got: the client gets it masked, never the PAT.
+    let echoed = tool_call(&alice, 6)["text"][0].as_str().unwrap();
+    assert!(echoed.starts_with("authorization: Bearer ***"), "{alice}");
     assert!(!alice.to_string().contains(GITHUB_PAT), "the client saw the gateway's PAT");
 
     let bob = run_client("", &bed, "bob-key", calls(), false);

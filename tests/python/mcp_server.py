@@ -98,6 +98,13 @@ async def hold(ctx: Context) -> str:
 
 
 @mcp.tool()
+def whoami(ctx: Context) -> str:
+    """Tell which credential reached the server (a server echoing what it should not)."""
+    request = ctx.request_context.request
+    return "authorization: " + (request.headers.get("authorization", "") if request is not None else "")
+
+
+@mcp.tool()
 def search_code(query: str) -> str:
     """Search code."""
     return f"results for {query}"

@@ -8,12 +8,15 @@
 
 pub mod template;
 
+use std::sync::Arc;
+
 use pingora_http::RequestHeader;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::ConfigIssue;
 use crate::core::query;
+use crate::core::secrets::SecretSet;
 use template::Template;
 
 // ---------------------------------------------------------------------------------------------
@@ -71,7 +74,7 @@ impl Ops {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestTransformer {
     pub http_method: Option<http::Method>,
     pub uri: Option<Template>,
@@ -79,6 +82,28 @@ pub struct RequestTransformer {
     pub headers: Ops,
     pub query: Ops,
     pub body: Ops,
+    /// The credentials it sends (fixed values of fields named like one: `Authorization`,
+    /// `x-api-key`, `token`, …), masked in answers of third parties (MCP servers).
+    pub secrets: Arc<SecretSet>,
+}
+
+impl Default for RequestTransformer {
+    fn default() -> Self {
+        RequestTransformer {
+            http_method: None,
+            uri: None,
+            headers: Ops::default(),
+            query: Ops::default(),
+            body: Ops::default(),
+            secrets: Arc::new(SecretSet::new([])),
+        }
+    }
+}
+
+/// Whether a header, parameter or field name is one a credential goes in.
+fn credential_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["auth", "token", "key", "secret", "password", "cookie", "session"].iter().any(|w| n.contains(w))
 }
 
 /// How a request body can be transformed (Kong: by a substring of its Content-Type).
@@ -223,6 +248,13 @@ impl RequestTransformer {
                 _ => out.body = ops,
             }
         }
+        let values: Vec<String> = [&out.headers, &out.query, &out.body]
+            .iter()
+            .flat_map(|ops| ops.replace.iter().chain(&ops.add).chain(&ops.append))
+            .filter(|(name, _)| credential_name(name))
+            .filter_map(|(_, t)| t.literal())
+            .collect();
+        out.secrets = Arc::new(SecretSet::new(values.iter().map(String::as_str)));
         if issues.is_empty() {
             Ok(out)
         } else {

@@ -54,6 +54,13 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Text(_)))
     }
 
+    /// The value, when it does not read the request.
+    pub fn literal(&self) -> Option<String> {
+        self.is_literal().then(|| {
+            self.parts.iter().filter_map(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect()
+        })
+    }
+
     /// The value for this request (the client's request as it arrived).
     pub fn render(&self, req: &RequestHeader) -> String {
         let mut out = String::new();

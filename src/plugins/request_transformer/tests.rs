@@ -95,3 +95,10 @@ remove: {headers: ["bad name"]}
     assert!(serde_yaml::from_str::<RequestTransformerSchema>("add: {cookies: []}").is_err());
     assert!(format!("{:?}", rt("add: {uri: /x}").unwrap_err()).contains("add.uri"));
 }
+
+#[test]
+fn the_credentials_it_sends_are_known_as_secrets() {
+    let t = rt("add: {headers: [\"Authorization:Bearer ghp_abc\", \"x-trace:1\", \"x-token:$(headers.x)\"], querystring: [\"api_key:k-123\"]}").unwrap();
+    assert!(!t.secrets.is_empty());
+    assert!(rt("add: {headers: [\"x-trace:1\"]}").unwrap().secrets.is_empty());
+}

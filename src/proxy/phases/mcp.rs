@@ -19,6 +19,7 @@ use super::body;
 use super::mcp_check::{event, unsupported_version, SESSION_HEADER, VERSION_HEADER};
 use super::respond::refuse;
 use crate::consumers::Consumer;
+use crate::core::secrets::Scrubber;
 use crate::mcp::sse::{event_data, with_data, EventSplitter, Piece};
 use crate::mcp::{self, RpcError};
 use crate::model::Route;
@@ -138,12 +139,24 @@ pub fn upstream_response(shared: &ProcessState, resp: &mut ResponseHeader, ctx: 
     }
     let ct = resp.headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes().to_ascii_lowercase());
     let sse = ct.as_deref().is_some_and(|c| c.starts_with(b"text/event-stream"));
-    let must_read = sse || st.lists;
-    if resp.headers.contains_key(http::header::CONTENT_ENCODING) && must_read {
-        // Compressed despite `Accept-Encoding: identity`: a tool list in it could not be
-        // filtered, so it does not pass.
-        ctx.outcome.error = Some(GatewayError::Upstream(UpstreamFailure::InvalidResponse));
-        return Err(Error::explain(ErrorType::HTTPStatus(502), "compressed MCP answer").into_up());
+    // The credentials request-transformer sent the server never reach the client, even echoed.
+    let generation = ctx.generation.clone();
+    let secrets = ctx.routing.route.and_then(|r| {
+        let t = generation.config.route(r).policies.request_transformer.for_consumer(ctx.identity.consumer);
+        t.map(|t| t.secrets.clone())
+    });
+    ctx.response.scrubber = Scrubber::new([secrets, None]);
+    let must_read = sse || st.lists || ctx.response.scrubber.is_some();
+    let encoded = resp.headers.get_all(http::header::CONTENT_ENCODING).iter().any(|v| {
+        let v = v.as_bytes().trim_ascii();
+        !v.is_empty() && !v.eq_ignore_ascii_case(b"identity")
+    });
+    if encoded && must_read {
+        // Compressed despite `Accept-Encoding: identity`: a tool list or a credential in it
+        // could not be read, so it does not pass.
+        let failure = UpstreamFailure::CompressedResponse;
+        ctx.outcome.error = Some(GatewayError::Upstream(failure));
+        return Err(Error::explain(ErrorType::HTTPStatus(failure.status()), failure.message()).into_up());
     }
     let limit = shared.settings.usage_scan_limit;
     st.answer = if sse {
