@@ -77,6 +77,11 @@ impl<'a> RequestDoc<'a> {
         Ok(RequestDoc { fields, source_len: body.len(), changed: false })
     }
 
+    /// Every field, in order: its name and raw JSON text.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(k, v)| (k.as_ref(), v.json()))
+    }
+
     /// The raw JSON text of a field.
     pub fn raw(&self, key: &str) -> Option<&str> {
         self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.json())

@@ -2,7 +2,9 @@
 //! (`request`), and what the answer tells us — usage and MCP activity — read from a bounded side
 //! view of the response, JSON or SSE (`response`, `sse`).
 
+pub mod anthropic;
 pub mod json_body;
+pub mod provider;
 pub mod refusal;
 pub mod response;
 pub mod sse;

@@ -11,10 +11,14 @@ use super::sse::{EventName, KeptEvent, SseScanner};
 /// Token counts exactly as the provider reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// All input tokens, cached ones included (OpenAI's meaning, for every provider).
     pub input: u64,
     pub output: u64,
     pub total: u64,
+    /// Input tokens read from the provider's prompt cache.
     pub cached: u64,
+    /// Input tokens written to the prompt cache (Anthropic's cache creation).
+    pub cache_write: u64,
     pub reasoning: u64,
 }
 
@@ -66,6 +70,7 @@ struct UsageWire {
 #[derive(Deserialize, Default)]
 struct InputDetails {
     cached_tokens: Option<u64>,
+    cache_write_tokens: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -77,11 +82,13 @@ impl UsageWire {
     fn exact(self) -> Option<Usage> {
         let input = self.input_tokens?;
         let output = self.output_tokens?;
+        let details = self.input_tokens_details.unwrap_or_default();
         Some(Usage {
             input,
             output,
             total: self.total_tokens.unwrap_or(input + output),
-            cached: self.input_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            cached: details.cached_tokens.unwrap_or(0),
+            cache_write: details.cache_write_tokens.unwrap_or(0),
             reasoning: self.output_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
         })
     }
@@ -254,7 +261,7 @@ mod tests {
             {"type":"message","content":[{"type":"output_text","text":"hi"}]}],
             "usage":{"input_tokens":11,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":18}}"#;
         let f = from_json(body);
-        assert_eq!(f.usage, Some(Usage { input: 11, output: 7, total: 18, cached: 4, reasoning: 2 }));
+        assert_eq!(f.usage, Some(Usage { input: 11, output: 7, total: 18, cached: 4, cache_write: 0, reasoning: 2 }));
         assert_eq!(f.response_id.as_deref(), Some("resp_1"));
         assert_eq!(f.mcp.len(), 4);
         assert_eq!(
@@ -275,7 +282,7 @@ mod tests {
     #[test]
     fn chat_json() {
         let f = from_json(br#"{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"prompt_tokens_details":{"cached_tokens":1}}}"#);
-        assert_eq!(f.usage, Some(Usage { input: 5, output: 3, total: 8, cached: 1, reasoning: 0 }));
+        assert_eq!(f.usage, Some(Usage { input: 5, output: 3, total: 8, cached: 1, cache_write: 0, reasoning: 0 }));
     }
 
     #[test]

@@ -424,7 +424,7 @@ mod tests {
         let m = Metrics::new("x");
         let h = m.llm_handles("alex", "openai", "gpt-4o", "llm/v1/responses");
         h.usage(
-            &Usage { input: 1_000_000, output: 500_000, total: 1_500_000, cached: 0, reasoning: 0 },
+            &Usage { input: 1_000_000, output: 500_000, total: 1_500_000, cached: 0, cache_write: 0, reasoning: 0 },
             Some(2.5),
             Some(10.0),
         );
