@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use aigate::ai::json_body::RequestDoc;
+use aigate::ai::provider::Dialect;
 use aigate::ai::sse::SseScanner;
 use aigate::consumers::{digest_key, Consumer, Consumers};
 use aigate::core::RouteId;
@@ -75,7 +76,8 @@ fn route_match(c: &mut Criterion) {
 
 fn body_rewrite(c: &mut Criterion) {
     let yaml = "targets:\n- route_type: llm/v1/responses\n  auth: {header_name: Authorization, header_value: Bearer sk}\n  model: {provider: openai, name: gpt-4o, options: {max_tokens: 512, temperature: 1.0}}\n";
-    let proxy = AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap(), &HealthRegistry::default()).unwrap();
+    let proxy =
+        AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap(), &HealthRegistry::default(), &[]).unwrap();
     let target = &proxy.targets[0];
     let mut g = c.benchmark_group("body_check_and_rewrite");
     for size in [1024usize, 100 * 1024, 1024 * 1024] {
@@ -92,7 +94,7 @@ fn body_rewrite(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("aigate_top_level_rewrite", size), &body, |b, body| {
             b.iter(|| {
                 let mut doc = RequestDoc::parse(black_box(body)).unwrap();
-                apply_target(&mut doc, target, Streaming::Allow).unwrap();
+                apply_target(&mut doc, target, Streaming::Allow, Dialect::OpenAi).unwrap();
                 black_box(doc.to_bytes())
             })
         });

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aigate::ai::json_body::RequestDoc;
+use aigate::ai::provider::Dialect;
 use aigate::store::pins::PinStore;
 use aigate::store::ownership::MemoryStore;
 use aigate::plugins::ai_proxy::request::apply_target;
@@ -28,7 +29,7 @@ fn fixture() -> &'static Fixture {
         let yaml = "targets:\n- route_type: llm/v1/responses\n  model: {provider: openai, name: gpt-4o, options: {max_tokens: 64, temperature: 0.5}}\n";
         let guard = "servers:\n- server_label: gitmcp\n  server_url: https://api.githubcopilot.com/mcp/\n  allowed_tools: [a, b]\n  sensitive_tools: [b]\n  credential: {value: tok}\n";
         Fixture {
-            proxy: AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap(), &HealthRegistry::default()).unwrap(),
+            proxy: AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap(), &HealthRegistry::default(), &[]).unwrap(),
             guard: McpGuard::compile(serde_yaml::from_str(guard).unwrap(), &Consumers::default()).unwrap(),
             store: MemoryStore::new(Duration::from_secs(60), 16),
             pins: PinStore::default(),
@@ -39,7 +40,7 @@ fn fixture() -> &'static Fixture {
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
     let Ok(mut doc) = RequestDoc::parse(data) else { return };
-    if apply_target(&mut doc, &f.proxy.targets[0], Streaming::Allow).is_err() {
+    if apply_target(&mut doc, &f.proxy.targets[0], Streaming::Allow, Dialect::OpenAi).is_err() {
         return;
     }
     let mut events = Vec::new();

@@ -1,13 +1,17 @@
-//! The LLM side of the gateway: what an OpenAI request may look like and how it is rewritten
-//! (`request`), and what the answer tells us — usage and MCP activity — read from a bounded side
-//! view of the response, JSON or SSE (`response`, `sse`).
+//! The LLM side of the gateway: the providers and where their APIs are (`provider`,
+//! `sdk_paths`), how a request body is read and rewritten (`json_body`), Anthropic's Messages
+//! API and its translation from and to OpenAI's Chat Completions (`anthropic`), and what the
+//! answer tells us — usage and MCP activity — read from a bounded side view of the response,
+//! JSON or SSE (`response`, `sse`).
 
 pub mod anthropic;
 pub mod json_body;
 pub mod provider;
 pub mod refusal;
 pub mod response;
+pub mod sdk_paths;
 pub mod sse;
+pub mod usage;
 
 /// Kong's `route_type`: which OpenAI API a target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

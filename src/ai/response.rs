@@ -6,21 +6,11 @@ use bytes::Bytes;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+use super::anthropic::AnthropicUsage;
+use super::provider::Dialect;
 use super::sse::{EventName, KeptEvent, SseScanner};
 
-/// Token counts exactly as the provider reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// All input tokens, cached ones included (OpenAI's meaning, for every provider).
-    pub input: u64,
-    pub output: u64,
-    pub total: u64,
-    /// Input tokens read from the provider's prompt cache.
-    pub cached: u64,
-    /// Input tokens written to the prompt cache (Anthropic's cache creation).
-    pub cache_write: u64,
-    pub reasoning: u64,
-}
+pub use super::usage::Usage;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum McpItem {
@@ -146,7 +136,32 @@ impl ItemWire {
     }
 }
 
-/// Facts from a complete JSON (non-streamed) response body.
+/// An Anthropic Message: only what accounting needs.
+#[derive(Deserialize)]
+struct AnthropicWire {
+    id: Option<String>,
+    model: Option<String>,
+    usage: Option<AnthropicUsage>,
+}
+
+/// Facts from a complete JSON response body in the target's dialect.
+pub fn from_json_in(body: &[u8], dialect: Dialect) -> ResponseFacts {
+    match dialect {
+        Dialect::OpenAi => from_json(body),
+        Dialect::Anthropic => match serde_json::from_slice::<AnthropicWire>(body) {
+            Ok(w) => ResponseFacts {
+                usage: w.usage.as_ref().and_then(AnthropicUsage::exact),
+                response_id: w.id,
+                model: w.model,
+                mcp: Vec::new(),
+                failed: false,
+            },
+            Err(_) => ResponseFacts::default(),
+        },
+    }
+}
+
+/// Facts from a complete JSON (non-streamed) response body of an OpenAI-dialect API.
 pub fn from_json(body: &[u8]) -> ResponseFacts {
     let Ok(wire) = serde_json::from_slice::<ResponseWire>(body) else {
         return ResponseFacts::default();
@@ -172,6 +187,21 @@ struct EventWire {
     usage: Option<UsageWire>,
 }
 
+/// Anthropic's `message_start` (`message`) and `message_delta` (`usage`).
+#[derive(Deserialize)]
+struct AnthropicEventWire {
+    message: Option<AnthropicWire>,
+    usage: Option<AnthropicUsage>,
+}
+
+/// Anthropic's counts as a stream reports them: input and cache at the start, the output
+/// (cumulative) in the last `message_delta`.
+#[derive(Default)]
+struct AnthropicTally {
+    usage: AnthropicUsage,
+    reported: bool,
+}
+
 /// The response object inside an event; its `output` repeats the whole answer and is skipped
 /// (MCP items are counted from `response.output_item.done` events instead).
 #[derive(Deserialize)]
@@ -187,13 +217,17 @@ struct ResponseInEvent {
 /// Facts from the events an [`SseScanner`] kept.
 pub fn from_stream(scanner: &SseScanner) -> ResponseFacts {
     let mut facts = ResponseFacts::default();
+    let mut anthropic = AnthropicTally::default();
     for event in &scanner.events {
-        apply_event(&mut facts, event);
+        apply_event(&mut facts, &mut anthropic, event);
+    }
+    if anthropic.reported {
+        facts.usage = anthropic.usage.exact();
     }
     facts
 }
 
-fn apply_event(facts: &mut ResponseFacts, event: &KeptEvent) {
+fn apply_event(facts: &mut ResponseFacts, anthropic: &mut AnthropicTally, event: &KeptEvent) {
     let data: Bytes = event.data_bytes();
     let Ok(wire) = serde_json::from_slice::<EventWire>(&data) else {
         return;
@@ -205,9 +239,27 @@ fn apply_event(facts: &mut ResponseFacts, event: &KeptEvent) {
         Some("response.failed") => Some(EventName::Failed),
         Some("error") => Some(EventName::Error),
         Some("response.output_item.done") => Some(EventName::OutputItemDone),
+        Some("message_start") => Some(EventName::MessageStart),
+        Some("message_delta") => Some(EventName::MessageDelta),
         _ => None,
     });
     match name {
+        Some(EventName::MessageStart | EventName::MessageDelta) => {
+            let Ok(a) = serde_json::from_slice::<AnthropicEventWire>(&data) else { return };
+            if let Some(m) = a.message {
+                facts.response_id = facts.response_id.take().or(m.id);
+                if m.model.is_some() {
+                    facts.model = m.model;
+                }
+                if let Some(u) = &m.usage {
+                    anthropic.usage.update(u);
+                }
+            }
+            if let (Some(EventName::MessageDelta), Some(u)) = (name, &a.usage) {
+                anthropic.usage.update(u);
+                anthropic.reported = true;
+            }
+        }
         Some(EventName::OutputItemDone) => {
             if let Some(item) = wire.item.and_then(ItemWire::into_mcp) {
                 facts.mcp.push(item);
@@ -231,9 +283,11 @@ fn apply_event(facts: &mut ResponseFacts, event: &KeptEvent) {
             }
         }
         None => {
-            // A chat chunk with usage.
+            // A chat chunk with usage (the last one; some servers report zeros before it).
             if let Some(u) = wire.usage.and_then(UsageWire::exact) {
-                facts.usage = Some(u);
+                if facts.usage.is_none() || u.total > 0 || u.input > 0 || u.output > 0 {
+                    facts.usage = Some(u);
+                }
             }
             if facts.response_id.is_none() {
                 facts.response_id = wire.id;
@@ -321,6 +375,45 @@ mod tests {
         assert_eq!(f.usage.map(|u| (u.input, u.output, u.total)), Some((2, 4, 6)));
         let f = scan("data: {\"id\":\"c1\",\"choices\":[{}]}\n\ndata: [DONE]\n\n");
         assert_eq!(f.usage, None);
+    }
+
+    #[test]
+    fn anthropic_json_and_stream() {
+        let body = br#"{"id":"msg_1","type":"message","model":"claude-x","content":[],"usage":{"input_tokens":10,"output_tokens":4,"cache_creation_input_tokens":20,"cache_read_input_tokens":30}}"#;
+        let f = from_json_in(body, Dialect::Anthropic);
+        assert_eq!(f.usage, Some(Usage { input: 60, output: 4, total: 64, cached: 30, cache_write: 20, reasoning: 0 }));
+        assert_eq!(f.model.as_deref(), Some("claude-x"));
+        // Read as OpenAI's, the same body would under-count the input: the dialect matters.
+        assert_eq!(from_json(body).usage.map(|u| u.input), Some(10));
+        let f = scan(concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":25,\"cache_read_input_tokens\":5,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":null},\"usage\":{\"output_tokens\":7}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ));
+        assert_eq!(f.usage.map(|u| (u.input, u.output, u.total, u.cached)), Some((30, 15, 45, 5)));
+        assert_eq!(f.response_id.as_deref(), Some("msg_2"));
+        // Started but never reported: no usage, not message_start's placeholder output.
+        let f = scan("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n");
+        assert_eq!(f.usage, None);
+    }
+
+    #[test]
+    fn usage_in_every_chunk_keeps_the_last_real_one() {
+        let mut stream = String::new();
+        for i in 0..500 {
+            stream.push_str(&format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"x\"}}}}],\"usage\":{{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0,\"n\":{i}}}}}\n\n"));
+        }
+        stream.push_str(
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":500,\"total_tokens\":509}}\n\n",
+        );
+        stream.push_str("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}}\n\n");
+        let mut s = SseScanner::new(4096);
+        s.feed(&Bytes::from(stream));
+        s.finish();
+        assert!(s.events.len() <= 2 && !s.overflowed, "{} events kept", s.events.len());
+        assert_eq!(from_stream(&s).usage.map(|u| u.total), Some(509));
     }
 
     #[test]

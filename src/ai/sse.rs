@@ -30,7 +30,7 @@ impl KeptEvent {
     }
 }
 
-/// The event names (Responses API) worth keeping.
+/// The event names worth keeping: the Responses API's, and Anthropic's usage reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventName {
     Created,
@@ -39,6 +39,10 @@ pub enum EventName {
     Failed,
     Error,
     OutputItemDone,
+    /// Anthropic: input and cache counts.
+    MessageStart,
+    /// Anthropic: the cumulative output count (only the last one matters).
+    MessageDelta,
 }
 
 impl EventName {
@@ -50,6 +54,8 @@ impl EventName {
             b"response.failed" => EventName::Failed,
             b"error" => EventName::Error,
             b"response.output_item.done" => EventName::OutputItemDone,
+            b"message_start" => EventName::MessageStart,
+            b"message_delta" => EventName::MessageDelta,
             _ => return None,
         })
     }
@@ -231,7 +237,14 @@ impl SseScanner {
         let is_final = matches!(
             self.interest,
             Interest::Keep(
-                None | Some(EventName::Completed | EventName::Failed | EventName::Incomplete | EventName::Error)
+                None | Some(
+                    EventName::Completed
+                        | EventName::Failed
+                        | EventName::Incomplete
+                        | EventName::Error
+                        | EventName::MessageStart
+                        | EventName::MessageDelta
+                )
             )
         );
         let kept = if is_final { &mut self.kept_final } else { &mut self.kept_other };
@@ -246,6 +259,23 @@ impl SseScanner {
         self.data.push(data);
     }
 
+    /// Reports that replace earlier ones are not all kept: usage chunks of a chat stream (some
+    /// servers put usage in every chunk: the last two are kept, in case the last is all zeros)
+    /// and Anthropic's cumulative `message_delta` (the last one).
+    fn forget_older(&mut self, name: Option<EventName>) {
+        let keep = match name {
+            None => 1,
+            Some(EventName::MessageDelta) => 0,
+            _ => return,
+        };
+        let same: Vec<usize> = self.events.iter().enumerate().filter(|(_, e)| e.name == name).map(|(i, _)| i).collect();
+        if same.len() > keep {
+            let old = self.events.remove(same[0]);
+            let size: usize = old.data.iter().map(Bytes::len).sum::<usize>() + 1;
+            self.kept_final = self.kept_final.saturating_sub(size);
+        }
+    }
+
     fn drop_current_event(&mut self) {
         self.overflowed = true;
         self.interest = Interest::Skip;
@@ -255,6 +285,7 @@ impl SseScanner {
     fn end_event(&mut self) {
         if let Interest::Keep(name) = self.interest {
             if !self.data.is_empty() {
+                self.forget_older(name);
                 self.events.push(KeptEvent { name, data: std::mem::take(&mut self.data) });
             }
         }
@@ -309,6 +340,8 @@ fn has_type_worth_keeping(data: &[u8]) -> bool {
         b"\"type\":\"response.incomplete\"",
         b"\"type\":\"response.output_item.done\"",
         b"\"type\":\"error\"",
+        b"\"type\":\"message_start\"",
+        b"\"type\":\"message_delta\"",
     ];
     // The type comes first in OpenAI's events; look only at the start to stay cheap.
     let head = &data[..data.len().min(64)];

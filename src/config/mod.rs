@@ -44,6 +44,8 @@ pub struct LoadContext {
     pub jwks: Arc<JwksRegistry>,
     /// LLM targets' passive health, by target.
     pub health: Arc<HealthRegistry>,
+    /// Hosts LLM targets may be reached at over plain http (`llm_plain_http_hosts`).
+    pub llm_plain_http_hosts: Vec<String>,
 }
 
 impl LoadContext {
@@ -53,6 +55,7 @@ impl LoadContext {
             defaults: s.service_defaults(),
             jwks: Arc::new(JwksRegistry::new(s.tls_trusted_ca.clone(), s.oidc_insecure_http_hosts.clone())),
             health: Arc::new(HealthRegistry::new(s.llm_target_max_fails, s.llm_target_fail_timeout)),
+            llm_plain_http_hosts: s.llm_plain_http_hosts.clone(),
         }
     }
 }

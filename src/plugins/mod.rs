@@ -69,6 +69,8 @@ pub struct CompileContext<'a> {
     pub jwks: &'a JwksRegistry,
     /// LLM targets' passive health, by target identity.
     pub health: &'a HealthRegistry,
+    /// Hosts an LLM target's `upstream_url` may name over plain http (`llm_plain_http_hosts`).
+    pub llm_plain_http_hosts: &'a [String],
 }
 
 type CompileFn = fn(Option<&serde_yaml::Value>, &CompileContext<'_>) -> Result<Compiled, Vec<ConfigIssue>>;
@@ -132,13 +134,17 @@ pub const REGISTRY: &[Registration] = &[
         kind: PluginKind::AiProxy,
         name: "ai-proxy",
         authenticates: false,
-        compile: |c, cx| Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_single(config(c)?, cx.health)?))),
+        compile: |c, cx| {
+            Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_single(config(c)?, cx.health, cx.llm_plain_http_hosts)?)))
+        },
     },
     Registration {
         kind: PluginKind::AiProxyAdvanced,
         name: "ai-proxy-advanced",
         authenticates: false,
-        compile: |c, cx| Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_advanced(config(c)?, cx.health)?))),
+        compile: |c, cx| {
+            Ok(Compiled::AiProxy(Arc::new(AiProxy::compile_advanced(config(c)?, cx.health, cx.llm_plain_http_hosts)?)))
+        },
     },
     Registration {
         kind: PluginKind::McpGuard,

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::ai::anthropic::answer::AnswerTranslator;
+use crate::ai::provider::Dialect;
 use crate::ai::sse::SseScanner;
 use crate::config::settings::Lingering;
 use crate::core::secrets::Scrubber;
@@ -56,6 +58,10 @@ pub struct AiState {
     pub inference: bool,
     /// Path after the route's prefix, appended to the target's path (`/resp_123/cancel`).
     pub suffix: String,
+    /// Anthropic's token counting: model rules only, no options, no usage.
+    pub count_tokens: bool,
+    /// The model an Azure-style path names (`/openai/deployments/{model}/chat/completions`).
+    pub path_model: Option<String>,
     pub facts: Option<RequestFacts>,
     /// The target the complete body was last rendered for.
     pub rendered_for: Option<usize>,
@@ -223,6 +229,10 @@ pub struct Response {
     pub scrubber: Option<Scrubber>,
     /// The upstream's own id for the request (`x-request-id`), for the access log.
     pub upstream_request_id: Option<http::HeaderValue>,
+    /// The wire format of the upstream's answer, for reading its usage.
+    pub dialect: Dialect,
+    /// An Anthropic answer translated for an OpenAI-format client (it also reads the usage).
+    pub translation: Option<Box<AnswerTranslator>>,
 }
 
 /// How the request ended, when not well.
@@ -280,6 +290,8 @@ impl RequestCtx {
                 early_facts: None,
                 scrubber: None,
                 upstream_request_id: None,
+                dialect: Dialect::OpenAi,
+                translation: None,
             },
             outcome: Outcome::default(),
         }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::ai::anthropic::error_type_for_status;
+use crate::ai::provider::Dialect;
 use crate::ai::refusal::AiRefusal;
 use crate::mcp;
 use crate::plugins::auth::{AuthFailure, FailureBody};
@@ -19,6 +21,18 @@ pub enum Envelope {
     OpenAi,
     /// MCP routes: JSON-RPC error responses (authentication refusals stay Kong's).
     JsonRpc,
+    /// Anthropic's `{"type":"error","error":{...}}`, on `llm_format: anthropic` routes.
+    Anthropic,
+}
+
+impl Envelope {
+    /// The envelope of an LLM route whose clients speak `format`.
+    pub fn for_llm(format: Dialect) -> Envelope {
+        match format {
+            Dialect::OpenAi => Envelope::OpenAi,
+            Dialect::Anthropic => Envelope::Anthropic,
+        }
+    }
 }
 
 /// Every answer the gateway makes itself.
@@ -74,6 +88,21 @@ struct KongBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<&'a str>,
     request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct AnthropicBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: AnthropicError<'a>,
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct AnthropicError<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: &'a str,
 }
 
 #[derive(Serialize)]
@@ -149,6 +178,17 @@ impl GatewayError {
             return ErrorResponse { status, body, www_authenticate: None };
         }
         let mut www = None;
+        if envelope == Envelope::Anthropic {
+            if let Some(message) = self.llm_message() {
+                let body = AnthropicBody {
+                    kind: "error",
+                    error: AnthropicError { kind: error_type_for_status(status), message: &message },
+                    request_id,
+                };
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                return ErrorResponse { status, body: Bytes::from(body), www_authenticate: None };
+            }
+        }
         let body = match (self, envelope) {
             (GatewayError::Ai(r), _) => openai(&r.message, r.kind, r.code),
             (GatewayError::Auth(f), _) => {
@@ -204,6 +244,24 @@ impl From<mcp::RpcError> for GatewayError {
     }
 }
 
+impl GatewayError {
+    /// The message of an error an LLM client's SDK shows in its provider's shape (policy
+    /// refusals keep Kong's shape on every route).
+    fn llm_message(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        Some(match self {
+            GatewayError::Ai(r) => Cow::Borrowed(r.message.as_str()),
+            GatewayError::BodyTooLarge { limit } => {
+                Cow::Owned(format!("Request body is larger than the limit of {limit} bytes"))
+            }
+            GatewayError::BadRequest { message } => Cow::Borrowed(message.as_str()),
+            GatewayError::Upstream(f) => Cow::Owned(format!("{} ({})", f.message(), f.kind())),
+            GatewayError::Internal => Cow::Borrowed("An unexpected error occurred"),
+            _ => return None,
+        })
+    }
+}
+
 impl From<AiRefusal> for GatewayError {
     fn from(r: AiRefusal) -> Self {
         GatewayError::Ai(r)
@@ -252,6 +310,22 @@ mod tests {
         let r = GatewayError::Upstream(UpstreamFailure::ReadTimeout).render("x", Envelope::Kong);
         assert_eq!(r.status, 504);
         assert_eq!(json(&r)["kind"], "read_timeout");
+    }
+
+    #[test]
+    fn anthropic_envelope() {
+        let r =
+            GatewayError::Ai(AiRefusal::bad_request("cannot use own model - must be: claude-x", "model_not_allowed"))
+                .render("req-1", Envelope::Anthropic);
+        assert_eq!(
+            json(&r),
+            serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": "cannot use own model - must be: claude-x"}, "request_id": "req-1"})
+        );
+        let r = GatewayError::Upstream(UpstreamFailure::ReadTimeout).render("x", Envelope::Anthropic);
+        assert_eq!((r.status, json(&r)["error"]["type"].as_str()), (504, Some("timeout_error")));
+        // Policy refusals keep Kong's shape.
+        let r = GatewayError::Auth(AuthFailure::new(401, "Unauthorized", "invalid")).render("x", Envelope::Anthropic);
+        assert_eq!(json(&r)["message"], "Unauthorized");
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Metrics {
             auth_failures: counter("aigate_auth_failures_total", "Requests refused by authentication or authorization, by route and reason.", &["route", "reason"]),
             upstream_errors: counter("aigate_upstream_errors_total", "Failed upstream attempts, by service, route and kind of failure.", &["service", "route", "kind"]),
             llm_requests: counter("aigate_llm_requests_total", "LLM requests, by consumer, provider, model, route type, mode (oneshot or stream) and status code.", &["consumer", "provider", "model", "route_type", "mode", "status"]),
-            llm_tokens: counter("aigate_llm_tokens_total", "Tokens exactly as the provider's usage reported them, by type (input, output, total, cached, reasoning).", &["consumer", "provider", "model", "token_type"]),
+            llm_tokens: counter("aigate_llm_tokens_total", "Tokens exactly as the provider's usage reported them, by type (input, output, total, cached, cache_write, reasoning); input includes cached and cache_write tokens for every provider.", &["consumer", "provider", "model", "token_type"]),
             llm_usage_missing: counter("aigate_llm_usage_missing_total", "Successful LLM responses whose usage was absent or unreadable; their tokens are not guessed.", &["consumer", "provider", "model", "mode"]),
             llm_cost: {
                 let c = must(CounterVec::new(Opts::new("aigate_llm_cost_total", "Cost of the tokens used, from model.options input_cost and output_cost (per million tokens)."), &["consumer", "provider", "model"]));
@@ -168,6 +168,7 @@ impl Metrics {
             output: tok("output"),
             total: tok("total"),
             cached: tok("cached"),
+            cache_write: tok("cache_write"),
             reasoning: tok("reasoning"),
             ok_oneshot: OnceLock::new(),
             ok_stream: OnceLock::new(),
@@ -312,6 +313,7 @@ pub struct LlmHandles {
     output: IntCounter,
     total: IntCounter,
     cached: IntCounter,
+    cache_write: IntCounter,
     reasoning: IntCounter,
     missing_oneshot: IntCounter,
     missing_stream: IntCounter,
@@ -324,6 +326,7 @@ impl LlmHandles {
         self.output.inc_by(u.output);
         self.total.inc_by(u.total);
         self.cached.inc_by(u.cached);
+        self.cache_write.inc_by(u.cache_write);
         self.reasoning.inc_by(u.reasoning);
         let cost =
             input_cost.unwrap_or(0.0) * u.input as f64 / 1e6 + output_cost.unwrap_or(0.0) * u.output as f64 / 1e6;

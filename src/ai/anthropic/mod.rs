@@ -7,6 +7,7 @@
 //! mapped in streams too, and what has no faithful translation is refused with a 400 naming
 //! the field instead of being dropped.
 
+pub mod answer;
 mod json;
 pub mod request;
 pub mod response;

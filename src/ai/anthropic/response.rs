@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::json::Text;
 use super::{finish_reason, openai_error, AnthropicUsage};
-use crate::ai::response::Usage;
+use crate::ai::usage::Usage;
 
 /// A translated answer and what accounting needs from it.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use super::json::Text;
 use super::response::ChatUsage;
 use super::{finish_reason, openai_error, AnthropicUsage};
-use crate::ai::response::Usage;
+use crate::ai::usage::Usage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

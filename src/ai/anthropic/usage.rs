@@ -12,7 +12,7 @@
 
 use serde::Deserialize;
 
-use crate::ai::response::Usage;
+use crate::ai::usage::Usage;
 
 /// Token counts as Anthropic reports them; in a stream, `message_start` gives the input and
 /// cache counts and each `message_delta` the cumulative output (and sometimes input again).

@@ -33,7 +33,12 @@ pub(super) fn extract_plugins(
 ) -> Plugins {
     let mut out = Plugins { instances: Vec::new(), target_count: 0 };
     let mut scopes_seen: HashSet<Scope> = HashSet::new();
-    let compile_cx = CompileContext { consumers, jwks: &load.jwks, health: &load.health };
+    let compile_cx = CompileContext {
+        consumers,
+        jwks: &load.jwks,
+        health: &load.health,
+        llm_plain_http_hosts: &load.llm_plain_http_hosts,
+    };
     for pe in &entities.plugins {
         let p = pe.plugin;
         let Some(kind) = PluginKind::from_name(&p.name) else {

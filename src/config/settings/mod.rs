@@ -46,6 +46,10 @@ pub struct Settings {
     /// tests only: anyone on the path could replace such keys.
     #[serde(deserialize_with = "values::host_list")]
     pub oidc_insecure_http_hosts: Vec<String>,
+    /// Hosts an LLM target's `upstream_url` may name over plain http (self-hosted models on a
+    /// trusted network): the provider key and the prompts cross it unencrypted.
+    #[serde(deserialize_with = "values::host_list")]
+    pub llm_plain_http_hosts: Vec<String>,
     /// `host:port` → fixed address, like curl's `--resolve`.
     pub upstream_resolve: Overrides,
     #[serde(deserialize_with = "values::seconds_at_least_one")]
@@ -147,6 +151,7 @@ impl Default for Settings {
             threads,
             tls_trusted_ca: None,
             oidc_insecure_http_hosts: Vec::new(),
+            llm_plain_http_hosts: Vec::new(),
             upstream_resolve: Overrides::default(),
             dns_refresh_interval: Duration::from_secs(30),
             max_request_body_size: 8 * 1024 * 1024,

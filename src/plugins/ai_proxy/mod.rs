@@ -8,13 +8,16 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use super::{unsupported_unless_default, ConfigIssue};
+use crate::ai::provider::{Dialect, Provider};
 use crate::ai::RouteType;
 use crate::core::secrets::SecretSet;
 use crate::core::Endpoint;
+pub use provider::{AzureTarget, ProviderOptions};
 pub use schema::{
     AiProxyAdvancedSchema, AiProxySchema, AuthSchema, BalancerSchema, LoggingSchema, ModelSchema, OptionsSchema,
     TargetSchema,
 };
+mod provider;
 pub mod request;
 mod schema;
 
@@ -43,6 +46,8 @@ pub struct ModelOptions {
     pub max_tokens: Option<u64>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
+    /// Anthropic only.
+    pub top_k: Option<u64>,
     /// Price per million input / output tokens, for `aigate_llm_cost_total`.
     pub input_cost: Option<f64>,
     pub output_cost: Option<f64>,
@@ -53,9 +58,12 @@ pub struct AiTarget {
     /// Index among all targets of the configuration (for per-target metric handles).
     pub id: usize,
     pub route_type: RouteType,
-    pub provider: &'static str,
+    pub provider: Provider,
     pub model: Option<String>,
     pub options: ModelOptions,
+    /// What the provider's requests need besides the body (Anthropic's version, Azure's
+    /// deployment and api-version).
+    pub provider_options: ProviderOptions,
     pub endpoint: Endpoint,
     /// The upstream URL was set in config: its path is used as given.
     pub custom_url: bool,
@@ -63,7 +71,7 @@ pub struct AiTarget {
     pub allow_override: bool,
     pub weight: u32,
     pub log_statistics: bool,
-    /// `X-Kong-LLM-Model: openai/<model>`, built once.
+    /// `X-Kong-LLM-Model: <provider>/<model>`, built once.
     pub model_header: Option<HeaderValue>,
 }
 
@@ -81,19 +89,27 @@ pub struct AiProxy {
     pub model_name_header: bool,
     /// The targets' provider keys, scrubbed from every answer a client receives.
     pub secrets: Arc<SecretSet>,
+    /// Kong's `llm_format`: the API clients speak (`openai`, or `anthropic` for
+    /// Anthropic-native clients, passed through to Anthropic targets).
+    pub llm_format: Dialect,
 }
 
-const OPENAI_HOST: &str = "api.openai.com";
-
 impl AiProxy {
-    pub fn compile_advanced(s: AiProxyAdvancedSchema, health: &HealthRegistry) -> Result<AiProxy, Vec<ConfigIssue>> {
+    /// `plain_http_hosts`: the hosts an `upstream_url` may name over plain http (the setting
+    /// `llm_plain_http_hosts`).
+    pub fn compile_advanced(
+        s: AiProxyAdvancedSchema,
+        health: &HealthRegistry,
+        plain_http_hosts: &[String],
+    ) -> Result<AiProxy, Vec<ConfigIssue>> {
         let mut issues = Vec::new();
         if s.targets.is_empty() {
             issues.push(ConfigIssue::new("targets", "targets is empty", "configure at least one target"));
         }
         let mut targets = Vec::new();
         for (i, t) in s.targets.into_iter().enumerate() {
-            match compile_target(t.route_type, t.auth, t.model, t.logging, t.weight, &format!("targets[{i}].")) {
+            let at = format!("targets[{i}].");
+            match compile_target(t.route_type, t.auth, t.model, t.logging, t.weight, plain_http_hosts, &at) {
                 Ok(t) => targets.push(t),
                 Err(mut e) => issues.append(&mut e),
             }
@@ -109,6 +125,7 @@ impl AiProxy {
             s.genai_category,
             &mut issues,
         );
+        check_format(common.3, &targets, "targets[]", &mut issues);
         if issues.is_empty() && targets.len() > MAX_TARGETS {
             issues.push(ConfigIssue::new(
                 "targets",
@@ -119,7 +136,7 @@ impl AiProxy {
         if !issues.is_empty() {
             return Err(issues);
         }
-        let (response_streaming, max_request_body_size, model_name_header) = common;
+        let (response_streaming, max_request_body_size, model_name_header, llm_format) = common;
         Ok(AiProxy {
             balancer: balancer(&targets, health),
             secrets: provider_secrets(&targets),
@@ -128,12 +145,17 @@ impl AiProxy {
             response_streaming,
             max_request_body_size,
             model_name_header,
+            llm_format,
         })
     }
 
-    pub fn compile_single(s: AiProxySchema, health: &HealthRegistry) -> Result<AiProxy, Vec<ConfigIssue>> {
+    pub fn compile_single(
+        s: AiProxySchema,
+        health: &HealthRegistry,
+        plain_http_hosts: &[String],
+    ) -> Result<AiProxy, Vec<ConfigIssue>> {
         let mut issues = Vec::new();
-        let target = compile_target(s.route_type, s.auth, s.model, s.logging, None, "");
+        let target = compile_target(s.route_type, s.auth, s.model, s.logging, None, plain_http_hosts, "");
         let common = compile_common(
             s.response_streaming,
             s.max_request_body_size,
@@ -149,9 +171,12 @@ impl AiProxy {
                 None
             }
         };
+        if let Some(t) = &target {
+            check_format(common.3, std::slice::from_ref(t), "", &mut issues);
+        }
         match target {
             Some(t) if issues.is_empty() => {
-                let (response_streaming, max_request_body_size, model_name_header) = common;
+                let (response_streaming, max_request_body_size, model_name_header, llm_format) = common;
                 let targets = vec![t];
                 Ok(AiProxy {
                     balancer: balancer(&targets, health),
@@ -161,6 +186,7 @@ impl AiProxy {
                     response_streaming,
                     max_request_body_size,
                     model_name_header,
+                    llm_format,
                 })
             }
             _ => Err(issues),
@@ -186,7 +212,40 @@ fn balancer(targets: &[AiTarget], health: &HealthRegistry) -> Balancer {
 impl AiTarget {
     /// Which upstream this target is (its health is kept under this identity).
     pub fn key(&self) -> TargetKey {
-        TargetKey { provider: self.provider, endpoint: self.endpoint.clone(), model: self.model.clone() }
+        TargetKey { provider: self.provider.as_str(), endpoint: self.endpoint.clone(), model: self.model.clone() }
+    }
+
+    /// The client's Chat Completions are translated to and from Anthropic's Messages API.
+    pub fn translates(&self, llm_format: Dialect) -> bool {
+        llm_format == Dialect::OpenAi && self.provider.dialect() == Dialect::Anthropic
+    }
+}
+
+/// Kong's rule for a native `llm_format`: chat route types only, on providers that speak it.
+/// aigate passes Anthropic-native requests to Anthropic targets only (Kong 3.13 can convert
+/// them for other providers; aigate does not).
+fn check_format(format: Dialect, targets: &[AiTarget], at: &str, issues: &mut Vec<ConfigIssue>) {
+    if format != Dialect::Anthropic {
+        return;
+    }
+    for t in targets {
+        if t.provider != Provider::Anthropic {
+            issues.push(ConfigIssue::new(
+                format!("{at}model.provider"),
+                format!(
+                    "llm_format anthropic passes Anthropic's Messages API through: provider {} cannot serve it",
+                    t.provider.as_str()
+                ),
+                "use provider anthropic for every target, or llm_format openai",
+            ));
+        }
+        if t.route_type != RouteType::Chat {
+            issues.push(ConfigIssue::new(
+                format!("{at}route_type"),
+                "native provider options in llm_format can only be used with the 'llm/v1/chat' route_type",
+                "use route_type llm/v1/chat",
+            ));
+        }
     }
 }
 
@@ -197,7 +256,7 @@ fn compile_common(
     llm_format: Option<String>,
     genai_category: Option<String>,
     issues: &mut Vec<ConfigIssue>,
-) -> (Streaming, Option<u64>, bool) {
+) -> (Streaming, Option<u64>, bool, Dialect) {
     let streaming = match response_streaming.as_deref() {
         None | Some("allow") => Streaming::Allow,
         Some("deny") => Streaming::Deny,
@@ -211,11 +270,18 @@ fn compile_common(
             Streaming::Allow
         }
     };
-    if let Some(f) = llm_format.as_deref() {
-        if f != "openai" {
-            issues.push(ConfigIssue::new("llm_format", format!("llm_format `{f}` is not supported"), "use openai"));
+    let format = match llm_format.as_deref() {
+        None | Some("openai") => Dialect::OpenAi,
+        Some("anthropic") => Dialect::Anthropic,
+        Some(f) => {
+            issues.push(ConfigIssue::new(
+                "llm_format",
+                format!("llm_format `{f}` is not supported"),
+                "use openai, or anthropic for Anthropic-native clients",
+            ));
+            Dialect::OpenAi
         }
-    }
+    };
     if let Some(c) = genai_category.as_deref() {
         if c != "text/generation" {
             issues.push(ConfigIssue::new(
@@ -232,7 +298,7 @@ fn compile_common(
             "remove it to use the gateway's limit",
         ));
     }
-    (streaming, max_request_body_size, model_name_header.unwrap_or(true))
+    (streaming, max_request_body_size, model_name_header.unwrap_or(true), format)
 }
 
 fn compile_target(
@@ -241,6 +307,7 @@ fn compile_target(
     model: Option<ModelSchema>,
     logging: Option<LoggingSchema>,
     weight: Option<u32>,
+    plain_http_hosts: &[String],
     at: &str,
 ) -> Result<AiTarget, Vec<ConfigIssue>> {
     let mut issues = Vec::new();
@@ -268,25 +335,12 @@ fn compile_target(
         issues.push(ConfigIssue::new(
             format!("{at}model"),
             "model is required",
-            "set model.provider (openai) and usually model.name",
+            "set model.provider (openai, azure, anthropic, mistral or llama2) and usually model.name",
         ));
         return Err(issues);
     };
-    if model.provider != "openai" {
-        issues.push(ConfigIssue::new(
-            format!("{at}model.provider"),
-            format!("provider `{}` is not supported", model.provider),
-            "use openai (or an OpenAI-compatible endpoint through model.options.upstream_url)",
-        ));
-    }
     let o = model.options.unwrap_or_default();
     for (name, v) in [
-        ("anthropic_version", &o.anthropic_version),
-        ("azure_instance", &o.azure_instance),
-        ("azure_api_version", &o.azure_api_version),
-        ("azure_deployment_id", &o.azure_deployment_id),
-        ("llama2_format", &o.llama2_format),
-        ("mistral_format", &o.mistral_format),
         ("bedrock", &o.bedrock),
         ("gemini", &o.gemini),
         ("huggingface", &o.huggingface),
@@ -296,16 +350,8 @@ fn compile_target(
         unsupported_unless_default(&mut issues, &format!("{at}model.options.{name}"), v, |v| {
             // Kong writes these provider blocks with every member null.
             v.as_mapping().is_some_and(|m| m.values().all(|x| x.is_null()))
-                || (name == "azure_api_version" && v.as_str() == Some("2023-05-15"))
                 || (name == "embeddings_dimensions" && v.is_null())
         });
-    }
-    if o.top_k.is_some() {
-        issues.push(ConfigIssue::new(
-            format!("{at}model.options.top_k"),
-            "top_k is not an OpenAI parameter",
-            "remove it",
-        ));
     }
     if o.upstream_path.is_some() {
         issues.push(ConfigIssue::new(
@@ -314,6 +360,8 @@ fn compile_target(
             "put the whole URL in upstream_url",
         ));
     }
+    let auth_s = auth.unwrap_or_default();
+    let compiled = provider::compile(&model.provider, route_type, &o, &auth_s, plain_http_hosts, at, &mut issues);
     for (name, value, range) in [("temperature", o.temperature, 0.0..=5.0), ("top_p", o.top_p, 0.0..=1.0)] {
         if let Some(v) = value.filter(|v| !range.contains(v)) {
             issues.push(ConfigIssue::new(
@@ -332,29 +380,6 @@ fn compile_target(
             ));
         }
     }
-    let (endpoint, custom_url) = match o.upstream_url.as_deref() {
-        Some(url) => match Endpoint::parse_url(url) {
-            Ok(e) => (Some(e), true),
-            Err(e) => {
-                issues.push(ConfigIssue::new(
-                    format!("{at}model.options.upstream_url"),
-                    e,
-                    "give a full URL such as https://api.openai.com/v1/responses",
-                ));
-                (None, true)
-            }
-        },
-        None => (
-            route_type.map(|rt| Endpoint {
-                tls: true,
-                host: OPENAI_HOST.to_string(),
-                port: 443,
-                path: rt.openai_path().to_string(),
-            }),
-            false,
-        ),
-    };
-    let auth_s = auth.unwrap_or_default();
     for (name, v) in [
         ("azure_use_managed_identity", &auth_s.azure_use_managed_identity),
         ("azure_client_id", &auth_s.azure_client_id),
@@ -392,22 +417,28 @@ fn compile_target(
             ));
         }
     }
-    let model_header = model.name.as_deref().and_then(|m| HeaderValue::from_str(&format!("openai/{m}")).ok());
-    match (route_type, endpoint) {
-        (Some(route_type), Some(endpoint)) if issues.is_empty() => Ok(AiTarget {
+    let Some(compiled) = compiled else {
+        return Err(issues);
+    };
+    let model_header =
+        model.name.as_deref().and_then(|m| HeaderValue::from_str(&format!("{}/{m}", compiled.provider.as_str())).ok());
+    match route_type {
+        Some(route_type) if issues.is_empty() => Ok(AiTarget {
             id: 0,
             route_type,
-            provider: "openai",
+            provider: compiled.provider,
             model: model.name,
             options: ModelOptions {
                 max_tokens: o.max_tokens,
                 temperature: o.temperature,
                 top_p: o.top_p,
+                top_k: o.top_k,
                 input_cost: o.input_cost,
                 output_cost: o.output_cost,
             },
-            endpoint,
-            custom_url,
+            provider_options: compiled.options,
+            endpoint: compiled.endpoint,
+            custom_url: compiled.custom_url,
             auth,
             allow_override: auth_s.allow_override,
             weight: weight.unwrap_or(100),

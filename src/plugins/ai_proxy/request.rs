@@ -1,11 +1,14 @@
 //! Checking and rewriting an LLM request body with Kong's rules: the configured model wins
 //! (a different one in the body is refused), configured options override the client's
-//! (Kong 3.8+), `max_tokens` is written under the field name of the target's API, streaming is
+//! (Kong 3.8+), `max_tokens` is written under the field name of the client's API, streaming is
 //! allowed, denied or forced, and a body-placed provider credential is injected.
 
 use super::{AiTarget, ProviderAuth, Streaming};
+use crate::ai::anthropic::request::DEFAULT_MAX_TOKENS;
 use crate::ai::json_body::RequestDoc;
+use crate::ai::provider::{Dialect, Provider};
 use crate::ai::refusal::AiRefusal;
+use crate::ai::RouteType;
 
 /// What the gateway learnt from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,40 +16,20 @@ pub struct RequestFacts {
     pub stream: bool,
     /// The model the provider is asked for.
     pub model: String,
+    /// A chat stream whose client asked for the final usage chunk (written by the gateway
+    /// when it translates the stream).
+    pub include_usage: bool,
 }
 
-/// Apply the target's model rules and options to the request.
+/// Apply the target's model rules and options to a request in the client's format
+/// (`format`: OpenAI's, or Anthropic's for `llm_format: anthropic`).
 pub fn apply_target(
     doc: &mut RequestDoc<'_>,
     target: &AiTarget,
     streaming: Streaming,
+    format: Dialect,
 ) -> Result<RequestFacts, AiRefusal> {
-    // Model: Kong checks only non-empty strings; anything else is replaced by the configured one.
-    let body_model = match doc.raw("model") {
-        Some(raw) if raw.starts_with('"') => serde_json::from_str::<String>(raw).ok().filter(|m| !m.is_empty()),
-        _ => None,
-    };
-    let model = match (&target.model, body_model) {
-        (Some(configured), Some(requested)) if &requested != configured => {
-            return Err(AiRefusal::bad_request(
-                format!("cannot use own model - must be: {configured}"),
-                "model_not_allowed",
-            ));
-        }
-        (Some(configured), requested) => {
-            if requested.is_none() {
-                doc.set("model", configured);
-            }
-            configured.clone()
-        }
-        (None, Some(requested)) => requested,
-        (None, None) => {
-            return Err(AiRefusal::bad_request(
-                "model parameter not found in request, nor in gateway configuration",
-                "model_not_found",
-            ));
-        }
-    };
+    let model = model_rule(doc, target)?;
 
     let stream = match doc.raw("stream") {
         None | Some("null") | Some("false") => false,
@@ -68,8 +51,22 @@ pub fn apply_target(
     };
 
     let o = &target.options;
-    if let Some(max) = o.max_tokens {
-        doc.set(target.route_type.max_tokens_field(), &max);
+    match (format, target.route_type, o.max_tokens) {
+        // Chat: newer clients send max_completion_tokens (o-series models take only that).
+        (Dialect::OpenAi, RouteType::Chat, Some(max)) if doc.contains("max_completion_tokens") => {
+            doc.set("max_completion_tokens", &max);
+            doc.remove("max_tokens");
+        }
+        (Dialect::OpenAi, rt, Some(max)) => doc.set(rt.max_tokens_field(), &max),
+        // Anthropic requires max_tokens.
+        (Dialect::Anthropic, _, max) => {
+            if let Some(max) = max {
+                doc.set("max_tokens", &max);
+            } else if doc.raw("max_tokens").is_none_or(|v| v == "null") {
+                doc.set("max_tokens", &DEFAULT_MAX_TOKENS);
+            }
+        }
+        (_, _, None) => {}
     }
     if let Some(t) = o.temperature {
         doc.set("temperature", &t);
@@ -77,12 +74,52 @@ pub fn apply_target(
     if let Some(p) = o.top_p {
         doc.set("top_p", &p);
     }
+    if let Some(k) = o.top_k {
+        doc.set("top_k", &k);
+    }
+    // Azure's Responses API names the deployment in `model`.
+    if let (Provider::Azure, RouteType::Responses, Some(az)) =
+        (target.provider, target.route_type, &target.provider_options.azure)
+    {
+        doc.set("model", &az.deployment);
+    }
     if let ProviderAuth::Body { name, value } = &target.auth {
         if !(target.allow_override && doc.contains(name)) {
             doc.set(name, value);
         }
     }
-    Ok(RequestFacts { stream, model })
+    Ok(RequestFacts { stream, model, include_usage: false })
+}
+
+/// Only the model rules: for calls that take no options (Anthropic's token counting).
+pub fn apply_model_only(doc: &mut RequestDoc<'_>, target: &AiTarget) -> Result<RequestFacts, AiRefusal> {
+    Ok(RequestFacts { stream: false, model: model_rule(doc, target)?, include_usage: false })
+}
+
+/// Kong's model rules: the configured model wins, a different one in the body is refused, and
+/// without either the request is refused. Returns the model the provider is asked for.
+fn model_rule(doc: &mut RequestDoc<'_>, target: &AiTarget) -> Result<String, AiRefusal> {
+    // Model: Kong checks only non-empty strings; anything else is replaced by the configured one.
+    let body_model = match doc.raw("model") {
+        Some(raw) if raw.starts_with('"') => serde_json::from_str::<String>(raw).ok().filter(|m| !m.is_empty()),
+        _ => None,
+    };
+    match (&target.model, body_model) {
+        (Some(configured), Some(requested)) if &requested != configured => {
+            Err(AiRefusal::bad_request(format!("cannot use own model - must be: {configured}"), "model_not_allowed"))
+        }
+        (Some(configured), requested) => {
+            if requested.is_none() {
+                doc.set("model", configured);
+            }
+            Ok(configured.clone())
+        }
+        (None, Some(requested)) => Ok(requested),
+        (None, None) => Err(AiRefusal::bad_request(
+            "model parameter not found in request, nor in gateway configuration",
+            "model_not_found",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -98,13 +135,13 @@ mod tests {
             "targets:\n- route_type: {route_type}\n  model:\n    provider: openai\n{name}    options:\n      max_tokens: 512\n      temperature: 1.0\n{extra_options}"
         );
         let mut p =
-            AiProxy::compile_advanced(serde_yaml::from_str(&yaml).unwrap(), &HealthRegistry::default()).unwrap();
+            AiProxy::compile_advanced(serde_yaml::from_str(&yaml).unwrap(), &HealthRegistry::default(), &[]).unwrap();
         p.targets.remove(0)
     }
 
     fn run(body: &str, t: &AiTarget, s: Streaming) -> Result<(RequestFacts, serde_json::Value), AiRefusal> {
         let mut doc = RequestDoc::parse(body.as_bytes())?;
-        let facts = apply_target(&mut doc, t, s)?;
+        let facts = apply_target(&mut doc, t, s, Dialect::OpenAi)?;
         Ok((facts, serde_json::from_slice(&doc.to_bytes()).unwrap()))
     }
 
@@ -113,7 +150,7 @@ mod tests {
         let t = target("", "llm/v1/responses", Some("gpt-4o"));
         let (facts, out) =
             run(r#"{"tools":[{"type":"mcp"}],"input":"How do I use GitHub MCP?"}"#, &t, Streaming::Allow).unwrap();
-        assert_eq!(facts, RequestFacts { stream: false, model: "gpt-4o".into() });
+        assert_eq!(facts, RequestFacts { stream: false, model: "gpt-4o".into(), include_usage: false });
         assert_eq!(out["model"], "gpt-4o");
         assert_eq!(out["max_output_tokens"], 512);
         assert_eq!(out["temperature"], 1.0);
@@ -127,6 +164,15 @@ mod tests {
         let (_, out) = run(r#"{"messages":[],"max_tokens":9000,"temperature":0.2}"#, &t, Streaming::Allow).unwrap();
         assert_eq!(out["max_tokens"], 512);
         assert_eq!(out["temperature"], 1.0);
+    }
+
+    #[test]
+    fn chat_max_completion_tokens_is_the_field_the_client_used() {
+        let t = target("", "llm/v1/chat", Some("gpt-4o"));
+        let (_, out) =
+            run(r#"{"messages":[],"max_completion_tokens":9000,"max_tokens":10}"#, &t, Streaming::Allow).unwrap();
+        assert_eq!(out["max_completion_tokens"], 512);
+        assert!(out.get("max_tokens").is_none());
     }
 
     #[test]

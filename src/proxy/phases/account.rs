@@ -71,22 +71,27 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
                 Some(f) => (Some(f), true),
                 None => (None, false),
             };
-            facts = match early {
-                Some(f) => f,
-                None => facts_of(&mut ctx.response.scan),
+            facts = match (early, &ctx.response.translation) {
+                (Some(f), _) => f,
+                (None, Some(t)) => {
+                    let f = t.facts();
+                    ResponseFacts { usage: f.usage, model: f.model, failed: f.failed, ..ResponseFacts::default() }
+                }
+                (None, None) => facts_of(&mut ctx.response.scan, ctx.response.dialect),
             };
             already_remembered = remembered;
             let model = bounded_model(target.model.as_deref(), facts.model.as_deref());
             let llm = generation.llm_metrics[target.id].get(ctx.identity.consumer, || {
                 shared.metrics.llm_handles(
                     consumer_label.unwrap_or(""),
-                    target.provider,
+                    target.provider.as_str(),
                     &model,
                     target.route_type.as_str(),
                 )
             });
             shared.metrics.llm_request(&llm, stream, status);
-            if (200..300).contains(&status) {
+            // Token counting (Anthropic's count_tokens) uses no tokens.
+            if (200..300).contains(&status) && !ai.count_tokens {
                 match &facts.usage {
                     Some(u) => llm.usage(u, target.options.input_cost, target.options.output_cost),
                     None => {

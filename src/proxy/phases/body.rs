@@ -14,10 +14,12 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
 use super::edges;
+use crate::ai::anthropic::request::{chat_to_messages, RequestOptions};
 use crate::ai::json_body::RequestDoc;
+use crate::ai::provider::Dialect;
 use crate::ai::refusal::{AiRefusal, BAD_BODY};
 use crate::ai::RouteType;
-use crate::plugins::ai_proxy::request::apply_target;
+use crate::plugins::ai_proxy::request::{apply_model_only, apply_target};
 use crate::plugins::auth::CredentialPlace;
 use crate::plugins::request_transformer::BodyEncoding;
 use crate::proxy::context::{BodyState, RequestCtx};
@@ -183,8 +185,17 @@ pub fn inspect(
         return Ok(original.clone());
     };
     let target = &ai.plugin.targets[ai.target];
+    let format = ai.plugin.llm_format;
     let mut doc = RequestDoc::parse(original).map_err(AiRefusal::from)?;
-    let facts = apply_target(&mut doc, target, ai.plugin.response_streaming)?;
+    if let Some(m) = ai.path_model.as_deref() {
+        path_model(&mut doc, m)?;
+    }
+    let mut facts = if ai.count_tokens {
+        apply_model_only(&mut doc, target)?
+    } else {
+        apply_target(&mut doc, target, ai.plugin.response_streaming, format)?
+    };
+    let governs_mcp = guard.is_some();
     if target.route_type == RouteType::Responses {
         ai.has_mcp = doc.raw("tools").is_some_and(|t| t.contains("\"mcp\""))
             || doc.raw("input").is_some_and(|i| i.contains("\"mcp_"));
@@ -214,9 +225,45 @@ pub fn inspect(
             });
         }
     }
+    // Anthropic's MCP connector has the provider call MCP servers the gateway cannot govern
+    // (ai-mcp-guard governs the Responses API's MCP tools).
+    if format == Dialect::Anthropic && governs_mcp && doc.raw("mcp_servers").is_some_and(|v| v != "null") {
+        return Err(GatewayError::Ai(AiRefusal {
+            status: 403,
+            message: "mcp_servers are not allowed on this route: ai-mcp-guard governs MCP tools, and Anthropic's MCP connector bypasses it".into(),
+            kind: "permission_error",
+            code: "mcp_not_allowed",
+        }));
+    }
+    let out = if target.translates(format) {
+        let options = RequestOptions { refuses_sampling: target.provider_options.refuses_sampling };
+        let translated = chat_to_messages(&doc, options)?;
+        facts.include_usage = translated.include_usage;
+        Bytes::from(translated.body)
+    } else if doc.changed() {
+        Bytes::from(doc.to_bytes())
+    } else {
+        original.clone()
+    };
     ai.facts = Some(facts);
     ai.rendered_for = Some(ai.target);
-    Ok(if doc.changed() { Bytes::from(doc.to_bytes()) } else { original.clone() })
+    Ok(out)
+}
+
+/// The model an Azure-style path names is the request's model: the body may leave it out, or
+/// name the same one.
+fn path_model(doc: &mut RequestDoc<'_>, model: &str) -> std::result::Result<(), GatewayError> {
+    match doc.get::<String>("model") {
+        Ok(Some(m)) if !m.is_empty() && m != model => Err(GatewayError::Ai(AiRefusal::bad_request(
+            format!("the path names the deployment `{model}` and the body the model `{m}`"),
+            "model_mismatch",
+        ))),
+        Ok(Some(m)) if !m.is_empty() => Ok(()),
+        _ => {
+            doc.set("model", model);
+            Ok(())
+        }
+    }
 }
 
 /// OpenAI's answer for an object that does not exist (or is not the consumer's).

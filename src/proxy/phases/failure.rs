@@ -61,7 +61,7 @@ pub fn fail_over(shared: &ProcessState, ctx: &mut RequestCtx) -> bool {
         shared
             .metrics
             .target_health_changes
-            .with_label_values(&[t.provider, t.model.as_deref().unwrap_or("other"), "down"])
+            .with_label_values(&[t.provider.as_str(), t.model.as_deref().unwrap_or("other"), "down"])
             .inc();
         log::warn!("LLM target {} ({}) taken out after repeated failures", ai.target, t.endpoint.authority());
     }
@@ -189,7 +189,7 @@ pub async fn answer(_shared: &ProcessState, session: &mut Session, e: &Error, ct
         return FailToProxy { error_code: code, can_reuse_downstream: false };
     }
     let envelope = match (&ctx.ai, &ctx.mcp) {
-        (Some(_), _) => Envelope::OpenAi,
+        (Some(ai), _) => Envelope::for_llm(ai.plugin.llm_format),
         (None, Some(_)) => Envelope::JsonRpc,
         (None, None) => Envelope::Kong,
     };

@@ -12,10 +12,11 @@ use pingora_proxy::Session;
 
 use super::respond::REQUEST_ID_HEADER;
 use super::{body, headers};
+use crate::ai::provider::{Dialect, Provider, ANTHROPIC_COUNT_TOKENS_SUFFIX};
 use crate::core::query;
 use crate::core::{Endpoint, Timeouts};
 use crate::model::router::upstream_path;
-use crate::plugins::ai_proxy::ProviderAuth;
+use crate::plugins::ai_proxy::{AiTarget, ProviderAuth};
 use crate::plugins::auth::{without_cookie, CredentialPlace, Place};
 use crate::proxy::context::{BodyState, RequestCtx};
 use crate::proxy::errors::GatewayError;
@@ -111,7 +112,22 @@ pub fn rewrite_request(
                     query = Some(Cow::Owned(q));
                 }
             }
-            let path = if ai.suffix.is_empty() {
+            if let Some(az) = &t.provider_options.azure {
+                // Azure's classic API takes an api-version; the client's own wins (as Kong).
+                let client_has = query.as_deref().is_some_and(|q| query::values(q, "api-version").next().is_some());
+                if !client_has && !t.endpoint.path.starts_with("/openai/v1/") {
+                    let mut q = query.as_deref().unwrap_or_default().to_vec();
+                    if !q.is_empty() {
+                        q.push(b'&');
+                    }
+                    q.extend_from_slice(b"api-version=");
+                    q.extend_from_slice(query::encode_component(az.api_version.as_bytes()).as_bytes());
+                    query = Some(Cow::Owned(q));
+                }
+            }
+            let path = if ai.count_tokens {
+                format!("{}{ANTHROPIC_COUNT_TOKENS_SUFFIX}", t.endpoint.path.trim_end_matches('/'))
+            } else if ai.suffix.is_empty() {
                 t.endpoint.path.clone()
             } else {
                 format!("{}{}", t.endpoint.path.trim_end_matches('/'), ai.suffix)
@@ -153,10 +169,13 @@ pub fn rewrite_request(
     if let Some(ai) = &ctx.ai {
         // Identity, forwarding and provider-account headers: none of the client's.
         headers::strip_for_provider(req);
+        let t = &ai.plugin.targets[ai.target];
+        // The client's provider keys go before request-transformer adds what the operator says.
+        strip_client_credentials(req, t);
         if let Some(t) = &transformer {
             t.apply_headers(client, req);
         }
-        let t = &ai.plugin.targets[ai.target];
+        provider_headers(req, t, ai.plugin.llm_format)?;
         if let ProviderAuth::Header { name, value } = &t.auth {
             if !(t.allow_override && req.headers.contains_key(name)) {
                 req.insert_header(name.clone(), value.clone())?;
@@ -236,6 +255,48 @@ pub fn rewrite_request(
     ctx.upstream.started = Some(now);
     if ctx.timing.gateway_done.is_none() {
         ctx.timing.gateway_done = Some(now);
+    }
+    Ok(())
+}
+
+/// Headers that carry a provider key in some provider's API (OpenAI's and Azure's bearer,
+/// Azure's `api-key`, Anthropic's `x-api-key`): a client's never reaches a provider — the
+/// gateway's own is added after — unless `allow_override` lets the client's own key of the
+/// configured header name through (as Kong).
+const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "x-api-key", "api-key"];
+
+fn strip_client_credentials(req: &mut RequestHeader, t: &AiTarget) {
+    let kept = match &t.auth {
+        ProviderAuth::Header { name, .. } if t.allow_override => Some(name.as_str()),
+        _ => None,
+    };
+    for h in CLIENT_CREDENTIAL_HEADERS {
+        if kept == Some(*h) && req.headers.contains_key(*h) {
+            continue;
+        }
+        while req.remove_header(*h).is_some() {}
+    }
+}
+
+/// What the provider's API needs besides the credential: Anthropic's version header (the
+/// client's own, and its `anthropic-beta`, when it speaks Anthropic's API itself; the
+/// configured one when the gateway translates), and a JSON content type.
+fn provider_headers(req: &mut RequestHeader, t: &AiTarget, format: Dialect) -> Result<()> {
+    if t.provider != Provider::Anthropic {
+        return Ok(());
+    }
+    let translated = t.translates(format);
+    if translated {
+        while req.remove_header("anthropic-version").is_some() {}
+        while req.remove_header("anthropic-beta").is_some() {}
+    }
+    if let Some(v) = &t.provider_options.anthropic_version {
+        if !req.headers.contains_key("anthropic-version") {
+            req.insert_header("anthropic-version", v.clone())?;
+        }
+    }
+    if translated || !req.headers.contains_key(http::header::CONTENT_TYPE) {
+        req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use super::authenticate::{self, EarlyBody};
 use super::body;
 use super::headers;
 use super::respond::refuse;
+use crate::ai::refusal::AiRefusal;
+use crate::ai::sdk_paths::{classify, ClientPath};
 use crate::core::path::normalize_path;
 use crate::core::split_host_port;
 use crate::plugins::request_transformer::BodyEncoding;
@@ -52,8 +54,9 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
     ctx.routing.matched_len = m.matched_len;
     let route = config.route(m.route);
     let policies = &route.policies;
-    let envelope = if policies.ai_proxy.is_configured() {
-        Envelope::OpenAi
+    let llm = policies.ai_proxy.default.as_ref().or(policies.ai_proxy.by_consumer.values().next());
+    let envelope = if let Some(p) = llm {
+        Envelope::for_llm(p.llm_format)
     } else if policies.mcp_proxy.is_configured() {
         Envelope::JsonRpc
     } else {
@@ -113,10 +116,30 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
     } else {
         format!("/{remainder}")
     };
-    let inference = session.req_header().method == http::Method::POST && suffix.is_empty();
+    let envelope = Envelope::for_llm(plugin.llm_format);
+    let post = session.req_header().method == http::Method::POST;
+    let method = session.req_header().method.as_str();
+    let unknown = GatewayError::Ai(AiRefusal {
+        status: 404,
+        message: format!("Invalid URL ({method} {}): not an operation of this route's API", ctx.routing.path),
+        kind: "invalid_request_error",
+        code: "unknown_url",
+    });
+    let (suffix, count_tokens, path_model, create) =
+        match classify(plugin.llm_format, plugin.targets[0].route_type, &suffix) {
+            ClientPath::Create { deployment } => (String::new(), false, deployment, true),
+            ClientPath::CountTokens => (String::new(), true, None, true),
+            ClientPath::Sub(rest) => (rest, false, None, false),
+            ClientPath::Unknown => return refuse(session, ctx, unknown, envelope).await,
+        };
+    // Anthropic's API takes POST only (and its other paths are refused above).
+    if plugin.llm_format == crate::ai::provider::Dialect::Anthropic && !post {
+        return refuse(session, ctx, unknown, envelope).await;
+    }
+    let inference = post && create;
     let hash_key = hash_key(session.req_header(), &plugin, ctx, config);
     let Some(target) = plugin.balancer.pick(plugin.balancing.algorithm, Tried::default(), hash_key.as_deref()) else {
-        return refuse(session, ctx, GatewayError::Upstream(UpstreamFailure::NoHealthyTarget), Envelope::OpenAi).await;
+        return refuse(session, ctx, GatewayError::Upstream(UpstreamFailure::NoHealthyTarget), envelope).await;
     };
     ctx.ai = Some(AiState {
         plugin,
@@ -124,6 +147,8 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         tried: Tried::default(),
         inference,
         suffix,
+        count_tokens,
+        path_model,
         facts: None,
         mcp_events: Vec::new(),
         has_mcp: false,
@@ -136,17 +161,17 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
             let owner = ctx.identity.consumer.map(|c| config.consumers.get(c).id.as_str());
             if !owner.is_some_and(|o| shared.ownership.owned_by(&id, o)) {
                 let err = GatewayError::Ai(body::not_found(&format!("Response with id '{id}' not found.")));
-                return refuse(session, ctx, err, Envelope::OpenAi).await;
+                return refuse(session, ctx, err, envelope).await;
             }
         }
-        return plain_body(shared, session, ctx, route, early_read, early_body, Envelope::OpenAi).await;
+        return plain_body(shared, session, ctx, route, early_read, early_body, envelope).await;
     }
     if let Err(e) = body::check_content_type(session.req_header()) {
-        return refuse(session, ctx, e, Envelope::OpenAi).await;
+        return refuse(session, ctx, e, envelope).await;
     }
     let early = early_read.then_some(early_body);
     if let Err(e) = body::read_and_check(shared, session, ctx, early).await {
-        return refuse(session, ctx, e, Envelope::OpenAi).await;
+        return refuse(session, ctx, e, envelope).await;
     }
     Ok(false)
 }

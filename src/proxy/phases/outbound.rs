@@ -11,6 +11,7 @@ use pingora_proxy::Session;
 use super::remember::{facts_of, record_owner, remember_mcp};
 use super::respond::REQUEST_ID_HEADER;
 use super::{edges, failure, headers};
+use crate::ai::anthropic::answer::AnswerTranslator;
 use crate::ai::sse::SseScanner;
 use crate::core::secrets::Scrubber;
 use crate::proxy::context::{RequestCtx, ResponseScan};
@@ -64,9 +65,37 @@ pub fn upstream_response(
     if plugin.model_name_header {
         match (&target.model_header, ai.facts.as_ref()) {
             (Some(h), _) => resp.insert_header("x-kong-llm-model", h.clone())?,
-            (None, Some(f)) => resp.insert_header("x-kong-llm-model", format!("{}/{}", target.provider, f.model))?,
+            (None, Some(f)) => {
+                resp.insert_header("x-kong-llm-model", format!("{}/{}", target.provider.as_str(), f.model))?
+            }
             (None, None) => {}
         }
+    }
+    ctx.response.dialect = target.provider.dialect();
+    let is_sse =
+        resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if target.translates(plugin.llm_format) {
+        // An OpenAI-format client of an Anthropic target gets OpenAI's format, errors included.
+        let limit = shared.settings.usage_scan_limit.max(TRANSLATE_LIMIT);
+        let translator = if !resp.status.is_success() {
+            let client = AnswerTranslator::client_status(status);
+            resp.set_status(client)?;
+            ctx.response.status = client;
+            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+            AnswerTranslator::error(status, limit)
+        } else if !ai.inference {
+            return Ok(());
+        } else if is_sse {
+            let include_usage = ai.facts.as_ref().is_some_and(|f| f.include_usage);
+            AnswerTranslator::stream(include_usage, unix_now(), limit)
+        } else {
+            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+            AnswerTranslator::message(unix_now(), limit)
+        };
+        // The body changes length: it goes out chunked.
+        resp.remove_header(&http::header::CONTENT_LENGTH);
+        ctx.response.translation = Some(Box::new(translator));
+        return Ok(());
     }
     if !ai.inference || !resp.status.is_success() {
         return Ok(());
@@ -75,8 +104,6 @@ pub fn upstream_response(
         // Compressed despite `Accept-Encoding: identity`: usage cannot be read (counted as missing).
         return Ok(());
     }
-    let is_sse =
-        resp.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let responses = plugin.targets[ai.target].route_type == crate::ai::RouteType::Responses;
     ctx.response.record_owner = responses && shared.settings.response_ownership && ctx.identity.consumer.is_some();
     ctx.response.scan = if is_sse {
@@ -132,10 +159,23 @@ fn leading_id(b: &[u8]) -> Option<String> {
     ok.then(|| String::from_utf8_lossy(&id).into_owned())
 }
 
-/// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept.
+/// The most of an answer held to be translated whole (a JSON answer; stream events are
+/// translated one by one), unless `usage_scan_limit` is larger.
+const TRANSLATE_LIMIT: usize = 16 * 1024 * 1024;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept
+/// (a translated answer is rewritten here, event by event).
 pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
     if ctx.mcp.is_some() {
         super::mcp::response_chunk(shared, body, end_of_stream, ctx);
+    }
+    // A translated answer is translated first: the scrubber sees what the client gets.
+    if let Some(t) = ctx.response.translation.as_mut() {
+        *body = t.feed(body.take(), end_of_stream);
     }
     if let Some(scrubber) = ctx.response.scrubber.as_mut() {
         scrubber.apply(body, end_of_stream);
@@ -178,7 +218,7 @@ pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_st
         // MCP answers: read them before the last bytes go out, so their approval requests are
         // recorded before the client can answer them.
         if ctx.ai.as_ref().is_some_and(|a| a.has_mcp) {
-            let facts = facts_of(&mut ctx.response.scan);
+            let facts = facts_of(&mut ctx.response.scan, ctx.response.dialect);
             remember_mcp(shared, ctx, &facts);
             ctx.response.early_facts = Some(facts);
         }

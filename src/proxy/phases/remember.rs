@@ -3,18 +3,19 @@
 //! MCP server's tool list changed. The outbound phase does it before the last bytes reach the
 //! client when they matter early (MCP answers, new ids); the account phase does it otherwise.
 
+use crate::ai::provider::Dialect;
 use crate::ai::response::{self, McpItem, ResponseFacts};
 use crate::proxy::context::{RequestCtx, ResponseScan};
 use crate::proxy::state::ProcessState;
 use crate::store::pins::{Observation, PinMode};
 
-/// Facts from the side view of the response.
-pub fn facts_of(scan: &mut ResponseScan) -> ResponseFacts {
+/// Facts from the side view of the response, in the upstream's dialect.
+pub fn facts_of(scan: &mut ResponseScan, dialect: Dialect) -> ResponseFacts {
     match scan {
         ResponseScan::Json { chunks, overflowed: false, .. } => match chunks.len() {
             0 => ResponseFacts::default(),
-            1 => response::from_json(&chunks[0]),
-            _ => response::from_json(&chunks.concat()),
+            1 => response::from_json_in(&chunks[0], dialect),
+            _ => response::from_json_in(&chunks.concat(), dialect),
         },
         ResponseScan::Sse(scanner) => {
             scanner.finish();
