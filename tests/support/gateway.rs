@@ -220,6 +220,8 @@ pub struct TestBed {
 }
 
 pub const PROVIDER_KEY: &str = "sk-test-provider-0123456789abcdef";
+/// The gateway's Anthropic key in tests (`DECK_ANTHROPIC_API_KEY`).
+pub const ANTHROPIC_KEY: &str = "sk-ant-test-provider-fedcba9876543210";
 
 impl TestBed {
     pub async fn new() -> TestBed {
@@ -251,6 +253,21 @@ impl TestBed {
 
     pub fn start(&self, spec: GatewaySpec) -> GatewayProcess {
         let spec = spec.settings(&self.upstream_settings()).env("DECK_OPENAI_API_KEY", PROVIDER_KEY);
+        GatewayProcess::start(self.dir.path(), spec)
+    }
+
+    /// Start with api.openai.com sent to the bed's mock and each `(host:port, address)` of
+    /// `extra` (TLS names checked against the bed's CA), with both provider keys in the
+    /// environment (`DECK_OPENAI_API_KEY`, `DECK_ANTHROPIC_API_KEY`).
+    pub fn start_resolving(&self, spec: GatewaySpec, extra: &[(&str, SocketAddr)]) -> GatewayProcess {
+        let mut settings = self.upstream_settings();
+        for (host, addr) in extra {
+            settings.push_str(&format!("  \"{host}\": \"{addr}\"\n"));
+        }
+        let spec = spec
+            .settings(&settings)
+            .env("DECK_OPENAI_API_KEY", PROVIDER_KEY)
+            .env("DECK_ANTHROPIC_API_KEY", ANTHROPIC_KEY);
         GatewayProcess::start(self.dir.path(), spec)
     }
 }

@@ -15,6 +15,12 @@
 //! bytes into every token after `Bearer `, `x-mock-gzip: 1` labels the answer
 //! `Content-Encoding: gzip`. Answers carry the account headers a provider sends
 //! (`openai-organization`, `openai-project`, `x-ratelimit-*`).
+//! the number of text deltas, `x-mock-pad: N` adds N bytes of text.
+//!
+//! The same server speaks Anthropic's Messages API on `/v1/messages` ([`super::mock_anthropic`])
+//! and Azure OpenAI's paths (`/openai/deployments/{deployment}/chat/completions` and
+//! `/openai/responses` with an `api-version` query and the key in `api-key`), so a test bed's
+//! extra upstream can stand in for api.anthropic.com or `<resource>.openai.azure.com`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -72,6 +78,8 @@ pub struct MockState {
     pub fail_status: Mutex<Option<u16>>,
     /// Wait this long before every answer (a slow target).
     pub delay_ms: AtomicU64,
+    /// The usage each Anthropic answer reported (its final counts), in order.
+    pub usage_reported: Mutex<Vec<Value>>,
 }
 
 impl Default for MockState {
@@ -88,6 +96,7 @@ impl Default for MockState {
             close_after_response: AtomicUsize::new(0),
             fail_status: Mutex::new(None),
             delay_ms: AtomicU64::new(0),
+            usage_reported: Mutex::new(Vec::new()),
         }
     }
 }
@@ -191,9 +200,9 @@ fn server_config(id: &TlsIdentity) -> rustls::ServerConfig {
         .expect("server config")
 }
 
-type Body = BoxBody<Bytes, std::io::Error>;
+pub type Body = BoxBody<Bytes, std::io::Error>;
 
-fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -259,12 +268,23 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
         }
     };
     let rec = Recorded { method: method.clone(), target: target.clone(), headers, body: body.clone() };
-    st.records.lock().unwrap().push(rec);
+    st.records.lock().unwrap().push(rec.clone());
     let _ = parts;
 
     let delay = delay.unwrap_or(0) + st.delay_ms.load(Ordering::Relaxed);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let seq = st.seq.fetch_add(1, Ordering::Relaxed);
+    let echoed = echo_headers
+        .then(|| Value::Object(rec.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect()));
+    let cues = StreamCues { gap, hold_after, die_after, no_usage, deltas, pad, seq, echo: echoed };
+    if path.starts_with("/v1/messages") {
+        return Ok(super::mock_anthropic::handle(&st, &rec, &path, cues));
+    }
+    if path.starts_with("/openai/") {
+        return Ok(azure(&st, &rec, &path, &body, cues).await);
     }
     let forced = *st.fail_status.lock().unwrap();
     if let Some(expected) = st.expected_key.lock().unwrap().clone() {
@@ -276,13 +296,6 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
         let kind = if code >= 500 { "server_error" } else { "invalid_request_error" };
         return Ok(error(code as u16, &format!("mock status {code}"), kind, "mock"));
     }
-    let path = target.split('?').next().unwrap_or("").to_string();
-    let seq = st.seq.fetch_add(1, Ordering::Relaxed);
-    let echoed = echo_headers.then(|| {
-        let last = rec_last(&st);
-        Value::Object(last.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect())
-    });
-    let cues = StreamCues { gap, hold_after, die_after, no_usage, deltas, pad, seq, echo: echoed };
     let resp = match (method.as_str(), path.as_str()) {
         ("POST", "/v1/responses") => responses_create(&st, &body, cues).await,
         ("POST", "/v1/chat/completions") => chat(&body, cues).await,
@@ -375,16 +388,46 @@ fn echo(r: &Recorded) -> Response<Body> {
 }
 
 #[derive(Clone)]
-struct StreamCues {
+pub struct StreamCues {
     gap: u64,
     hold_after: Option<u64>,
     die_after: Option<u64>,
     no_usage: bool,
-    deltas: u64,
+    pub deltas: u64,
     pad: usize,
-    seq: u64,
+    pub seq: u64,
     /// The request's headers, to put into the answer.
     echo: Option<Value>,
+}
+
+/// Azure OpenAI's paths: an `api-version` query (except on the v1 API), the key in `api-key`
+/// (or a bearer), Azure's error shapes; then the same answers as OpenAI's.
+async fn azure(st: &Arc<MockState>, rec: &Recorded, path: &str, body: &Bytes, cues: StreamCues) -> Response<Body> {
+    let azure_error = |status: u16, code: &str, message: &str| {
+        full(status, "application/json", json!({"error": {"code": code, "message": message}}).to_string())
+    };
+    let has_version =
+        rec.target.split_once('?').is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("api-version=")));
+    if !path.starts_with("/openai/v1/") && !has_version {
+        return azure_error(404, "404", "Resource not found");
+    }
+    if let Some(expected) = st.expected_key.lock().unwrap().clone() {
+        let bearer = format!("Bearer {expected}");
+        if rec.header("api-key") != Some(expected.as_str()) && rec.header("authorization") != Some(bearer.as_str()) {
+            return azure_error(401, "401", "Access denied due to invalid subscription key or wrong API endpoint.");
+        }
+    }
+    let forced = *st.fail_status.lock().unwrap();
+    if let Some(code) = rec.header("x-mock-status").and_then(|v| v.parse::<u16>().ok()).or(forced) {
+        return azure_error(code, &code.to_string(), &format!("mock status {code}"));
+    }
+    let chat_path = path.strip_prefix("/openai/deployments/").and_then(|r| r.strip_suffix("/chat/completions"));
+    match (rec.method.as_str(), path) {
+        ("POST", "/openai/responses" | "/openai/v1/responses") => responses_create(st, body, cues).await,
+        ("POST", "/openai/v1/chat/completions") => chat(body, cues).await,
+        ("POST", _) if chat_path.is_some_and(|d| !d.contains('/')) => chat(body, cues).await,
+        _ => azure_error(404, "404", "Resource not found"),
+    }
 }
 
 /// Token counts the way a provider would report them: they depend on the request.
@@ -612,7 +655,7 @@ async fn chat(body: &Bytes, cues: StreamCues) -> Response<Body> {
     stream_frames(None, frames, cues)
 }
 
-fn stream_frames(st: Option<Arc<MockState>>, frames: Vec<Bytes>, cues: StreamCues) -> Response<Body> {
+pub fn stream_frames(st: Option<Arc<MockState>>, frames: Vec<Bytes>, cues: StreamCues) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(2);
     tokio::spawn(async move {
         for (i, f) in frames.into_iter().enumerate() {

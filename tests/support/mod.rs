@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod idp;
 pub mod mcp_bed;
 pub mod mcp_server;
+pub mod mock_anthropic;
 pub mod mock_openai;
 pub mod prom;
 pub mod python;
