@@ -1,6 +1,7 @@
 //! A local stand-in for api.openai.com, to try aigate without an OpenAI key (the same server
 //! the integration tests use). It makes a test CA, serves the Responses and Chat Completions
-//! APIs over TLS, and prints the settings that point aigate at it.
+//! APIs over TLS (and Anthropic's Messages API, under the name api.anthropic.com too), and
+//! prints the settings that point aigate at it.
 //!
 //!     cargo run --example mock_openai -- [--listen 127.0.0.1:9443] [--dir /tmp/aigate-mock]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -8,6 +9,9 @@
 #[allow(dead_code)]
 #[path = "../tests/support/certs.rs"]
 mod certs;
+#[allow(dead_code)]
+#[path = "../tests/support/mock_anthropic.rs"]
+mod mock_anthropic;
 #[allow(dead_code)]
 #[path = "../tests/support/mock_openai.rs"]
 mod mock_openai;
@@ -34,7 +38,7 @@ async fn main() {
         std::process::exit(1);
     }
     let ca = certs::TestCa::new("aigate mock CA");
-    let cert = ca.server_cert(&["api.openai.com", "localhost", "127.0.0.1"]);
+    let cert = ca.server_cert(&["api.openai.com", "api.anthropic.com", "localhost", "127.0.0.1"]);
     let ca_path = dir.join("mock-ca.pem");
     if let Err(e) = std::fs::write(&ca_path, &ca.cert_pem) {
         eprintln!("cannot write {}: {e}", ca_path.display());
@@ -45,7 +49,7 @@ async fn main() {
         Some(mock_openai::TlsIdentity { cert_pem: cert.cert_pem, key_pem: cert.key_pem }),
     )
     .await;
-    println!("mock OpenAI listening on https://{} (certificate for api.openai.com)", mock.addr);
+    println!("mock OpenAI listening on https://{} (certificate for api.openai.com and api.anthropic.com)", mock.addr);
     println!("start aigate pointed at it with:");
     println!();
     println!("  DECK_OPENAI_API_KEY=sk-mock \\");
