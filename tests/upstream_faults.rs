@@ -230,7 +230,7 @@ async fn a_pooled_connection_closed_by_the_upstream_does_not_fail_the_next_post(
     let bed = TestBed::new().await;
     let (addr, answered, dropped) = closing_upstream();
     let deck = llm_deck(&format!("http://{addr}/v1/responses"), "");
-    let gw = start(&bed, &deck, "");
+    let gw = start(&bed, &deck, "llm_plain_http_hosts: [127.0.0.1]\n");
     for i in 0..5 {
         let (status, body, _) = ask(&gw, json!({"input": format!("request {i}")}), &[]).await;
         assert_eq!(status, 200, "request {i}: {body}");

@@ -14,8 +14,9 @@
 //! pieces cut at those offsets (pausing between them), `x-mock-split-in-token: K` cuts them K
 //! bytes into every token after `Bearer `, `x-mock-gzip: 1` labels the answer
 //! `Content-Encoding: gzip`. Answers carry the account headers a provider sends
-//! (`openai-organization`, `openai-project`, `x-ratelimit-*`).
-//! the number of text deltas, `x-mock-pad: N` adds N bytes of text.
+//! (`openai-organization`, `openai-project`, `x-ratelimit-*`). `x-mock-usage-every-chunk: 1`
+//! puts usage in every chat chunk (zeros, then the real counts in the last one, as LocalAI
+//! does) instead of a final usage chunk.
 //!
 //! The same server speaks Anthropic's Messages API on `/v1/messages` ([`super::mock_anthropic`])
 //! and Azure OpenAI's paths (`/openai/deployments/{deployment}/chat/completions` and
@@ -257,6 +258,7 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
         (None, None) => None,
     };
     let gzip = header(&req, "x-mock-gzip").is_some();
+    let usage_every_chunk = header(&req, "x-mock-usage-every-chunk").is_some();
     let auth = header(&req, "authorization").map(str::to_string);
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
@@ -279,7 +281,7 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
     let seq = st.seq.fetch_add(1, Ordering::Relaxed);
     let echoed = echo_headers
         .then(|| Value::Object(rec.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect()));
-    let cues = StreamCues { gap, hold_after, die_after, no_usage, deltas, pad, seq, echo: echoed };
+    let cues = StreamCues { gap, hold_after, die_after, no_usage, deltas, pad, seq, echo: echoed, usage_every_chunk };
     if path.starts_with("/v1/messages") {
         return Ok(super::mock_anthropic::handle(&st, &rec, &path, cues));
     }
@@ -398,6 +400,7 @@ pub struct StreamCues {
     pub seq: u64,
     /// The request's headers, to put into the answer.
     echo: Option<Value>,
+    usage_every_chunk: bool,
 }
 
 /// Azure OpenAI's paths: an `api-version` query (except on the v1 API), the key in `api-key`
@@ -631,10 +634,12 @@ async fn chat(body: &Bytes, cues: StreamCues) -> Response<Body> {
         return full(200, "application/json", v.to_string());
     }
     let include_usage = req.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+    let every = cues.usage_every_chunk;
+    let zeros = json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0});
     let chunk = |delta: Value, finish: Value, usage: Value| {
         let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": 1_795_000_000u64, "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-        if include_usage {
+        if include_usage || every {
             c["usage"] = usage;
         }
         if let Some(echo) = &cues.echo {
@@ -642,12 +647,13 @@ async fn chat(body: &Bytes, cues: StreamCues) -> Response<Body> {
         }
         Bytes::from(format!("data: {c}\n\n"))
     };
-    let mut frames = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null, Value::Null)];
+    let filler = if every { zeros.clone() } else { Value::Null };
+    let mut frames = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null, filler.clone())];
     for p in &parts {
-        frames.push(chunk(json!({"content": p}), Value::Null, Value::Null));
+        frames.push(chunk(json!({"content": p}), Value::Null, filler.clone()));
     }
-    frames.push(chunk(json!({}), json!("stop"), Value::Null));
-    if include_usage && !cues.no_usage {
+    frames.push(chunk(json!({}), json!("stop"), if every { usage.clone() } else { Value::Null }));
+    if include_usage && !cues.no_usage && !every {
         let c = json!({"id": id, "object": "chat.completion.chunk", "created": 1_795_000_000u64, "model": model, "choices": [], "usage": usage});
         frames.push(Bytes::from(format!("data: {c}\n\n")));
     }

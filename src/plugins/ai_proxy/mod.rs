@@ -60,6 +60,9 @@ pub struct AiTarget {
     pub route_type: RouteType,
     pub provider: Provider,
     pub model: Option<String>,
+    /// A name clients may ask for instead of `model` (Kong's `model_alias`); the same on
+    /// every target of a plugin, so failover between models needs no change of the client.
+    pub model_alias: Option<String>,
     pub options: ModelOptions,
     /// What the provider's requests need besides the body (Anthropic's version, Azure's
     /// deployment and api-version).
@@ -126,6 +129,7 @@ impl AiProxy {
             &mut issues,
         );
         check_format(common.3, &targets, "targets[]", &mut issues);
+        check_aliases(&targets, &mut issues);
         if issues.is_empty() && targets.len() > MAX_TARGETS {
             issues.push(ConfigIssue::new(
                 "targets",
@@ -218,6 +222,20 @@ impl AiTarget {
     /// The client's Chat Completions are translated to and from Anthropic's Messages API.
     pub fn translates(&self, llm_format: Dialect) -> bool {
         llm_format == Dialect::OpenAi && self.provider.dialect() == Dialect::Anthropic
+    }
+}
+
+/// Kong 3.14 routes a request to the target whose `model_alias` it names; aigate balances over
+/// all targets, which is the same only when they share one alias (what a failover between
+/// different models needs): other combinations are refused rather than routed differently.
+fn check_aliases(targets: &[AiTarget], issues: &mut Vec<ConfigIssue>) {
+    let first = targets.first().map(|t| &t.model_alias);
+    if targets.iter().any(|t| Some(&t.model_alias) != first) {
+        issues.push(ConfigIssue::new(
+            "targets[].model.model_alias",
+            "the targets' model_alias differ: routing a request to a target by its alias is not supported",
+            "give every target the same model_alias (one name for clients, each target's own model.name upstream), or none",
+        ));
     }
 }
 
@@ -408,6 +426,13 @@ fn compile_target(
             "use a weight such as 100",
         ));
     }
+    if model.model_alias.is_some() && model.name.is_none() {
+        issues.push(ConfigIssue::new(
+            format!("{at}model.model_alias"),
+            "model_alias names the model clients ask for instead of model.name, which is not set",
+            "set model.name",
+        ));
+    }
     if let Some(name) = model.name.as_deref() {
         if name.is_empty() {
             issues.push(ConfigIssue::new(
@@ -428,6 +453,7 @@ fn compile_target(
             route_type,
             provider: compiled.provider,
             model: model.name,
+            model_alias: model.model_alias,
             options: ModelOptions {
                 max_tokens: o.max_tokens,
                 temperature: o.temperature,

@@ -105,11 +105,14 @@ fn model_rule(doc: &mut RequestDoc<'_>, target: &AiTarget) -> Result<String, AiR
         _ => None,
     };
     match (&target.model, body_model) {
-        (Some(configured), Some(requested)) if &requested != configured => {
+        (Some(configured), Some(requested))
+            if &requested != configured && Some(&requested) != target.model_alias.as_ref() =>
+        {
             Err(AiRefusal::bad_request(format!("cannot use own model - must be: {configured}"), "model_not_allowed"))
         }
         (Some(configured), requested) => {
-            if requested.is_none() {
+            // Absent, or the alias: the target's own model goes upstream.
+            if requested.as_ref() != Some(configured) {
                 doc.set("model", configured);
             }
             Ok(configured.clone())
@@ -193,6 +196,19 @@ mod tests {
         assert_eq!(facts.model, "o3");
         let err = run(r#"{"input":"x"}"#, &open, Streaming::Allow).unwrap_err();
         assert_eq!(err.message, "model parameter not found in request, nor in gateway configuration");
+    }
+
+    #[test]
+    fn a_model_alias_is_accepted_and_replaced_by_the_targets_model() {
+        let yaml =
+            "targets:\n- route_type: llm/v1/chat\n  model: {provider: openai, name: gpt-4o, model_alias: smart}\n";
+        let mut p =
+            AiProxy::compile_advanced(serde_yaml::from_str(yaml).unwrap(), &HealthRegistry::default(), &[]).unwrap();
+        let t = p.targets.remove(0);
+        let (facts, out) = run(r#"{"model":"smart","messages":[]}"#, &t, Streaming::Allow).unwrap();
+        assert_eq!((facts.model.as_str(), out["model"].as_str()), ("gpt-4o", Some("gpt-4o")));
+        assert!(run(r#"{"model":"gpt-4o","messages":[]}"#, &t, Streaming::Allow).is_ok());
+        assert!(run(r#"{"model":"other","messages":[]}"#, &t, Streaming::Allow).is_err());
     }
 
     #[test]

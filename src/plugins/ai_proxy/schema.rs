@@ -67,6 +67,8 @@ pub struct AuthSchema {
 pub struct ModelSchema {
     pub provider: String,
     pub name: Option<String>,
+    /// Kong 3.14: the name clients ask for; the target sends its own `name`.
+    pub model_alias: Option<String>,
     pub options: Option<OptionsSchema>,
 }
 

@@ -257,3 +257,14 @@ fn llm_format_anthropic_needs_anthropic_chat_targets() {
     .unwrap();
     assert!(!p.targets[0].translates(p.llm_format) && p.targets[1].translates(p.llm_format));
 }
+
+#[test]
+fn one_model_alias_for_every_target_or_none() {
+    let t = |alias: &str| format!("- route_type: llm/v1/chat\n  model: {{provider: openai, name: gpt-4o{alias}}}\n");
+    let p = advanced(&format!("targets:\n{}{}", t(", model_alias: smart"), t(", model_alias: smart"))).unwrap();
+    assert_eq!(p.targets[1].model_alias.as_deref(), Some("smart"));
+    let errs = advanced(&format!("targets:\n{}{}", t(", model_alias: smart"), t(", model_alias: fast"))).unwrap_err();
+    assert!(errs[0].what.contains("model_alias differ"), "{errs:?}");
+    assert!(advanced(&format!("targets:\n{}{}", t(", model_alias: smart"), t(""))).is_err());
+    assert!(advanced("targets:\n- route_type: llm/v1/chat\n  model: {provider: openai, model_alias: smart}\n").is_err());
+}
