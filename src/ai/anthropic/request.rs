@@ -529,7 +529,7 @@ fn data_url<'a>(url: Cow<'a, str>, at: &str) -> Result<(Cow<'a, str>, Cow<'a, st
     let (ms, me, ds) = parse(&url).ok_or_else(|| invalid(at, "a base64 data: URL or an http(s) URL"))?;
     Ok(match url {
         Cow::Borrowed(u) => (Cow::Borrowed(&u[ms..me]), Cow::Borrowed(&u[ds..])),
-        Cow::Owned(u) => (Cow::Owned(u[ms..me].to_ascii_lowercase()), Cow::Owned(u[ds..].to_string())),
+        Cow::Owned(u) => (Cow::Owned(u[ms..me].to_string()), Cow::Owned(u[ds..].to_string())),
     })
 }
 
@@ -667,11 +667,11 @@ fn tools(raw: &RawValue) -> Result<Vec<Tool<'_>>, AiRefusal> {
     for (i, t) in array(raw, "tools")?.into_iter().enumerate() {
         let at = format!("tools[{i}]");
         let f = object(t, &at)?;
-        only_fields(&f, &["type", "function", "cache_control"], &at)?;
         let kind = field(&f, "type").map(|k| string(k, &format!("{at}.type"))).transpose()?;
         if kind.as_deref() != Some("function") {
             return Err(unsupported(&format!("{at}.type"), "only function tools can be sent to Anthropic"));
         }
+        only_fields(&f, &["type", "function", "cache_control"], &at)?;
         let at_f = format!("{at}.function");
         let func = object(field(&f, "function").ok_or_else(|| invalid(&at_f, "an object"))?, &at_f)?;
         only_fields(&func, &["name", "description", "parameters", "strict"], &at_f)?;

@@ -114,6 +114,8 @@ struct ErrorWire<'a> {
     message: Option<Text<'a>>,
 }
 
+const TOO_LARGE: &str = "the provider sent a stream event larger than the gateway reads";
+
 const CHOICE_END: &[u8] = b",\"logprobs\":null,\"finish_reason\":null}]}\n\n";
 
 /// A raw JSON value that is a string literal (safe to embed as one).
@@ -150,7 +152,12 @@ impl StreamTranslator {
                 Some(off) => {
                     let end = start + off;
                     if self.line.is_empty() {
-                        self.on_line(&chunk[start..end], out);
+                        // The same limit as a line held across chunks: chunking never matters.
+                        if end - start > self.limit {
+                            self.fail(out, "server_error", TOO_LARGE);
+                        } else {
+                            self.on_line(&chunk[start..end], out);
+                        }
                     } else if self.hold(&chunk[start..end], out) {
                         let line = std::mem::take(&mut self.line);
                         self.on_line(&line, out);
@@ -202,7 +209,7 @@ impl StreamTranslator {
     /// Keep part of a line; false (and the stream failed) when it would pass the limit.
     fn hold(&mut self, piece: &[u8], out: &mut Vec<u8>) -> bool {
         if self.line.len() + piece.len() > self.limit {
-            self.fail(out, "server_error", "the provider sent a stream event larger than the gateway reads");
+            self.fail(out, "server_error", TOO_LARGE);
             return false;
         }
         self.line.extend_from_slice(piece);
@@ -220,7 +227,7 @@ impl StreamTranslator {
         let Some(value) = line.strip_prefix(b"data:") else { return };
         let value = value.strip_prefix(b" ").unwrap_or(value);
         if self.data.len() + value.len() + 1 > self.limit {
-            self.fail(out, "server_error", "the provider sent a stream event larger than the gateway reads");
+            self.fail(out, "server_error", TOO_LARGE);
             return;
         }
         if self.has_data {

@@ -163,3 +163,24 @@ fn thinking_and_unknown_events_are_left_out() {
     assert!(ev[1].contains("\"finish_reason\":\"stop\""));
     assert_eq!(t.usage().map(|u| (u.input, u.output)), Some((3, 9)));
 }
+
+#[test]
+fn long_lines_fail_the_same_whatever_the_chunking() {
+    for line in
+        [format!("event: {}\n\n", "x".repeat(1500)), format!("data: {}\n\n", "y".repeat(1019)), ": ok\n\n".to_string()]
+    {
+        let run = |piece: usize| {
+            let mut t = StreamTranslator::new(false, 0, 1024);
+            let mut out = Vec::new();
+            for c in line.as_bytes().chunks(piece) {
+                t.feed(c, &mut out);
+            }
+            t.finish(&mut out);
+            (out, t.failed())
+        };
+        let whole = run(line.len());
+        for piece in [1, 2, 100, 1023, 1024, 1025] {
+            assert_eq!(run(piece), whole, "{piece}");
+        }
+    }
+}
