@@ -7,13 +7,22 @@
 //!   parse and re-serialisation (the naive way);
 //! - SSE usage scan per MiB vs a bare memchr pass over the same bytes;
 //! - scrubbing the gateway's credentials (a provider key and an MCP credential) from a MiB of
-//!   stream, in 16 KiB reads and in one read per SSE event, vs a bare memchr pass.
+//!   stream, in 16 KiB reads and in one read per SSE event, vs a bare memchr pass;
+//! - Chat Completions → Anthropic Messages request translation (1 KiB, 100 KiB) beside the
+//!   untranslated check and rewrite of the same body;
+//! - Anthropic → Chat Completions stream translation per MiB beside the usage scan of the same
+//!   stream (what the untranslated path does with it);
+//! - the first byte of a translated stream: the extra work before the client's first chunk
+//!   (translating the request, then `message_start` into the role chunk) beside the untranslated
+//!   path's (checking the request, scanning the first event).
 //!
 //! Run: `cargo bench --bench hot_paths`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashMap;
 
+use aigate::ai::anthropic::request::{chat_to_messages, RequestOptions};
+use aigate::ai::anthropic::stream::StreamTranslator;
 use aigate::ai::json_body::RequestDoc;
 use aigate::ai::provider::Dialect;
 use aigate::ai::sse::SseScanner;
@@ -195,5 +204,140 @@ fn secret_scrub(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, key_lookup, route_match, body_rewrite, sse_scan, secret_scrub);
+/// A chat conversation of about `size` bytes, with a tool, as an OpenAI client sends it.
+fn chat_body(size: usize, stream: bool) -> Vec<u8> {
+    let mut messages = vec![serde_json::json!({"role": "system", "content": "You are a helpful assistant."})];
+    let mut len = 0;
+    let mut user = true;
+    while len < size {
+        let text = "The quick brown fox jumps over the lazy dog. ".repeat(8);
+        len += text.len() + 40;
+        messages.push(serde_json::json!({"role": if user { "user" } else { "assistant" }, "content": text}));
+        user = !user;
+    }
+    let tools = serde_json::json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    serde_json::to_vec(&serde_json::json!({"model": "claude-x", "messages": messages, "tools": tools, "stream": stream,
+        "stream_options": {"include_usage": true}}))
+    .unwrap()
+}
+
+fn targets() -> (AiProxy, AiProxy) {
+    let openai = "targets:\n- route_type: llm/v1/chat\n  model: {provider: openai, name: claude-x, options: {max_tokens: 512}}\n";
+    let anthropic = "targets:\n- route_type: llm/v1/chat\n  model: {provider: anthropic, name: claude-x, options: {anthropic_version: '2023-06-01', max_tokens: 512}}\n";
+    let compile =
+        |y: &str| AiProxy::compile_advanced(serde_yaml::from_str(y).unwrap(), &HealthRegistry::default(), &[]).unwrap();
+    (compile(openai), compile(anthropic))
+}
+
+fn translated_request(doc_body: &[u8], target: &aigate::plugins::ai_proxy::AiTarget) -> Vec<u8> {
+    let mut doc = RequestDoc::parse(doc_body).unwrap();
+    apply_target(&mut doc, target, Streaming::Allow, Dialect::OpenAi).unwrap();
+    chat_to_messages(&doc, RequestOptions { refuses_sampling: false }).unwrap().body
+}
+
+fn anthropic_request_translation(c: &mut Criterion) {
+    let (openai, anthropic) = targets();
+    let mut g = c.benchmark_group("anthropic_request_translation");
+    for size in [1024usize, 100 * 1024] {
+        let body = chat_body(size, false);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::new("aigate_chat_to_messages", size), &body, |b, body| {
+            b.iter(|| black_box(translated_request(black_box(body), &anthropic.targets[0])))
+        });
+        g.bench_with_input(BenchmarkId::new("reference_untranslated_rewrite", size), &body, |b, body| {
+            b.iter(|| {
+                let mut doc = RequestDoc::parse(black_box(body)).unwrap();
+                apply_target(&mut doc, &openai.targets[0], Streaming::Allow, Dialect::OpenAi).unwrap();
+                black_box(doc.to_bytes())
+            })
+        });
+    }
+    g.finish();
+}
+
+/// About 1 MiB of an Anthropic stream: message_start, many text deltas, the end.
+fn anthropic_stream() -> Bytes {
+    let mut s = String::from("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+    let mut n = 0;
+    while s.len() < 1024 * 1024 {
+        s.push_str(&format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"word{n} \"}}}}\n\n"));
+        n += 1;
+    }
+    s.push_str("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9000}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    Bytes::from(s)
+}
+
+fn anthropic_stream_translation(c: &mut Criterion) {
+    let all = anthropic_stream();
+    let chunks: Vec<Bytes> =
+        (0..all.len()).step_by(16 * 1024).map(|i| all.slice(i..(i + 16 * 1024).min(all.len()))).collect();
+    let mut g = c.benchmark_group("anthropic_stream_translation");
+    g.throughput(Throughput::Bytes(all.len() as u64));
+    g.bench_function("aigate_translator_per_mib", |b| {
+        b.iter(|| {
+            let mut t = StreamTranslator::new(true, 1, 1 << 20);
+            let mut out = Vec::with_capacity(64 * 1024);
+            for ch in &chunks {
+                out.clear();
+                t.feed(ch, &mut out);
+                black_box(&out);
+            }
+            t.finish(&mut out);
+            black_box(t.usage())
+        })
+    });
+    g.bench_function("reference_usage_scan_per_mib", |b| {
+        b.iter(|| {
+            let mut s = SseScanner::new(4 << 20);
+            for ch in &chunks {
+                s.feed(ch);
+            }
+            s.finish();
+            black_box(aigate::ai::response::from_stream(&s))
+        })
+    });
+    g.finish();
+}
+
+fn translated_first_byte(c: &mut Criterion) {
+    let (openai, anthropic) = targets();
+    let body = chat_body(1024, true);
+    let all = anthropic_stream();
+    let first_event = all.slice(..std::str::from_utf8(&all).unwrap().find("\n\n").unwrap() + 2);
+    let openai_first = Bytes::from_static(b"data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n");
+    let mut g = c.benchmark_group("first_byte_of_a_stream");
+    g.bench_function("aigate_translated", |b| {
+        b.iter(|| {
+            let req = translated_request(black_box(&body), &anthropic.targets[0]);
+            let mut t = StreamTranslator::new(true, 1, 1 << 20);
+            let mut out = Vec::new();
+            t.feed(black_box(&first_event), &mut out);
+            black_box((req, out))
+        })
+    });
+    g.bench_function("reference_untranslated", |b| {
+        b.iter(|| {
+            let mut doc = RequestDoc::parse(black_box(&body)).unwrap();
+            apply_target(&mut doc, &openai.targets[0], Streaming::Allow, Dialect::OpenAi).unwrap();
+            let req = doc.to_bytes();
+            let mut s = SseScanner::new(4 << 20);
+            s.feed(black_box(&openai_first));
+            black_box((req, s.events.len()))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    key_lookup,
+    route_match,
+    body_rewrite,
+    sse_scan,
+    secret_scrub,
+    anthropic_request_translation,
+    anthropic_stream_translation,
+    translated_first_byte
+);
 criterion_main!(benches);
