@@ -119,7 +119,7 @@ async fn streams_pass_through_and_usage_is_exact() {
     assert_eq!(tok("output"), reported["output_tokens"].as_f64());
     assert_eq!((tok("cached"), tok("cache_write")), (Some(40.0), Some(20.0)));
     assert_eq!(tok("total"), Some((input + reported["output_tokens"].as_u64().unwrap()) as f64));
-    let log = b.gw.access_log();
+    let log = b.gw.access_log_at_least(1).await;
     let line = log.last().unwrap();
     assert_eq!((line["mode"].as_str(), line["tokens"]["input"].as_u64()), (Some("stream"), Some(input)));
 }

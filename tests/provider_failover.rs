@@ -105,6 +105,6 @@ async fn a_failing_openai_target_fails_over_to_anthropic_with_translation() {
         Some(2.0),
         "each request failed once on OpenAI"
     );
-    let log = gw.access_log();
-    assert!(log.iter().all(|l| l["upstream_attempts"] == 2), "{log:?}");
+    let log = gw.access_log_at_least(2).await;
+    assert!(log.len() == 2 && log.iter().all(|l| l["upstream_attempts"] == 2), "{log:?}");
 }

@@ -156,6 +156,19 @@ impl GatewayProcess {
             .collect()
     }
 
+    /// The access log once it holds at least `n` lines (the log phase runs after the client has
+    /// its answer, so a test that reads the log right away can be early), or as it is after 5 s.
+    pub async fn access_log_at_least(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..100 {
+            let log = self.access_log();
+            if log.len() >= n {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.access_log()
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
