@@ -112,7 +112,7 @@ async fn streams_pass_through_and_usage_is_exact() {
     assert!(text.contains("event: message_delta\n") && text.trim_end().ends_with("{\"type\":\"message_stop\"}"));
     let reported = b.anthropic.state.usage_reported.lock().unwrap()[0].clone();
     let input = reported["input_tokens"].as_u64().unwrap() + 40 + 20;
-    let m = client().get(b.gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = b.gw.metrics().await;
     let tok =
         |t: &str| support::prom::value(&m, "aigate_llm_tokens_total", &[("provider", "anthropic"), ("token_type", t)]);
     assert_eq!(tok("input"), Some(input as f64));
@@ -141,7 +141,7 @@ async fn count_tokens_takes_the_model_rules_only_and_uses_no_tokens() {
     assert_eq!(seen.target, "/v1/messages/count_tokens");
     // The stand-in refuses max_tokens here, as Anthropic does: the option was not added.
     assert!(seen.json().get("max_tokens").is_none());
-    let m = client().get(b.gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = b.gw.metrics().await;
     assert_eq!(support::prom::value(&m, "aigate_llm_tokens_total", &[("provider", "anthropic")]), Some(0.0));
     assert_eq!(support::prom::value(&m, "aigate_llm_usage_missing_total", &[("provider", "anthropic")]), Some(0.0));
 }

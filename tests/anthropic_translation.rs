@@ -66,7 +66,7 @@ fn ask(b: &Bed, body: Value) -> reqwest::RequestBuilder {
 }
 
 async fn metrics(b: &Bed) -> String {
-    client().get(b.gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap()
+    b.gw.metrics().await
 }
 
 /// The `data:` payloads of an SSE body.

@@ -92,7 +92,7 @@ async fn a_failing_openai_target_fails_over_to_anthropic_with_translation() {
 
     assert_eq!(openai.state.count(), 2);
     assert_eq!(anthropic.state.count(), 2);
-    let m = client().get(gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = gw.metrics().await;
     let reported = anthropic.state.usage_reported.lock().unwrap().clone();
     let outputs: u64 = reported.iter().map(|u| u["output_tokens"].as_u64().unwrap()).sum();
     assert_eq!(

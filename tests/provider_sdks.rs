@@ -207,7 +207,7 @@ async fn the_anthropic_sdk_passes_through_llm_format_anthropic() {
     }
     // Every answer's usage (streams included, the SDK's requests and its final messages
     // agree) is counted exactly as Anthropic reported it.
-    let m = support::gateway::client().get(gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = gw.metrics().await;
     let reported = anthropic.state.usage_reported.lock().unwrap().clone();
     assert_eq!(reported.len(), 3, "create, stream, tool stream");
     assert_eq!(reported[1]["output_tokens"], got["stream"][2]);
@@ -290,7 +290,7 @@ async fn azure_openai_through_the_azure_client() {
         assert_eq!(r.header("authorization"), None);
         assert_eq!(r.header("apikey"), None);
     }
-    let m = support::gateway::client().get(gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = gw.metrics().await;
     assert_eq!(
         support::prom::value(&m, "aigate_llm_requests_total", &[("provider", "azure"), ("status", "200")]),
         Some(3.0)

@@ -68,7 +68,7 @@ async fn a_plain_http_server_named_in_the_settings_with_usage_in_every_chunk() {
         .unwrap();
     let total = last["usage"]["total_tokens"].as_u64().unwrap();
     assert!(total > 0);
-    let m = client().get(gw.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = gw.metrics().await;
     assert_eq!(
         support::prom::value(&m, "aigate_llm_tokens_total", &[("provider", "llama2"), ("token_type", "total")]),
         Some(total as f64)

@@ -169,6 +169,21 @@ impl GatewayProcess {
         self.access_log()
     }
 
+    /// The status listener's metrics once no request is in flight. Counters are recorded in the
+    /// log phase, just after the client has its answer; `aigate_http_requests_in_flight` drops
+    /// when that phase is over, so a scrape showing 0 has every finished request counted.
+    pub async fn metrics(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let m = client().get(self.status_url("/metrics")).send().await.unwrap().text().await.unwrap();
+            let idle = m.lines().any(|l| l == "aigate_http_requests_in_flight 0");
+            if idle || Instant::now() > deadline {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
