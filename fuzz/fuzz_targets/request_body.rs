@@ -1,5 +1,7 @@
 //! The LLM request-body check and rewrite, and ai-mcp-guard, on arbitrary bodies: refused or
-//! rewritten into valid JSON — never a panic.
+//! rewritten into valid JSON — never a panic. The one-pass scanner accepts only what serde_json
+//! accepts, and refuses what serde_json accepts only for a repeated key, a lone surrogate in a
+//! key, or nesting deeper than its limit.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -13,7 +15,8 @@ use aigate::plugins::ai_proxy::request::apply_target;
 use aigate::consumers::Consumers;
 use aigate::plugins::ai_proxy::{AiProxy, Streaming};
 use aigate::upstream::balancer::HealthRegistry;
-use aigate::plugins::mcp_guard::McpGuard;
+use aigate::ai::json_body::BodyError;
+use aigate::plugins::mcp_guard::{GuardRecord, McpGuard};
 use libfuzzer_sys::fuzz_target;
 
 struct Fixture {
@@ -39,12 +42,23 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    let Ok(mut doc) = RequestDoc::parse(data) else { return };
+    let serde_ok = serde_json::from_slice::<Box<serde_json::value::RawValue>>(data)
+        .is_ok_and(|v| v.get().trim_start().starts_with('{'));
+    let (mut doc, refs) = match RequestDoc::parse_with_refs(data) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let explained = matches!(e, BodyError::DuplicateField(_))
+                || matches!(&e, BodyError::Invalid(m) if m.contains("nested deeper") || m.contains("key holds"));
+            assert!(!serde_ok || explained, "serde_json accepts what the scanner refuses: {e}");
+            return;
+        }
+    };
+    assert!(serde_ok, "the scanner accepts what serde_json refuses");
     if apply_target(&mut doc, &f.proxy.targets[0], Streaming::Allow, Dialect::OpenAi).is_err() {
         return;
     }
-    let mut events = Vec::new();
-    let _ = f.guard.apply(&mut doc, None, &f.store, &f.pins, &mut events);
+    let mut record = GuardRecord::default();
+    let _ = f.guard.apply(&mut doc, &refs, None, &f.store, &f.pins, &mut record);
     let out = doc.to_bytes();
     // Whatever was accepted is sent as valid JSON (syntax: numbers keep their full range, as
     // written by the client — found by this target, see json_body's regression test).

@@ -1,45 +1,23 @@
 //! A JSON request body opened at its top level only: field values stay as raw, validated slices
 //! of the original bytes, so policies can read and replace a few small fields (`model`, `tools`)
-//! and the body is written back with one copy, however large `input` is.
+//! and the body is written back with one copy, however large `input` is. The one pass that
+//! opens it ([`body_scan`](super::body_scan)) also validates every depth and finds the ids the
+//! body names.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyError {
-    /// Not JSON, or truncated.
-    Invalid(String),
-    /// Valid JSON, but not an object.
-    NotAnObject,
-    /// The same top-level field twice: the gateway and the provider could read different values.
-    DuplicateField(String),
-}
-
-impl fmt::Display for BodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyError::Invalid(e) => write!(f, "request body is not valid JSON: {e}"),
-            BodyError::NotAnObject => write!(f, "request body must be a JSON object"),
-            BodyError::DuplicateField(k) => {
-                write!(f, "request body has the field \"{k}\" more than once")
-            }
-        }
-    }
-}
+pub use super::body_scan::BodyError;
+use super::body_scan::{scan, BodyRefs};
 
 enum Value<'a> {
-    Raw(&'a RawValue),
+    Raw(&'a str),
     Owned(String),
 }
 
 impl Value<'_> {
     fn json(&self) -> &str {
         match self {
-            Value::Raw(r) => r.get(),
+            Value::Raw(r) => r,
             Value::Owned(s) => s,
         }
     }
@@ -53,28 +31,16 @@ pub struct RequestDoc<'a> {
 }
 
 impl<'a> RequestDoc<'a> {
+    /// Open a body that must be a JSON object with no key repeated at any depth.
     pub fn parse(body: &'a [u8]) -> Result<RequestDoc<'a>, BodyError> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let top = match TopLevel::deserialize(&mut de) {
-            Ok(t) => t,
-            Err(e) => {
-                return Err(match e.classify() {
-                    serde_json::error::Category::Data if e.to_string().starts_with(NOT_OBJECT) => {
-                        BodyError::NotAnObject
-                    }
-                    _ => BodyError::Invalid(e.to_string()),
-                })
-            }
-        };
-        de.end().map_err(|e| BodyError::Invalid(e.to_string()))?;
-        let mut fields: Vec<(Cow<'a, str>, Value<'a>)> = Vec::with_capacity(top.0.len());
-        for (k, v) in top.0 {
-            if fields.iter().any(|(existing, _)| *existing == k) {
-                return Err(BodyError::DuplicateField(k.into_owned()));
-            }
-            fields.push((k, Value::Raw(v)));
-        }
-        Ok(RequestDoc { fields, source_len: body.len(), changed: false })
+        Self::parse_with_refs(body).map(|(doc, _)| doc)
+    }
+
+    /// The same, with the ids the body names (one pass: [`body_scan`](super::body_scan)).
+    pub fn parse_with_refs(body: &'a [u8]) -> Result<(RequestDoc<'a>, BodyRefs), BodyError> {
+        let (top, refs) = scan(body)?;
+        let fields = top.into_iter().map(|(k, v)| (k, Value::Raw(v))).collect();
+        Ok((RequestDoc { fields, source_len: body.len(), changed: false }, refs))
     }
 
     /// Every field, in order: its name and raw JSON text.
@@ -155,59 +121,10 @@ impl<'a> RequestDoc<'a> {
     }
 }
 
-const NOT_OBJECT: &str = "invalid type";
-
-struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for TopLevel<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TopLevel<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let v: &'de RawValue = map.next_value()?;
-                    fields.push((k, v));
-                }
-                Ok(TopLevel(fields))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// A key borrowed from the input when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
 
     #[test]
     fn reads_and_rewrites_top_level_fields() {

@@ -23,8 +23,11 @@ pub enum McpItem {
     ListTools {
         server_label: String,
         tools: Vec<String>,
-        /// Digest of the full tool definitions (see `store::pins`).
+        /// Digest of the tool definitions listed (see `store::pins`).
         digest: String,
+        /// Each tool's name and the digest of its definition, so a narrowed list can be checked
+        /// tool by tool against the pinned full one.
+        tool_digests: Vec<(String, String)>,
     },
     ApprovalRequest {
         id: String,
@@ -39,9 +42,15 @@ pub struct ResponseFacts {
     pub response_id: Option<String>,
     pub model: Option<String>,
     pub mcp: Vec<McpItem>,
+    /// The ids of the response's output items (at most [`MAX_ITEM_IDS`]), which the consumer
+    /// may name later (`item_reference`).
+    pub item_ids: Vec<String>,
     /// The provider reported a failure inside a 200 stream (`response.failed`, `error`).
     pub failed: bool,
 }
+
+/// Output item ids remembered per response or list: enough for any real answer, bounded.
+pub const MAX_ITEM_IDS: usize = 256;
 
 #[derive(Deserialize, Default)]
 struct UsageWire {
@@ -117,9 +126,11 @@ impl ItemWire {
             }
             "mcp_list_tools" => {
                 let tools = self.tools.unwrap_or_default();
+                let name = |t: &serde_json::Value| t.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
                 Some(McpItem::ListTools {
                     server_label,
                     digest: tools_digest(&tools),
+                    tool_digests: tools.iter().map(|t| (name(t), tool_digest(t))).collect(),
                     tools: tools
                         .iter()
                         .filter_map(|t| t.get("name").and_then(|n| n.as_str()).map(String::from))
@@ -154,6 +165,7 @@ pub fn from_json_in(body: &[u8], dialect: Dialect) -> ResponseFacts {
                 response_id: w.id,
                 model: w.model,
                 mcp: Vec::new(),
+                item_ids: Vec::new(),
                 failed: false,
             },
             Err(_) => ResponseFacts::default(),
@@ -166,12 +178,65 @@ pub fn from_json(body: &[u8]) -> ResponseFacts {
     let Ok(wire) = serde_json::from_slice::<ResponseWire>(body) else {
         return ResponseFacts::default();
     };
+    let output = wire.output.unwrap_or_default();
     ResponseFacts {
         usage: wire.usage.and_then(UsageWire::exact),
         response_id: wire.id,
         model: wire.model,
-        mcp: wire.output.unwrap_or_default().into_iter().filter_map(ItemWire::into_mcp).collect(),
+        item_ids: output.iter().filter_map(|i| i.id.clone()).take(MAX_ITEM_IDS).collect(),
+        mcp: output.into_iter().filter_map(ItemWire::into_mcp).collect(),
         failed: false,
+    }
+}
+
+/// The item ids of a list answer (`{"object":"list","data":[{"id":…},…]}`): conversation items,
+/// a response's input items.
+pub fn list_item_ids(body: &[u8]) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct List {
+        data: Vec<IdOnly>,
+    }
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    match serde_json::from_slice::<List>(body) {
+        Ok(l) => l.data.into_iter().filter_map(|i| i.id).take(MAX_ITEM_IDS).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// What a kept stream event adds to the consumer's objects: the response it announces, or the
+/// id of an output item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventObject {
+    Response(String),
+    Item(String),
+}
+
+/// The object a kept Responses stream event names, read before the event reaches the client.
+pub fn object_in_event(event: &KeptEvent) -> Option<EventObject> {
+    #[derive(Deserialize)]
+    struct Wire {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        response: Option<IdOnly>,
+        item: Option<IdOnly>,
+    }
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    let wire: Wire = serde_json::from_slice(&event.data_bytes()).ok()?;
+    let name = event.name.or(match wire.kind.as_deref() {
+        Some("response.created") => Some(EventName::Created),
+        Some("response.output_item.done") => Some(EventName::OutputItemDone),
+        _ => None,
+    });
+    match name? {
+        EventName::Created => wire.response?.id.map(EventObject::Response),
+        EventName::OutputItemDone => wire.item?.id.map(EventObject::Item),
+        _ => None,
     }
 }
 
@@ -299,7 +364,7 @@ fn apply_event(facts: &mut ResponseFacts, anthropic: &mut AnthropicTally, event:
     }
 }
 
-pub use crate::mcp::tools::tools_digest;
+pub use crate::mcp::tools::{tool_digest, tools_digest};
 
 #[cfg(test)]
 mod tests {
@@ -318,6 +383,8 @@ mod tests {
         assert_eq!(f.usage, Some(Usage { input: 11, output: 7, total: 18, cached: 4, cache_write: 0, reasoning: 2 }));
         assert_eq!(f.response_id.as_deref(), Some("resp_1"));
         assert_eq!(f.mcp.len(), 4);
+        // Output items without an id are simply not remembered.
+        assert!(f.item_ids.is_empty());
         assert_eq!(
             f.mcp[0],
             McpItem::ListTools {
@@ -326,7 +393,11 @@ mod tests {
                 digest: tools_digest(&[
                     serde_json::json!({"name":"search_code","input_schema":{}}),
                     serde_json::json!({"name":"get_issue"})
-                ])
+                ]),
+                tool_digests: vec![
+                    ("search_code".into(), tool_digest(&serde_json::json!({"name":"search_code","input_schema":{}}))),
+                    ("get_issue".into(), tool_digest(&serde_json::json!({"name":"get_issue"}))),
+                ],
             }
         );
         assert_eq!(f.mcp[1], McpItem::Call { server_label: "gitmcp".into(), tool: "search_code".into(), ok: true });

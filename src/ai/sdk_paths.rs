@@ -58,7 +58,7 @@ pub fn classify(format: Dialect, route_type: RouteType, suffix: &str) -> ClientP
 }
 
 /// A deployment name in a path: one segment of what Azure allows.
-fn is_name(s: &str) -> bool {
+pub fn is_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && s != ".."
 }
 

@@ -88,6 +88,10 @@ pub struct SseScanner {
     pub overflowed: bool,
     /// `data: [DONE]` was seen (chat streams).
     pub done_marker: bool,
+    /// The `id` the first data line of an unnamed event starts with (a chat stream's completion
+    /// id), read as soon as that line is complete.
+    pub first_data_id: Option<String>,
+    first_data_seen: bool,
     pub bytes_seen: u64,
 }
 
@@ -105,6 +109,8 @@ impl SseScanner {
             events: Vec::new(),
             overflowed: false,
             done_marker: false,
+            first_data_id: None,
+            first_data_seen: false,
             bytes_seen: 0,
         }
     }
@@ -132,20 +138,6 @@ impl SseScanner {
                 }
             }
         }
-    }
-
-    /// The id of the response announced by a complete `response.created` event, if any.
-    pub fn created_response_id(&self) -> Option<String> {
-        #[derive(serde::Deserialize)]
-        struct Created {
-            response: Option<Inner>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Inner {
-            id: Option<String>,
-        }
-        let ev = self.events.iter().find(|e| e.name == Some(EventName::Created))?;
-        serde_json::from_slice::<Created>(&ev.data_bytes()).ok()?.response?.id
     }
 
     /// The stream ended: an event not closed by a blank line still counts.
@@ -220,6 +212,10 @@ impl SseScanner {
                     Interest::Skip => {}
                     Interest::Keep(_) => self.keep_data(data),
                     Interest::Undecided => {
+                        if !self.first_data_seen {
+                            self.first_data_seen = true;
+                            self.first_data_id = super::answer_id::leading_id(&data);
+                        }
                         if data.as_ref() == b"[DONE]" {
                             self.done_marker = true;
                         } else if has_usage_object(&data) || has_type_worth_keeping(&data) {
@@ -405,6 +401,16 @@ mod tests {
             assert_eq!(s.events.len(), 1, "piece {piece}");
             assert!(s.events[0].data_bytes().starts_with(b"{\"choices\":[],\"usage\""));
             assert!(s.done_marker);
+            assert_eq!(s.first_data_id, None);
+        }
+    }
+
+    #[test]
+    fn a_chat_streams_id_is_read_from_its_first_chunk() {
+        let stream = "data: {\"id\":\"chatcmpl-9x\",\"choices\":[]}\n\ndata: {\"id\":\"other\"}\n\ndata: [DONE]\n\n";
+        for piece in [1, 7, 1000] {
+            let s = scan_in_pieces(stream.as_bytes(), piece, 1 << 20);
+            assert_eq!(s.first_data_id.as_deref(), Some("chatcmpl-9x"), "piece {piece}");
         }
     }
 

@@ -15,6 +15,13 @@ pub fn tools_digest(tools: &[Value]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
 }
 
+/// The digest of one tool's definition (its canonical JSON, keys sorted): what a narrowed list
+/// is checked against, tool by tool.
+pub fn tool_digest(tool: &Value) -> String {
+    let canonical = serde_json::to_string(tool).unwrap_or_default();
+    format!("sha256:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
+}
+
 /// What filtering one `tools/list` result did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filtered {
@@ -22,6 +29,8 @@ pub struct Filtered {
     pub digest: String,
     /// The names the server listed, in its order.
     pub listed: Vec<String>,
+    /// Each listed tool's name and [`tool_digest`], for pinning.
+    pub tool_digests: Vec<(String, String)>,
     /// How many were removed.
     pub removed: usize,
 }
@@ -33,9 +42,10 @@ pub fn filter_result(msg: &mut Value, keep: &dyn Fn(&str) -> bool) -> Option<Fil
     let digest = tools_digest(tools);
     let listed: Vec<String> =
         tools.iter().map(|t| t.get("name").and_then(Value::as_str).unwrap_or_default().to_string()).collect();
+    let tool_digests = listed.iter().cloned().zip(tools.iter().map(tool_digest)).collect();
     let before = tools.len();
     tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
-    Some(Filtered { digest, listed, removed: before - tools.len() })
+    Some(Filtered { digest, listed, tool_digests, removed: before - tools.len() })
 }
 
 #[cfg(test)]

@@ -9,13 +9,14 @@ use bytes::Bytes;
 use crate::ai::anthropic::answer::AnswerTranslator;
 use crate::ai::provider::Dialect;
 use crate::ai::sse::SseScanner;
+use crate::ai::surface::{Operation, Records};
 use crate::config::settings::Lingering;
 use crate::core::secrets::Scrubber;
 use crate::core::{ConsumerId, RouteId};
 use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
 use crate::plugins::auth::{Credential, CredentialLocation};
-use crate::plugins::mcp_guard::GuardEvent;
+use crate::plugins::mcp_guard::GuardRecord;
 use crate::plugins::mcp_proxy::McpProxy;
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::{Generation, RequestId};
@@ -54,19 +55,18 @@ pub struct AiState {
     pub plugin: Arc<AiProxy>,
     pub target: usize,
     pub tried: Tried,
-    /// Inference request (POST to the API root): the body is checked and rewritten.
+    /// The operation of the route's API this request is (decided before any upstream work).
+    pub op: Operation,
+    /// An inference call (create, compact, input_tokens): the body is checked and rewritten,
+    /// the answer's usage counted.
     pub inference: bool,
-    /// Path after the route's prefix, appended to the target's path (`/resp_123/cancel`).
-    pub suffix: String,
-    /// Anthropic's token counting: model rules only, no options, no usage.
-    pub count_tokens: bool,
     /// The model an Azure-style path names (`/openai/deployments/{model}/chat/completions`).
     pub path_model: Option<String>,
     pub facts: Option<RequestFacts>,
     /// The target the complete body was last rendered for.
     pub rendered_for: Option<usize>,
     /// ai-mcp-guard's decisions on this request.
-    pub mcp_events: Vec<GuardEvent>,
+    pub mcp: GuardRecord,
     /// The request hands MCP tools (or MCP items) to the model.
     pub has_mcp: bool,
 }
@@ -220,8 +220,14 @@ pub struct Response {
     pub bytes_out: u64,
     /// The side view kept for accounting.
     pub scan: ResponseScan,
-    /// The response creates a Responses object to record as the consumer's.
-    pub record_owner: bool,
+    /// What a successful answer adds to the consumer's objects (when ownership applies).
+    pub records: Option<Records>,
+    /// The answer's own id was recorded already.
+    pub id_recorded: bool,
+    /// Item ids recorded from this answer (bounded).
+    pub items_recorded: usize,
+    /// Stream events already looked at for ids.
+    pub events_seen: usize,
     /// Facts read from the response before its last bytes went out (MCP requests), so its
     /// approval requests are known before the client can answer them.
     pub early_facts: Option<crate::ai::response::ResponseFacts>,
@@ -286,7 +292,10 @@ impl RequestCtx {
                 status: 0,
                 bytes_out: 0,
                 scan: ResponseScan::None,
-                record_owner: false,
+                records: None,
+                id_recorded: false,
+                items_recorded: 0,
+                events_seen: 0,
                 early_facts: None,
                 scrubber: None,
                 upstream_request_id: None,

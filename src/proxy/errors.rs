@@ -35,6 +35,9 @@ impl Envelope {
     }
 }
 
+/// Why an upgrade is refused on an LLM route.
+const UPGRADE_REFUSED: &str = "protocol upgrades (WebSocket) are not available on this route: use HTTP requests (POST, with \"stream\": true for events)";
+
 /// Every answer the gateway makes itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GatewayError {
@@ -71,6 +74,13 @@ pub enum GatewayError {
         code: i64,
         body: Bytes,
     },
+    /// A path of the route's API that does not take this method (`Allow` lists those it takes).
+    MethodNotAllowed {
+        message: String,
+        allow: &'static str,
+    },
+    /// A protocol upgrade (WebSocket) on a route that does not pass them.
+    UpgradeRefused,
     Internal,
 }
 
@@ -80,6 +90,8 @@ pub struct ErrorResponse {
     pub status: u16,
     pub body: Bytes,
     pub www_authenticate: Option<Arc<str>>,
+    /// `Allow`, on a 405.
+    pub allow: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -132,6 +144,8 @@ impl GatewayError {
             GatewayError::UnsupportedTransferCoding => 501,
             GatewayError::HeadersTooLarge { .. } => 431,
             GatewayError::Mcp { status, .. } => *status,
+            GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::UpgradeRefused => 400,
             GatewayError::Internal => 500,
         }
     }
@@ -157,6 +171,8 @@ impl GatewayError {
                 mcp::INTERNAL_ERROR => "mcp_blocked",
                 _ => "mcp_invalid_request",
             },
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::UpgradeRefused => "upgrade_not_supported",
             GatewayError::Internal => "internal_error",
         }
     }
@@ -164,7 +180,7 @@ impl GatewayError {
     pub fn render(&self, request_id: &str, envelope: Envelope) -> ErrorResponse {
         let status = self.status();
         if let GatewayError::Mcp { body, .. } = self {
-            return ErrorResponse { status, body: body.clone(), www_authenticate: None };
+            return ErrorResponse { status, body: body.clone(), www_authenticate: None, allow: None };
         }
         if envelope == Envelope::JsonRpc && !matches!(self, GatewayError::Auth(_)) {
             // The gateway's own answer, as a JSON-RPC error an MCP client can show.
@@ -175,9 +191,10 @@ impl GatewayError {
                 .unwrap_or_else(|| "the gateway refused the request".into());
             let code = if status >= 500 { mcp::INTERNAL_ERROR } else { mcp::INVALID_REQUEST };
             let body = mcp::RpcError::new(status, code, message).body();
-            return ErrorResponse { status, body, www_authenticate: None };
+            return ErrorResponse { status, body, www_authenticate: None, allow: None };
         }
         let mut www = None;
+        let mut allow = None;
         if envelope == Envelope::Anthropic {
             if let Some(message) = self.llm_message() {
                 let body = AnthropicBody {
@@ -186,7 +203,11 @@ impl GatewayError {
                     request_id,
                 };
                 let body = serde_json::to_vec(&body).unwrap_or_default();
-                return ErrorResponse { status, body: Bytes::from(body), www_authenticate: None };
+                let allow = match self {
+                    GatewayError::MethodNotAllowed { allow, .. } => Some(*allow),
+                    _ => None,
+                };
+                return ErrorResponse { status, body: Bytes::from(body), www_authenticate: None, allow };
             }
         }
         let body = match (self, envelope) {
@@ -228,13 +249,26 @@ impl GatewayError {
             (GatewayError::HeadersTooLarge { too_many: true }, _) => {
                 kong("Too many request header fields", None, request_id)
             }
+            (GatewayError::MethodNotAllowed { message, allow: a }, e) => {
+                allow = Some(*a);
+                match e {
+                    Envelope::OpenAi => openai(message, "invalid_request_error", "method_not_allowed"),
+                    _ => kong(message, None, request_id),
+                }
+            }
+            (GatewayError::UpgradeRefused, e) => {
+                match e {
+                    Envelope::OpenAi => openai(UPGRADE_REFUSED, "invalid_request_error", "upgrade_not_supported"),
+                    _ => kong(UPGRADE_REFUSED, None, request_id),
+                }
+            }
             (GatewayError::Internal, Envelope::OpenAi) => {
                 openai("An unexpected error occurred", "gateway_error", "internal_error")
             }
             (GatewayError::Internal, _) => kong("An unexpected error occurred", None, request_id),
             (GatewayError::Mcp { body, .. }, _) => body.to_vec(),
         };
-        ErrorResponse { status, body: Bytes::from(body), www_authenticate: www }
+        ErrorResponse { status, body: Bytes::from(body), www_authenticate: www, allow }
     }
 }
 
@@ -257,6 +291,8 @@ impl GatewayError {
             GatewayError::BadRequest { message } => Cow::Borrowed(message.as_str()),
             GatewayError::Upstream(f) => Cow::Owned(format!("{} ({})", f.message(), f.kind())),
             GatewayError::Internal => Cow::Borrowed("An unexpected error occurred"),
+            GatewayError::MethodNotAllowed { message, .. } => Cow::Borrowed(message.as_str()),
+            GatewayError::UpgradeRefused => Cow::Borrowed(UPGRADE_REFUSED),
             _ => return None,
         })
     }

@@ -130,7 +130,7 @@ impl ProcessState {
 /// `cluster_secret`, or 32 random bytes when it is not set (sessions then bind to this process).
 fn session_secret(settings: &Settings) -> Vec<u8> {
     if let Some(s) = &settings.cluster_secret {
-        return s.0.as_bytes().to_vec();
+        return s.expose().to_vec();
     }
     let mut key = [0u8; 32];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key).is_err() {

@@ -1,8 +1,10 @@
-//! Who owns which Responses-API object. A response created through the gateway belongs to the
-//! consumer that created it; another consumer asking for it (`GET`/`DELETE /v1/responses/{id}`,
-//! `.../cancel`, `.../input_items`, or `previous_response_id`) is told it does not exist, so
+//! Who owns which provider object. A response, conversation, item or stored chat completion
+//! created through the gateway belongs to the consumer that created it; another consumer naming
+//! it (in a path such as `GET /v1/responses/{id}`, or in a body field such as
+//! `previous_response_id`, `conversation` or an `item_reference`) is told it does not exist, so
 //! one tenant can neither read nor continue another's conversation. Unknown ids are refused to
-//! everyone: an id the gateway never saw was not created through it.
+//! everyone: an id the gateway never saw was not created through it. Entries are keyed by the
+//! object's [`ObjectKind`] and its id, so an id of one kind never vouches for another.
 //!
 //! The same store remembers MCP approval requests, so an approval response can only approve a
 //! request its own consumer received.
@@ -17,14 +19,17 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::core::ObjectKind;
+
 pub trait OwnershipStore: Send + Sync {
-    /// Record `id` as `owner`'s; an MCP approval request also records its server and tool.
-    fn record(&self, id: &str, owner: &str, mcp: Option<(String, String)>);
-    /// Whether `owner` owns `id` (false for ids the store does not know).
-    fn owned_by(&self, id: &str, owner: &str) -> bool;
+    /// Record the object `kind`/`id` as `owner`'s; an MCP approval request also records its
+    /// server and tool.
+    fn record(&self, kind: ObjectKind, id: &str, owner: &str, mcp: Option<(String, String)>);
+    /// Whether `owner` owns the object `kind`/`id` (false for ids the store does not know).
+    fn owned_by(&self, kind: ObjectKind, id: &str, owner: &str) -> bool;
     /// The server and tool of an approval request `owner` received.
     fn approval(&self, id: &str, owner: &str) -> Option<(String, String)>;
-    fn forget(&self, id: &str);
+    fn forget(&self, kind: ObjectKind, id: &str);
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -66,10 +71,12 @@ impl MemoryStore {
         }
     }
 
-    fn id_key(&self, id: &str) -> u128 {
+    fn id_key(&self, kind: ObjectKind, id: &str) -> u128 {
         let mut a = self.keys.0.build_hasher();
+        a.write_u8(kind.tag());
         a.write(id.as_bytes());
         let mut b = self.keys.1.build_hasher();
+        b.write_u8(kind.tag());
         b.write(id.as_bytes());
         (u128::from(a.finish()) << 64) | u128::from(b.finish())
     }
@@ -89,8 +96,8 @@ impl MemoryStore {
         &self.shards[(key as usize) % SHARDS]
     }
 
-    fn with_entry<T>(&self, id: &str, f: impl FnOnce(&Entry) -> T) -> Option<T> {
-        let key = self.id_key(id);
+    fn with_entry<T>(&self, kind: ObjectKind, id: &str, f: impl FnOnce(&Entry) -> T) -> Option<T> {
+        let key = self.id_key(kind, id);
         let shard = self.shard(key).lock().ok()?;
         let e = shard.map.get(&key)?;
         (e.expires > self.now()).then(|| f(e))
@@ -98,8 +105,8 @@ impl MemoryStore {
 }
 
 impl OwnershipStore for MemoryStore {
-    fn record(&self, id: &str, owner: &str, mcp: Option<(String, String)>) {
-        let key = self.id_key(id);
+    fn record(&self, kind: ObjectKind, id: &str, owner: &str, mcp: Option<(String, String)>) {
+        let key = self.id_key(kind, id);
         let now = self.now();
         let expires = now.saturating_add(self.ttl.as_secs().min(u64::from(u32::MAX)) as u32).max(now + 1);
         let entry = Entry { owner: self.owner_key(owner), expires, mcp: mcp.map(Box::new) };
@@ -123,18 +130,19 @@ impl OwnershipStore for MemoryStore {
         }
     }
 
-    fn owned_by(&self, id: &str, owner: &str) -> bool {
+    fn owned_by(&self, kind: ObjectKind, id: &str, owner: &str) -> bool {
         let owner = self.owner_key(owner);
-        self.with_entry(id, |e| e.owner == owner).unwrap_or(false)
+        self.with_entry(kind, id, |e| e.owner == owner).unwrap_or(false)
     }
 
     fn approval(&self, id: &str, owner: &str) -> Option<(String, String)> {
         let owner = self.owner_key(owner);
-        self.with_entry(id, |e| if e.owner == owner { e.mcp.as_deref().cloned() } else { None }).flatten()
+        self.with_entry(ObjectKind::McpApprovalRequest, id, |e| if e.owner == owner { e.mcp.as_deref().cloned() } else { None })
+            .flatten()
     }
 
-    fn forget(&self, id: &str) {
-        let key = self.id_key(id);
+    fn forget(&self, kind: ObjectKind, id: &str) {
+        let key = self.id_key(kind, id);
         if let Ok(mut shard) = self.shard(key).lock() {
             shard.map.remove(&key);
         }
@@ -149,44 +157,61 @@ impl OwnershipStore for MemoryStore {
 mod tests {
     use super::*;
 
+    const R: ObjectKind = ObjectKind::Response;
+
     #[test]
     fn records_checks_and_forgets() {
         let s = MemoryStore::new(Duration::from_secs(60), 100);
-        s.record("resp_1", "alex", None);
-        assert!(s.owned_by("resp_1", "alex"));
-        assert!(!s.owned_by("resp_1", "bo"));
-        assert!(!s.owned_by("resp_2", "alex"));
-        s.forget("resp_1");
-        assert!(!s.owned_by("resp_1", "alex"));
+        s.record(R, "resp_1", "alex", None);
+        assert!(s.owned_by(R, "resp_1", "alex"));
+        assert!(!s.owned_by(R, "resp_1", "bo"));
+        assert!(!s.owned_by(R, "resp_2", "alex"));
+        // Exact and case-sensitive.
+        assert!(!s.owned_by(R, "RESP_1", "alex"));
+        assert!(!s.owned_by(R, "resp_1 ", "alex"));
+        s.forget(R, "resp_1");
+        assert!(!s.owned_by(R, "resp_1", "alex"));
+    }
+
+    #[test]
+    fn an_id_of_one_kind_never_vouches_for_another() {
+        let s = MemoryStore::new(Duration::from_secs(60), 100);
+        s.record(ObjectKind::Conversation, "x_1", "alex", None);
+        assert!(s.owned_by(ObjectKind::Conversation, "x_1", "alex"));
+        for kind in [R, ObjectKind::Item, ObjectKind::ChatCompletion, ObjectKind::McpApprovalRequest] {
+            assert!(!s.owned_by(kind, "x_1", "alex"), "{kind:?}");
+        }
+        s.forget(R, "x_1");
+        assert!(s.owned_by(ObjectKind::Conversation, "x_1", "alex"));
     }
 
     #[test]
     fn approvals_are_the_owners_only() {
         let s = MemoryStore::new(Duration::from_secs(60), 100);
-        s.record("mcpr_1", "alex", Some(("git".into(), "create_pr".into())));
+        s.record(ObjectKind::McpApprovalRequest, "mcpr_1", "alex", Some(("git".into(), "create_pr".into())));
         assert_eq!(s.approval("mcpr_1", "alex"), Some(("git".into(), "create_pr".into())));
         assert_eq!(s.approval("mcpr_1", "bo"), None);
-        s.record("resp_1", "alex", None);
+        s.record(R, "resp_1", "alex", None);
         assert_eq!(s.approval("resp_1", "alex"), None);
     }
 
     #[test]
     fn entries_expire() {
         let s = MemoryStore::new(Duration::from_secs(1), 100);
-        s.record("resp_1", "alex", None);
-        assert!(s.owned_by("resp_1", "alex"));
+        s.record(R, "resp_1", "alex", None);
+        assert!(s.owned_by(R, "resp_1", "alex"));
         std::thread::sleep(Duration::from_millis(2100));
-        assert!(!s.owned_by("resp_1", "alex"));
+        assert!(!s.owned_by(R, "resp_1", "alex"));
     }
 
     #[test]
     fn the_size_is_bounded_oldest_out() {
         let s = MemoryStore::new(Duration::from_secs(60), 16 * 3);
         for i in 0..1000 {
-            s.record(&format!("resp_{i}"), "alex", None);
+            s.record(R, &format!("resp_{i}"), "alex", None);
         }
         assert!(s.len() <= 48, "{}", s.len());
-        assert!(!s.owned_by("resp_0", "alex"));
-        assert!(s.owned_by("resp_999", "alex"));
+        assert!(!s.owned_by(R, "resp_0", "alex"));
+        assert!(s.owned_by(R, "resp_999", "alex"));
     }
 }

@@ -229,6 +229,15 @@ impl Metrics {
         self.mcp_labels.lock().is_ok_and(|seen| seen.get(server).is_some_and(|t| t.contains(tool)))
     }
 
+    /// A server label as a metric label if it already is one, else `other` — for labels that
+    /// must not take one of the capped places (servers the guard refused and does not know).
+    pub fn known_mcp_label(&self, server: &str) -> String {
+        match self.mcp_labels.lock() {
+            Ok(seen) if seen.contains_key(server) => server.to_string(),
+            _ => "other".into(),
+        }
+    }
+
     /// A server label and tool name as metric labels: kept while under the caps, else `other`.
     pub fn bounded_mcp_labels(&self, server: &str, tool: &str) -> (String, String) {
         let Ok(mut seen) = self.mcp_labels.lock() else {
@@ -409,7 +418,7 @@ mod tests {
         for i in 0..(MAX_MCP_SERVERS + 10) {
             m.mcp_items(
                 "c",
-                &[McpItem::ListTools { server_label: format!("srv{i}"), tools: vec![], digest: String::new() }],
+                &[McpItem::ListTools { server_label: format!("srv{i}"), tools: vec![], digest: String::new(), tool_digests: vec![] }],
             );
         }
         let text = String::from_utf8(m.render()).unwrap();

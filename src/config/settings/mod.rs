@@ -12,8 +12,6 @@
 
 mod values;
 
-pub use values::Secret;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,7 +20,7 @@ use serde::Deserialize;
 
 use crate::core::net::IpBlocks;
 use crate::core::problems::{Problem, Problems};
-use crate::core::Timeouts;
+use crate::core::{Secret, Timeouts};
 pub use crate::telemetry::access_log::AccessLogTarget;
 use crate::upstream::resolver::Overrides;
 
@@ -130,6 +128,10 @@ pub struct Settings {
     /// a cluster needs the same. Unset: a random secret per process (one node only).
     #[serde(deserialize_with = "values::cluster_secret")]
     pub cluster_secret: Option<Secret>,
+    /// A secret the status listener's state-changing endpoints require in `X-Aigate-Operator`
+    /// (without it, any value of that header from a local address is accepted).
+    #[serde(deserialize_with = "values::secret")]
+    pub status_operator_token: Option<Secret>,
 }
 
 /// How long and how much a lingering close reads (`lingering_*` settings).
@@ -183,6 +185,7 @@ impl Default for Settings {
             lingering_timeout: Duration::from_secs(5),
             lingering_max_size: 8 * 1024 * 1024,
             cluster_secret: None,
+            status_operator_token: None,
         }
     }
 }

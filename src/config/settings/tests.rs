@@ -108,6 +108,18 @@ fn every_documented_key_is_accepted() {
 }
 
 #[test]
+fn the_operator_token_is_long_and_never_shown() {
+    let s = Settings::from_yaml("declarative_config: k.yaml\nstatus_operator_token: op-0123456789abcdef\n", None, &no_env)
+        .unwrap();
+    assert!(s.status_operator_token.as_ref().is_some_and(|t| t.matches(b"op-0123456789abcdef")));
+    assert!(!format!("{s:?}").contains("op-0123456789abcdef"));
+    let err = Settings::from_yaml("declarative_config: k.yaml\nstatus_operator_token: short-secret\n", None, &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("status_operator_token") && !err.contains("short-secret"), "{err}");
+}
+
+#[test]
 fn byte_sizes() {
     assert_eq!(parse_byte_size("8m").unwrap(), 8 << 20);
     assert_eq!(parse_byte_size("512K").unwrap(), 512 << 10);
@@ -215,7 +227,7 @@ fn cluster_secret_is_long_and_never_printed() {
         &no_env,
     )
     .unwrap();
-    assert_eq!(s.cluster_secret.as_ref().map(|s| s.0.len()), Some(32));
+    assert_eq!(s.cluster_secret.as_ref().map(|s| s.expose().len()), Some(32));
     assert!(!format!("{s:?}").contains("0123456789abcdef"));
     let err = Settings::from_yaml("declarative_config: k.yaml\ncluster_secret: short\n", None, &no_env).unwrap_err();
     assert!(err.to_string().contains("cluster_secret") && !err.to_string().contains("short\""), "{err}");

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::AccessLogTarget;
 use crate::core::net::IpBlocks;
 use crate::core::problems::Problem;
+use crate::core::Secret;
 
 /// Pingora's HTTP/1 parser refuses heads over this many bytes (with an empty 400).
 const PARSER_MAX_HEAD: usize = 1_048_575;
@@ -294,16 +295,6 @@ pub(super) fn header_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::E
     }
 }
 
-/// A secret setting: never printed (its `Debug` shows only its length).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret(<{} bytes>)", self.0.len())
-    }
-}
-
 /// `cluster_secret`: at least 32 bytes, so the MCP session tags it keys cannot be guessed.
 pub(super) fn cluster_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     let s = String::deserialize(d)?;
@@ -312,5 +303,16 @@ pub(super) fn cluster_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<S
             "cluster_secret is shorter than 32 bytes (fix: use a random value, e.g. `openssl rand -hex 32`)",
         ));
     }
-    Ok(Some(Secret(s)))
+    Ok(Some(Secret::new(s)))
+}
+
+/// A secret of at least 16 characters that a header can carry.
+pub(super) fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.len() < 16 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(de::Error::custom(
+            "the token must be at least 16 visible ASCII characters (fix: use a long random value, e.g. openssl rand -hex 24)",
+        ));
+    }
+    Ok(Some(Secret::new(s)))
 }

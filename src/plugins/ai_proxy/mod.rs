@@ -130,6 +130,19 @@ impl AiProxy {
         );
         check_format(common.3, &targets, "targets[]", &mut issues);
         check_aliases(&targets, &mut issues);
+        if let Some(first) = targets.first() {
+            if let Some(i) = targets.iter().position(|t| t.route_type != first.route_type) {
+                issues.push(ConfigIssue::new(
+                    format!("targets[{i}].route_type"),
+                    format!(
+                        "route_type `{}` differs from targets[0]'s `{}`: a route offers one API",
+                        targets[i].route_type.as_str(),
+                        first.route_type.as_str()
+                    ),
+                    "give every target the same route_type, or split the route",
+                ));
+            }
+        }
         if issues.is_empty() && targets.len() > MAX_TARGETS {
             issues.push(ConfigIssue::new(
                 "targets",
@@ -195,6 +208,13 @@ impl AiProxy {
             }
             _ => Err(issues),
         }
+    }
+}
+
+impl AiProxy {
+    /// The API the route offers (every target speaks the same one).
+    pub fn route_type(&self) -> RouteType {
+        self.targets.first().map_or(RouteType::Responses, |t| t.route_type)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Checking and rewriting an LLM request body with Kong's rules: the configured model wins
 //! (a different one in the body is refused), configured options override the client's
 //! (Kong 3.8+), `max_tokens` is written under the field name of the client's API, streaming is
-//! allowed, denied or forced, and a body-placed provider credential is injected.
+//! allowed, denied or forced, and a body-placed provider credential is injected. Endpoints that
+//! take no options (`compact`, `input_tokens`) get the model rules only.
 
 use super::{AiTarget, ProviderAuth, Streaming};
 use crate::ai::anthropic::request::DEFAULT_MAX_TOKENS;
@@ -91,9 +92,16 @@ pub fn apply_target(
     Ok(RequestFacts { stream, model, include_usage: false })
 }
 
-/// Only the model rules: for calls that take no options (Anthropic's token counting).
+/// Only the model rules (and a body-placed credential): for calls that take no options and do
+/// not stream (Anthropic's token counting, the Responses API's `compact` and `input_tokens`).
 pub fn apply_model_only(doc: &mut RequestDoc<'_>, target: &AiTarget) -> Result<RequestFacts, AiRefusal> {
-    Ok(RequestFacts { stream: false, model: model_rule(doc, target)?, include_usage: false })
+    let model = model_rule(doc, target)?;
+    if let ProviderAuth::Body { name, value } = &target.auth {
+        if !(target.allow_override && doc.contains(name)) {
+            doc.set(name, value);
+        }
+    }
+    Ok(RequestFacts { stream: false, model, include_usage: false })
 }
 
 /// Kong's model rules: the configured model wins, a different one in the body is refused, and
@@ -209,6 +217,18 @@ mod tests {
         assert_eq!((facts.model.as_str(), out["model"].as_str()), ("gpt-4o", Some("gpt-4o")));
         assert!(run(r#"{"model":"gpt-4o","messages":[]}"#, &t, Streaming::Allow).is_ok());
         assert!(run(r#"{"model":"other","messages":[]}"#, &t, Streaming::Allow).is_err());
+    }
+
+    #[test]
+    fn compact_and_input_tokens_get_the_model_rules_only() {
+        let t = target("", "llm/v1/responses", Some("gpt-4o"));
+        let mut doc = RequestDoc::parse(br#"{"input":"x"}"#).unwrap();
+        let f = apply_model_only(&mut doc, &t).unwrap();
+        assert_eq!(f.model, "gpt-4o");
+        let out: serde_json::Value = serde_json::from_slice(&doc.to_bytes()).unwrap();
+        assert_eq!(out, serde_json::json!({"input": "x", "model": "gpt-4o"}));
+        let mut doc = RequestDoc::parse(br#"{"model":"o3","input":"x"}"#).unwrap();
+        assert_eq!(apply_model_only(&mut doc, &t).unwrap_err().code, "model_not_allowed");
     }
 
     #[test]

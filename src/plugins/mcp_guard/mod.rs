@@ -8,9 +8,13 @@
 //!   refused, by config), and `require_approval` forced to `always` for sensitive tools;
 //! - credentials: the gateway injects the server's credential from its own config, and removes
 //!   (or refuses) one supplied by the client;
-//! - the MCP items a client sends back in `input` are held to the same rules;
+//! - the MCP items a client sends back in `input` (or adds to a conversation's `items`) are held
+//!   to the same rules; an MCP tool defined anywhere else (inside `input` items) is refused;
+//! - reusable prompts (`prompt.id`) can carry tools the gateway cannot see: refused unless listed
+//!   in `allowed_prompts`;
 //! - tool-list pinning: a server whose listed tools change can be blocked until an operator
-//!   accepts the new list (see `store::pins`).
+//!   accepts the new list (see `store::pins`; the full list is pinned, a consumer's narrowed one
+//!   is checked against it).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::ConfigIssue;
+use crate::ai::body_scan::BodyRefs;
 use crate::ai::json_body::RequestDoc;
 use crate::ai::refusal::AiRefusal;
 use crate::consumers::{Consumer, Consumers};
@@ -33,9 +38,13 @@ use crate::store::pins::{PinMode, PinStore};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpGuardSchema {
+    #[serde(default)]
     pub servers: Vec<ServerSchema>,
     /// `narrow` (default): drop tools the consumer may not use; `refuse`: answer 403.
     pub on_disallowed_tools: Option<String>,
+    /// Reusable prompt ids (`prompt.id`) requests may name.
+    #[serde(default)]
+    pub allowed_prompts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +144,7 @@ pub struct McpGuard {
     pub refuse_disallowed_tools: bool,
     /// The injected credentials, scrubbed from every answer a client receives.
     pub secrets: Arc<SecretSet>,
+    pub allowed_prompts: BTreeSet<String>,
 }
 
 /// A decision, for metrics and the access log.
@@ -144,6 +154,28 @@ pub struct GuardEvent {
     pub tool: Option<String>,
     /// allowed, narrowed, refused, injected, stripped, approval_forced
     pub decision: &'static str,
+    /// The label is one of the guard's servers (an unknown one is no metric label of its own).
+    pub configured: bool,
+}
+
+/// What the guard decided for one request.
+#[derive(Debug, Default, Clone)]
+pub struct GuardRecord {
+    pub events: Vec<GuardEvent>,
+    /// For each MCP server handed to the model: whether its tools are listed under the server's
+    /// configured filter (its full list, to pin) or a narrower one the request chose.
+    pub listings: Vec<(String, bool)>,
+}
+
+impl GuardRecord {
+    fn event(&mut self, label: &str, tool: Option<String>, decision: &'static str, configured: bool) {
+        self.events.push(GuardEvent { server_label: label.to_string(), tool, decision, configured });
+    }
+
+    /// Whether `label`'s tools were listed under its full filter in this request.
+    pub fn full_listing(&self, label: &str) -> Option<bool> {
+        self.listings.iter().find(|(l, _)| l == label).map(|(_, full)| *full)
+    }
 }
 
 impl McpGuard {
@@ -161,12 +193,21 @@ impl McpGuard {
                 false
             }
         };
-        if s.servers.is_empty() {
+        if s.servers.is_empty() && s.allowed_prompts.is_empty() {
             issues.push(ConfigIssue::new(
                 "servers",
                 "servers is empty: every MCP tool would be refused",
                 "list the MCP servers consumers may use",
             ));
+        }
+        for (i, p) in s.allowed_prompts.iter().enumerate() {
+            if !crate::core::is_object_id(p) {
+                issues.push(ConfigIssue::new(
+                    format!("allowed_prompts[{i}]"),
+                    format!("`{p}` is not a prompt id"),
+                    "give the id of a reusable prompt (pmpt_...)",
+                ));
+            }
         }
         let mut servers = Vec::new();
         for (i, r) in s.servers.into_iter().enumerate() {
@@ -301,19 +342,40 @@ impl McpGuard {
         }
         let secrets =
             Arc::new(SecretSet::new(servers.iter().filter_map(|s| s.credential.as_ref()).map(|c| c.value.as_str())));
-        Ok(McpGuard { servers, refuse_disallowed_tools, secrets })
+        Ok(McpGuard {
+            servers,
+            refuse_disallowed_tools,
+            secrets,
+            allowed_prompts: s.allowed_prompts.into_iter().collect(),
+        })
     }
 
-    /// Check and rewrite the MCP parts of a Responses request for this consumer.
-    /// Decisions are appended to `events`, refusals included.
+    /// Whether requests may name the reusable prompt `id`.
+    pub fn allows_prompt(&self, id: &str) -> bool {
+        self.allowed_prompts.contains(id)
+    }
+
+    /// Check and rewrite the MCP parts of a Responses request (or of conversation items) for
+    /// this consumer. Decisions are recorded in `record`, refusals included.
     pub fn apply(
         &self,
         doc: &mut RequestDoc<'_>,
+        refs: &BodyRefs,
         consumer: Option<(ConsumerId, &Consumer)>,
         approvals: &dyn OwnershipStore,
         pins: &PinStore,
-        events: &mut Vec<GuardEvent>,
+        record: &mut GuardRecord,
     ) -> Result<(), AiRefusal> {
+        if let Some(at) = &refs.nested_mcp_tool {
+            return Err(AiRefusal {
+                status: 403,
+                message: format!(
+                    "an MCP tool defined at `{at}` cannot be governed there; declare MCP tools in the request's top-level `tools`"
+                ),
+                kind: "permission_error",
+                code: "mcp_server_not_allowed",
+            });
+        }
         if let Some(raw) = doc.raw("tools") {
             let mut tools: Vec<Value> = match serde_json::from_str::<Value>(raw) {
                 Ok(Value::Array(a)) => a,
@@ -325,18 +387,19 @@ impl McpGuard {
                 if tool.get("type").and_then(Value::as_str) != Some("mcp") {
                     continue;
                 }
-                changed |= self.check_tool(tool, consumer, pins, events)?;
+                changed |= self.check_tool(tool, consumer, pins, record)?;
             }
             if changed {
                 doc.set("tools", &tools);
             }
         }
-        if let Some(raw) = doc.raw("input") {
+        for field in ["input", "items"] {
+            let Some(raw) = doc.raw(field) else { continue };
             if raw.starts_with('[') {
                 let items: Vec<Value> = serde_json::from_str(raw)
-                    .map_err(|e| AiRefusal::bad_request(format!("\"input\": {e}"), "invalid_type"))?;
+                    .map_err(|e| AiRefusal::bad_request(format!("\"{field}\": {e}"), "invalid_type"))?;
                 for item in &items {
-                    self.check_input_item(item, consumer, approvals, events)?;
+                    self.check_input_item(item, consumer, approvals, record)?;
                 }
             }
         }
@@ -348,7 +411,7 @@ impl McpGuard {
         tool: &mut Value,
         consumer: Option<(ConsumerId, &Consumer)>,
         pins: &PinStore,
-        events: &mut Vec<GuardEvent>,
+        record: &mut GuardRecord,
     ) -> Result<bool, AiRefusal> {
         let label = tool.get("server_label").and_then(Value::as_str).unwrap_or_default().to_string();
         if label.is_empty() {
@@ -360,21 +423,22 @@ impl McpGuard {
                 (None, Some(c)) => McpTarget::Connector(c.to_string()),
                 _ => return Err(forbidden(&label, "give exactly one of server_url and connector_id")),
             };
+        let configured = self.servers.iter().any(|r| r.label == label);
         let same_server: Vec<&ServerRule> =
             self.servers.iter().filter(|r| r.label == label && r.target == target).collect();
         if same_server.is_empty() {
-            events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "refused" });
-            let why = if self.servers.iter().any(|r| r.label == label) {
-                "is not allowed at this URL"
-            } else {
-                "is not allowed"
-            };
+            record.event(&label, None, "refused", configured);
+            let why = if configured { "is not allowed at this URL" } else { "is not allowed" };
             return Err(forbidden(&label, why));
         }
         let Some(rule) = same_server.iter().copied().find(|r| r.permits(consumer)) else {
-            events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "refused" });
+            record.event(&label, None, "refused", true);
             return Err(forbidden(&label, "is not allowed for this consumer"));
         };
+        if tool.get("tunnel_id").is_some_and(|t| !t.is_null()) {
+            record.event(&label, None, "refused", true);
+            return Err(forbidden(&label, "cannot be reached through a tunnel_id the gateway cannot check"));
+        }
         if let McpTarget::Url(u) = &rule.target {
             if u.starts_with("http://") && !rule.allow_http {
                 return Err(forbidden(&label, "must use https"));
@@ -382,7 +446,7 @@ impl McpGuard {
         }
         if rule.pin == PinMode::Block {
             if let Some(digest) = pins.blocked(&label) {
-                events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "refused" });
+                record.event(&label, None, "refused", true);
                 return Err(forbidden(
                     &label,
                     &format!(
@@ -395,14 +459,15 @@ impl McpGuard {
         let obj = tool.as_object_mut().ok_or_else(|| forbidden(&label, "is not an object"))?;
 
         // Tools: narrow the client's list to the permitted set.
-        let (client_tools, shape) = allowed_tools_of(obj);
+        let filter = allowed_tools_of(obj).map_err(|e| AiRefusal::bad_request(e, "invalid_allowed_tools"))?;
+        let (client_tools, shape) = (filter.names, filter.shape);
         let effective: Option<BTreeSet<String>> = match (&client_tools, &rule.allowed_tools) {
             (None, None) => None,
             (Some(c), None) => Some(c.clone()),
             (None, Some(p)) => {
                 set_allowed_tools(obj, p, shape);
                 changed = true;
-                events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "narrowed" });
+                record.event(&label, None, "narrowed", true);
                 Some(p.clone())
             }
             (Some(c), Some(p)) => {
@@ -410,11 +475,7 @@ impl McpGuard {
                 let dropped: Vec<&String> = c.difference(p).collect();
                 if !dropped.is_empty() {
                     if self.refuse_disallowed_tools || kept.is_empty() {
-                        events.push(GuardEvent {
-                            server_label: label.clone(),
-                            tool: dropped.first().map(|t| t.to_string()),
-                            decision: "refused",
-                        });
+                        record.event(&label, dropped.first().map(|t| t.to_string()), "refused", true);
                         return Err(forbidden(
                             &label,
                             &format!("does not allow the tool `{}` for this consumer", dropped[0]),
@@ -422,11 +483,16 @@ impl McpGuard {
                     }
                     set_allowed_tools(obj, &kept, shape);
                     changed = true;
-                    events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "narrowed" });
+                    record.event(&label, None, "narrowed", true);
                 }
                 Some(kept)
             }
         };
+        // The provider lists the server's full tool list only under the rule's own filter.
+        let full = effective == rule.allowed_tools && !filter.read_only;
+        if !record.listings.iter().any(|(l, _)| *l == label) {
+            record.listings.push((label.clone(), full));
+        }
 
         // Sensitive tools always need approval.
         let sensitive: BTreeSet<String> = match &effective {
@@ -435,19 +501,19 @@ impl McpGuard {
         };
         if !sensitive.is_empty() && force_approval(obj, &sensitive, effective.as_ref()) {
             changed = true;
-            events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "approval_forced" });
+            record.event(&label, None, "approval_forced", true);
         }
 
         // Credentials: the gateway's own, never the client's.
         let client_has = remove_credentials(obj, false);
         if client_has && (rule.refuse_client_credentials) {
-            events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "refused" });
+            record.event(&label, None, "refused", true);
             return Err(forbidden(&label, "must not be given a credential by the client"));
         }
         if let Some(cred) = &rule.credential {
             if client_has {
                 remove_credentials(obj, true);
-                events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "stripped" });
+                record.event(&label, None, "stripped", true);
             }
             match &cred.place {
                 CredentialPlace::Header(h) => {
@@ -464,10 +530,10 @@ impl McpGuard {
                 }
             }
             changed = true;
-            events.push(GuardEvent { server_label: label.clone(), tool: None, decision: "injected" });
+            record.event(&label, None, "injected", true);
         }
-        if !events.iter().any(|e| e.server_label == label) {
-            events.push(GuardEvent { server_label: label, tool: None, decision: "allowed" });
+        if !record.events.iter().any(|e| e.server_label == label) {
+            record.event(&label, None, "allowed", true);
         }
         Ok(changed)
     }
@@ -477,7 +543,7 @@ impl McpGuard {
         item: &Value,
         consumer: Option<(ConsumerId, &Consumer)>,
         approvals: &dyn OwnershipStore,
-        events: &mut Vec<GuardEvent>,
+        record: &mut GuardRecord,
     ) -> Result<(), AiRefusal> {
         let kind = item.get("type").and_then(Value::as_str).unwrap_or_default();
         match kind {
@@ -485,7 +551,8 @@ impl McpGuard {
                 let label = item.get("server_label").and_then(Value::as_str).unwrap_or_default();
                 let tool = item.get("name").and_then(Value::as_str);
                 let Some(rule) = self.servers.iter().find(|r| r.label == label && r.permits(consumer)) else {
-                    events.push(GuardEvent { server_label: label.to_string(), tool: None, decision: "refused" });
+                    let configured = self.servers.iter().any(|r| r.label == label);
+                    record.event(label, None, "refused", configured);
                     return Err(forbidden(label, "is not allowed for this consumer"));
                 };
                 if let (Some(t), Some(allowed)) = (tool, &rule.allowed_tools) {
@@ -510,11 +577,8 @@ impl McpGuard {
                 match rule {
                     Some(r) if r.allowed_tools.as_ref().is_none_or(|a| a.contains(&tool)) => Ok(()),
                     _ => {
-                        events.push(GuardEvent {
-                            server_label: label.clone(),
-                            tool: Some(tool.clone()),
-                            decision: "refused",
-                        });
+                        let configured = self.servers.iter().any(|r| r.label == label);
+                        record.event(&label, Some(tool.clone()), "refused", configured);
                         Err(forbidden(&label, &format!("does not allow the tool `{tool}` for this consumer")))
                     }
                 }
@@ -539,17 +603,47 @@ enum ToolsShape {
     Object,
 }
 
-/// The client's `allowed_tools`: absent (all tools), an array, or `{tool_names: [...]}`.
-fn allowed_tools_of(obj: &Map<String, Value>) -> (Option<BTreeSet<String>>, ToolsShape) {
-    let names = |a: &Vec<Value>| a.iter().filter_map(|v| v.as_str().map(String::from)).collect::<BTreeSet<_>>();
-    match obj.get("allowed_tools") {
-        Some(Value::Array(a)) => (Some(names(a)), ToolsShape::Array),
-        Some(Value::Object(o)) => match o.get("tool_names") {
-            Some(Value::Array(a)) => (Some(names(a)), ToolsShape::Object),
-            _ => (None, ToolsShape::Object),
-        },
-        _ => (None, ToolsShape::Array),
-    }
+/// A request's `allowed_tools` for one server.
+struct ToolFilter {
+    /// The tool names, if it names any (absent: all tools).
+    names: Option<BTreeSet<String>>,
+    shape: ToolsShape,
+    /// `read_only: true`: the provider lists only the tools the server marks read-only.
+    read_only: bool,
+}
+
+/// The client's `allowed_tools`: absent (all tools), an array of names, or OpenAI's filter
+/// object `{tool_names: [...], read_only: bool}`. Anything else is refused: an entry the guard
+/// skipped could still mean something to a provider.
+fn allowed_tools_of(obj: &Map<String, Value>) -> Result<ToolFilter, String> {
+    let names = |a: &Vec<Value>, at: &str| -> Result<BTreeSet<String>, String> {
+        a.iter()
+            .map(|v| v.as_str().map(String::from).ok_or_else(|| format!("`{at}` entries must be tool names (strings)")))
+            .collect()
+    };
+    Ok(match obj.get("allowed_tools") {
+        None | Some(Value::Null) => ToolFilter { names: None, shape: ToolsShape::Array, read_only: false },
+        Some(Value::Array(a)) => {
+            ToolFilter { names: Some(names(a, "allowed_tools")?), shape: ToolsShape::Array, read_only: false }
+        }
+        Some(Value::Object(o)) => {
+            if let Some(k) = o.keys().find(|k| *k != "tool_names" && *k != "read_only") {
+                return Err(format!("`allowed_tools` has an unknown field `{k}` (tool_names, read_only)"));
+            }
+            let read_only = match o.get("read_only") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err("`allowed_tools.read_only` must be true or false".into()),
+            };
+            let names = match o.get("tool_names") {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(a)) => Some(names(a, "allowed_tools.tool_names")?),
+                Some(_) => return Err("`allowed_tools.tool_names` must be a list of tool names".into()),
+            };
+            ToolFilter { names, shape: ToolsShape::Object, read_only }
+        }
+        Some(_) => return Err("`allowed_tools` must be a list of tool names or a tool filter object".into()),
+    })
 }
 
 fn set_allowed_tools(obj: &mut Map<String, Value>, tools: &BTreeSet<String>, shape: ToolsShape) {

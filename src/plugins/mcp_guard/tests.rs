@@ -1,6 +1,7 @@
 use super::*;
 use crate::consumers::Consumer;
 use crate::store::ownership::{MemoryStore, OwnershipStore};
+use crate::store::pins::ListedTools;
 use std::time::Duration;
 
 fn consumers() -> Consumers {
@@ -51,13 +52,13 @@ fn run(g: &McpGuard, c: &Consumers, who: Option<&str>, body: Value) -> Run {
 
 fn run_with(g: &McpGuard, c: &Consumers, who: Option<&str>, body: Value, store: &MemoryStore, pins: &PinStore) -> Run {
     let bytes = serde_json::to_vec(&body).unwrap();
-    let mut doc = RequestDoc::parse(&bytes).unwrap();
+    let (mut doc, refs) = RequestDoc::parse_with_refs(&bytes).unwrap();
     let consumer = who.map(|w| {
         let id = c.find(w).unwrap();
         (id, c.get(id))
     });
-    let mut events = Vec::new();
-    let result = g.apply(&mut doc, consumer, store, pins, &mut events).map(|()| events);
+    let mut record = GuardRecord::default();
+    let result = g.apply(&mut doc, &refs, consumer, store, pins, &mut record).map(|()| record.events);
     let body = serde_json::from_slice(&doc.to_bytes()).unwrap();
     Run { result, body }
 }
@@ -217,7 +218,7 @@ fn mcp_items_sent_back_in_input_follow_the_same_rules() {
     let c = consumers();
     let g = guard(GUARD, &c);
     let store = MemoryStore::new(Duration::from_secs(60), 100);
-    store.record("mcpr_1", "id-alex", Some(("gitmcp".into(), "create_pull_request".into())));
+    store.record(crate::core::ObjectKind::McpApprovalRequest, "mcpr_1", "id-alex", Some(("gitmcp".into(), "create_pull_request".into())));
     let pins = PinStore::default();
     let approve =
         json!({"input": [{"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": true}]});
@@ -238,8 +239,9 @@ fn a_blocked_pin_refuses_the_server() {
     let g = guard(GUARD, &c);
     let pins = PinStore::default();
     let store = MemoryStore::new(Duration::from_secs(60), 100);
-    pins.observe("docs", "sha256:a", None, PinMode::Block);
-    pins.observe("docs", "sha256:b", None, PinMode::Block);
+    let (a, b) = (vec![("read".to_string(), "d1".to_string())], vec![("read".to_string(), "d2".to_string())]);
+    pins.observe("docs", ListedTools { digest: "sha256:a", tools: &a, full: true }, None, PinMode::Block);
+    pins.observe("docs", ListedTools { digest: "sha256:b", tools: &b, full: true }, None, PinMode::Block);
     let body = json!({"tools": [{"type": "mcp", "server_label": "docs", "server_url": "https://docs.example/mcp"}]});
     let e = run_with(&g, &c, Some("bo"), body.clone(), &store, &pins).result.unwrap_err();
     assert!(e.message.contains("sha256:b"), "{}", e.message);
@@ -252,6 +254,9 @@ fn config_errors() {
     let c = consumers();
     let bad = |y: &str| McpGuard::compile(serde_yaml::from_str(y).unwrap(), &c).unwrap_err();
     assert!(bad("servers: []")[0].what.contains("empty"));
+    assert_eq!(bad("allowed_prompts: ['pmpt 1']")[0].path, "allowed_prompts[0]");
+    // A guard may only list prompts.
+    assert!(McpGuard::compile(serde_yaml::from_str("allowed_prompts: [pmpt_1]").unwrap(), &c).is_ok());
     assert_eq!(bad("servers: [{server_label: a, server_url: 'http://x/'}]")[0].path, "servers[0].server_url");
     assert_eq!(
         bad("servers: [{server_label: a, server_url: 'https://x/', consumers: [ghost]}]")[0].path,
@@ -277,4 +282,81 @@ fn url_normalisation() {
     assert!(normalize_url("ftp://example.com/").is_err());
     assert!(normalize_url("https://example.com/#frag").is_err());
     assert!(normalize_url("example.com").is_err());
+}
+
+#[test]
+fn allowed_tools_must_be_names_or_openais_filter() {
+    let c = consumers();
+    let g = guard(GUARD, &c);
+    for bad in [
+        json!([1, "search_code"]),
+        json!(["search_code", {"name": "delete_repository"}]),
+        json!({"tool_names": ["search_code", null]}),
+        json!({"tool_names": "search_code"}),
+        json!({"tool_names": ["search_code"], "names": ["delete_repository"]}),
+        json!({"read_only": "yes"}),
+        json!("search_code"),
+        json!(true),
+    ] {
+        let body = json!({"tools": [git_tool(json!({"allowed_tools": bad.clone()}))]});
+        let e = run(&g, &c, Some("alex"), body).result.unwrap_err();
+        assert_eq!((e.status, e.code), (400, "invalid_allowed_tools"), "{bad}");
+    }
+    for good in [json!(["search_code"]), json!({"tool_names": ["search_code"], "read_only": true}), json!({"read_only": false}), Value::Null] {
+        let body = json!({"tools": [git_tool(json!({"allowed_tools": good.clone()}))]});
+        assert!(run(&g, &c, Some("alex"), body).result.is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn mcp_tools_defined_inside_input_are_refused() {
+    let c = consumers();
+    let g = guard(GUARD, &c);
+    let body = json!({"input": [{"type": "additional_tools", "tools": [{"type": "mcp", "server_label": "evil", "server_url": "https://evil.example/"}]}]});
+    let e = run(&g, &c, Some("alex"), body).result.unwrap_err();
+    assert_eq!(e.status, 403);
+    assert!(e.message.contains("input[0].tools[0]"), "{}", e.message);
+    // A tunnel the guard cannot check.
+    let body = json!({"tools": [git_tool(json!({"tunnel_id": "tun_1"}))]});
+    assert_eq!(run(&g, &c, Some("alex"), body).result.unwrap_err().status, 403);
+}
+
+#[test]
+fn refusals_of_unknown_servers_are_marked_as_such() {
+    let c = consumers();
+    let g = guard(GUARD, &c);
+    let body = json!({"tools": [{"type": "mcp", "server_label": "random-label-1", "server_url": "https://x.example/"}]});
+    let events = {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let (mut doc, refs) = RequestDoc::parse_with_refs(&bytes).unwrap();
+        let mut record = GuardRecord::default();
+        let store = MemoryStore::new(Duration::from_secs(60), 10);
+        assert!(g.apply(&mut doc, &refs, None, &store, &PinStore::default(), &mut record).is_err());
+        record.events
+    };
+    assert_eq!(events.len(), 1);
+    assert!(!events[0].configured);
+}
+
+#[test]
+fn the_listing_is_full_only_under_the_servers_own_filter() {
+    let c = consumers();
+    let g = guard(GUARD, &c);
+    let listing = |tool: Value| {
+        let bytes = serde_json::to_vec(&json!({"tools": [tool]})).unwrap();
+        let (mut doc, refs) = RequestDoc::parse_with_refs(&bytes).unwrap();
+        let mut record = GuardRecord::default();
+        let store = MemoryStore::new(Duration::from_secs(60), 10);
+        let alex = c.find("alex").map(|id| (id, c.get(id)));
+        g.apply(&mut doc, &refs, alex, &store, &PinStore::default(), &mut record).unwrap();
+        record.full_listing("gitmcp").or(record.full_listing("docs")).unwrap()
+    };
+    assert!(listing(git_tool(json!({}))));
+    assert!(listing(git_tool(json!({"allowed_tools": ["search_code", "get_issue", "create_pull_request"]}))));
+    assert!(!listing(git_tool(json!({"allowed_tools": ["search_code"]}))));
+    let docs = json!({"type": "mcp", "server_label": "docs", "server_url": "https://docs.example/mcp"});
+    assert!(listing(docs.clone()));
+    let mut narrowed = docs.clone();
+    narrowed["allowed_tools"] = json!({"read_only": true});
+    assert!(!listing(narrowed));
 }

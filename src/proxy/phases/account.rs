@@ -90,8 +90,7 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
                 )
             });
             shared.metrics.llm_request(&llm, stream, status);
-            // Token counting (Anthropic's count_tokens) uses no tokens.
-            if (200..300).contains(&status) && !ai.count_tokens {
+            if (200..300).contains(&status) && ai.op.has_usage() {
                 match &facts.usage {
                     Some(u) => llm.usage(u, target.options.input_cost, target.options.output_cost),
                     None => {
@@ -104,20 +103,23 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
             model_label = Some(model);
             remember = (200..300).contains(&status);
         }
-        // ai-mcp-guard's decisions, with bounded labels.
-        for e in &ai.mcp_events {
-            let (label, _) = shared.metrics.bounded_mcp_labels(&e.server_label, "");
+        // ai-mcp-guard's decisions, with bounded labels: a label the guard does not know never
+        // takes one of the capped places of a real server.
+        for e in &ai.mcp.events {
+            let label = if e.configured {
+                shared.metrics.bounded_mcp_labels(&e.server_label, "").0
+            } else {
+                shared.metrics.known_mcp_label(&e.server_label)
+            };
             shared
                 .metrics
                 .mcp_guard_decisions
                 .with_label_values(&[consumer_label.unwrap_or(""), &label, e.decision])
                 .inc();
         }
-        // A deleted response is gone for its owner too.
-        if session.req_header().method == http::Method::DELETE && (200..300).contains(&status) {
-            if let Some(id) = crate::ai::id_from_suffix(&ai.suffix) {
-                shared.ownership.forget(id);
-            }
+        // A deleted object is gone for its owner too.
+        if let Some((kind, id)) = ai.op.deletes().filter(|_| (200..300).contains(&status)) {
+            shared.ownership.forget(kind, id);
         }
     }
 
@@ -127,7 +129,7 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
     super::mcp::account(shared, ctx, consumer_label.unwrap_or(""), status, total);
 
     if shared.access_log.enabled() {
-        let guard_events: &[crate::plugins::mcp_guard::GuardEvent] = ctx.ai.as_ref().map_or(&[], |a| &a.mcp_events);
+        let guard_events: &[crate::plugins::mcp_guard::GuardEvent] = ctx.ai.as_ref().map_or(&[], |a| &a.mcp.events);
         let to_ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
         let mcp: Vec<McpLog> = facts
             .mcp

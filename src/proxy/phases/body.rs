@@ -15,11 +15,15 @@ use pingora_proxy::Session;
 
 use super::edges;
 use crate::ai::anthropic::request::{chat_to_messages, RequestOptions};
+use crate::ai::body_scan::Malformed;
 use crate::ai::json_body::RequestDoc;
 use crate::ai::provider::Dialect;
 use crate::ai::refusal::{AiRefusal, BAD_BODY};
+use crate::ai::surface::{not_found_message, BodyRule};
 use crate::ai::RouteType;
+use crate::core::{is_object_id, ObjectKind};
 use crate::plugins::ai_proxy::request::{apply_model_only, apply_target};
+use crate::plugins::mcp_guard::GuardRecord;
 use crate::plugins::auth::CredentialPlace;
 use crate::plugins::request_transformer::BodyEncoding;
 use crate::proxy::context::{BodyState, RequestCtx};
@@ -168,6 +172,7 @@ pub fn inspect(
     let generation = ctx.generation.clone();
     let config = &generation.config;
     let consumer = ctx.identity.consumer.map(|c| (c, config.consumers.get(c)));
+    let owner = super::remember::owner(shared, ctx).map(str::to_string);
     let route = ctx.routing.route.map(|r| config.route(r));
     let transformed = route
         .and_then(|r| r.policies.request_transformer.for_consumer(ctx.identity.consumer))
@@ -184,33 +189,70 @@ pub fn inspect(
     let Some(ai) = ctx.ai.as_mut() else {
         return Ok(original.clone());
     };
+    let rule = ai.op.body();
+    if rule == BodyRule::Json && original.iter().all(u8::is_ascii_whitespace) {
+        // Nothing to check (`conversations.create()` with no items may send none).
+        return Ok(original.clone());
+    }
     let target = &ai.plugin.targets[ai.target];
     let format = ai.plugin.llm_format;
-    let mut doc = RequestDoc::parse(original).map_err(AiRefusal::from)?;
+    // One pass: valid JSON, no key twice at any depth, and every id the body names.
+    let (mut doc, refs) = RequestDoc::parse_with_refs(original).map_err(AiRefusal::from)?;
+    if let Some(m) = &refs.malformed {
+        return Err(GatewayError::Ai(malformed(m)));
+    }
     if let Some(m) = ai.path_model.as_deref() {
         path_model(&mut doc, m)?;
     }
-    let mut facts = if ai.count_tokens {
-        apply_model_only(&mut doc, target)?
-    } else {
-        apply_target(&mut doc, target, ai.plugin.response_streaming, format)?
+    let mut facts = match rule {
+        BodyRule::Inference { options: true } => {
+            Some(apply_target(&mut doc, target, ai.plugin.response_streaming, format)?)
+        }
+        BodyRule::Inference { options: false } => Some(apply_model_only(&mut doc, target)?),
+        BodyRule::Json | BodyRule::Empty => None,
     };
     let governs_mcp = guard.is_some();
-    if target.route_type == RouteType::Responses {
-        ai.has_mcp = doc.raw("tools").is_some_and(|t| t.contains("\"mcp\""))
-            || doc.raw("input").is_some_and(|i| i.contains("\"mcp_"));
-        // Continuing a conversation: only the consumer's own.
-        if let (true, Some((_, c))) = (shared.settings.response_ownership, consumer) {
-            if let Ok(Some(prev)) = doc.get::<String>("previous_response_id") {
-                if !shared.ownership.owned_by(&prev, &c.id) {
-                    return Err(GatewayError::Ai(not_found(&format!("Previous response with id '{prev}' not found."))));
-                }
+    // Ownership: every object the body names is the consumer's own; objects no consumer can
+    // own through the gateway are not named at all.
+    if let Some(owner) = &owner {
+        if let Some(field) = &refs.unownable {
+            return Err(GatewayError::Ai(AiRefusal::bad_request(
+                format!(
+                    "`{field}` names a stored object (file, vector store, container, skill or audio) that is not available through this gateway"
+                ),
+                "unsupported_reference",
+            )));
+        }
+        for r in &refs.owned {
+            if !is_object_id(&r.id) || !shared.ownership.owned_by(r.kind, &r.id, owner) {
+                let message = match r.kind {
+                    ObjectKind::Response if r.field == "previous_response_id" => {
+                        format!("Previous response with id '{}' not found.", r.id)
+                    }
+                    kind => not_found_message(kind, &r.id),
+                };
+                return Err(GatewayError::Ai(not_found(&message)));
             }
         }
+    }
+    // A reusable prompt can carry tools the gateway cannot see.
+    if let Some(prompt) = &refs.prompt {
+        let listed = guard.as_ref().is_some_and(|g| g.allows_prompt(prompt));
+        if !listed && (guard.is_some() || owner.is_some()) {
+            return Err(GatewayError::Ai(AiRefusal::bad_request(
+                format!(
+                    "`prompt.id` '{prompt}' is not allowed: a reusable prompt can carry tools and files the gateway cannot check (an operator can list it in ai-mcp-guard's allowed_prompts)"
+                ),
+                "prompt_not_allowed",
+            )));
+        }
+    }
+    if target.route_type == RouteType::Responses {
+        ai.has_mcp = refs.mcp;
         if let Some(guard) = guard {
             // A re-render after a failover decides again: keep the latest decisions only.
-            ai.mcp_events.clear();
-            guard.apply(&mut doc, consumer, shared.ownership.as_ref(), &shared.pins, &mut ai.mcp_events)?;
+            ai.mcp = GuardRecord::default();
+            guard.apply(&mut doc, &refs, consumer, shared.ownership.as_ref(), &shared.pins, &mut ai.mcp)?;
         }
     }
     if let Some(route) = route {
@@ -238,14 +280,16 @@ pub fn inspect(
     let out = if target.translates(format) {
         let options = RequestOptions { refuses_sampling: target.provider_options.refuses_sampling };
         let translated = chat_to_messages(&doc, options)?;
-        facts.include_usage = translated.include_usage;
+        if let Some(f) = facts.as_mut() {
+            f.include_usage = translated.include_usage;
+        }
         Bytes::from(translated.body)
     } else if doc.changed() {
         Bytes::from(doc.to_bytes())
     } else {
         original.clone()
     };
-    ai.facts = Some(facts);
+    ai.facts = facts;
     ai.rendered_for = Some(ai.target);
     Ok(out)
 }
@@ -264,6 +308,18 @@ fn path_model(doc: &mut RequestDoc<'_>, model: &str) -> std::result::Result<(), 
             Ok(())
         }
     }
+}
+
+/// The refusal of a body no policy may let through.
+fn malformed(m: &Malformed) -> AiRefusal {
+    let message = match m {
+        Malformed::NotAnId { field, expected } => format!("`{field}` must be {expected}"),
+        Malformed::LooseMcpType { field } => format!(
+            "`{field}` is not an exact type name: MCP types are written `mcp`, `mcp_call`, … in lower case without spaces"
+        ),
+        Malformed::LooseTypeKey { field } => format!("`{field}` is not an exact field name: write it `type`"),
+    };
+    AiRefusal::bad_request(message, "invalid_type")
 }
 
 /// OpenAI's answer for an object that does not exist (or is not the consumer's).

@@ -12,7 +12,7 @@ use pingora_proxy::Session;
 
 use super::respond::REQUEST_ID_HEADER;
 use super::{body, headers};
-use crate::ai::provider::{Dialect, Provider, ANTHROPIC_COUNT_TOKENS_SUFFIX};
+use crate::ai::provider::{Dialect, Provider};
 use crate::core::query;
 use crate::core::{Endpoint, Timeouts};
 use crate::model::router::upstream_path;
@@ -125,13 +125,8 @@ pub fn rewrite_request(
                     query = Some(Cow::Owned(q));
                 }
             }
-            let path = if ai.count_tokens {
-                format!("{}{ANTHROPIC_COUNT_TOKENS_SUFFIX}", t.endpoint.path.trim_end_matches('/'))
-            } else if ai.suffix.is_empty() {
-                t.endpoint.path.clone()
-            } else {
-                format!("{}{}", t.endpoint.path.trim_end_matches('/'), ai.suffix)
-            };
+            // The surface checked every target can serve the operation.
+            let path = ai.op.upstream_path(&t.endpoint.path, t.provider.dialect()).unwrap_or_else(|| t.endpoint.path.clone());
             (path, Some(t.endpoint.authority()))
         }
         None => {

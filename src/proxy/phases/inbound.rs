@@ -8,14 +8,15 @@ use pingora_proxy::Session;
 use super::authenticate::{self, EarlyBody};
 use super::body;
 use super::headers;
-use super::respond::refuse;
-use crate::ai::refusal::AiRefusal;
-use crate::ai::sdk_paths::{classify, ClientPath};
+use super::respond::{self, refuse};
+use super::surface::{self, Decision};
+use crate::ai::surface::BodyRule;
 use crate::core::path::normalize_path;
 use crate::core::split_host_port;
 use crate::plugins::request_transformer::BodyEncoding;
 use crate::proxy::context::{AiState, RequestCtx};
 use crate::proxy::errors::{Envelope, GatewayError};
+use crate::plugins::mcp_guard::GuardRecord;
 use crate::proxy::state::ProcessState;
 use crate::upstream::balancer::Tried;
 use crate::upstream::UpstreamFailure;
@@ -101,42 +102,21 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         return super::mcp::begin(shared, session, ctx, route, plugin, early).await;
     }
 
-    // ---- LLM routes: choose a target, then check the body before anything goes upstream
+    // ---- LLM routes: the API surface, then a target, then the body before anything goes upstream
     let Some(plugin) = policies.ai_proxy.for_consumer(ctx.identity.consumer).cloned() else {
         return plain_body(shared, session, ctx, route, early_read, early_body, envelope).await;
     };
     if let Some(limit) = plugin.max_request_body_size {
         ctx.body.limit = limit;
     }
-    let remainder = &ctx.routing.path[ctx.routing.matched_len.min(ctx.routing.path.len())..];
-    let suffix = if !route.strip_path || remainder.is_empty() || remainder == "/" {
-        String::new()
-    } else if remainder.starts_with('/') {
-        remainder.to_string()
-    } else {
-        format!("/{remainder}")
-    };
     let envelope = Envelope::for_llm(plugin.llm_format);
-    let post = session.req_header().method == http::Method::POST;
-    let method = session.req_header().method.as_str();
-    let unknown = GatewayError::Ai(AiRefusal {
-        status: 404,
-        message: format!("Invalid URL ({method} {}): not an operation of this route's API", ctx.routing.path),
-        kind: "invalid_request_error",
-        code: "unknown_url",
-    });
-    let (suffix, count_tokens, path_model, create) =
-        match classify(plugin.llm_format, plugin.targets[0].route_type, &suffix) {
-            ClientPath::Create { deployment } => (String::new(), false, deployment, true),
-            ClientPath::CountTokens => (String::new(), true, None, true),
-            ClientPath::Sub(rest) => (rest, false, None, false),
-            ClientPath::Unknown => return refuse(session, ctx, unknown, envelope).await,
-        };
-    // Anthropic's API takes POST only (and its other paths are refused above).
-    if plugin.llm_format == crate::ai::provider::Dialect::Anthropic && !post {
-        return refuse(session, ctx, unknown, envelope).await;
-    }
-    let inference = post && create;
+    let (op, path_model) = match surface::decide(shared, session.req_header(), ctx, &plugin) {
+        Ok(Decision::Operation { op, path_model }) => (op, path_model),
+        Ok(Decision::Preflight) => return respond::no_content(session, ctx).await,
+        Err(e) => return refuse(session, ctx, e, envelope).await,
+    };
+    let inference = op.is_inference();
+    let has_body = op.body() != BodyRule::Empty;
     let hash_key = hash_key(session.req_header(), &plugin, ctx, config);
     let Some(target) = plugin.balancer.pick(plugin.balancing.algorithm, Tried::default(), hash_key.as_deref()) else {
         return refuse(session, ctx, GatewayError::Upstream(UpstreamFailure::NoHealthyTarget), envelope).await;
@@ -145,26 +125,17 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         plugin,
         target,
         tried: Tried::default(),
+        op,
         inference,
-        suffix,
-        count_tokens,
         path_model,
         facts: None,
-        mcp_events: Vec::new(),
+        mcp: GuardRecord::default(),
         has_mcp: false,
         rendered_for: None,
     });
-    if !inference {
-        // A Responses sub-resource (`/{id}`, `/{id}/cancel`, `/{id}/input_items`): the
-        // consumer's own objects only; others do not exist for it.
-        if let Some(id) = owned_object(shared, ctx) {
-            let owner = ctx.identity.consumer.map(|c| config.consumers.get(c).id.as_str());
-            if !owner.is_some_and(|o| shared.ownership.owned_by(&id, o)) {
-                let err = GatewayError::Ai(body::not_found(&format!("Response with id '{id}' not found.")));
-                return refuse(session, ctx, err, envelope).await;
-            }
-        }
-        return plain_body(shared, session, ctx, route, early_read, early_body, envelope).await;
+    if !has_body {
+        // The surface refused a body on this operation: there is nothing to read or check.
+        return Ok(false);
     }
     if let Err(e) = body::check_content_type(session.req_header()) {
         return refuse(session, ctx, e, envelope).await;
@@ -200,18 +171,6 @@ async fn plain_body(
         return refuse(session, ctx, e, envelope).await;
     }
     Ok(false)
-}
-
-/// The Responses object a sub-resource request names, when ownership applies to it.
-fn owned_object(shared: &ProcessState, ctx: &RequestCtx) -> Option<String> {
-    let ai = ctx.ai.as_ref()?;
-    if !shared.settings.response_ownership || ctx.identity.consumer.is_none() {
-        return None;
-    }
-    if ai.plugin.targets[ai.target].route_type != crate::ai::RouteType::Responses {
-        return None;
-    }
-    crate::ai::id_from_suffix(&ai.suffix).map(str::to_string)
 }
 
 /// 431 for a head with more fields than `max_headers` or more bytes than `max_bytes` (request

@@ -27,7 +27,7 @@ use crate::plugins::mcp_proxy::McpProxy;
 use crate::proxy::context::{McpAnswer, McpState, RequestCtx};
 use crate::proxy::errors::{Envelope, GatewayError};
 use crate::proxy::state::ProcessState;
-use crate::store::pins::{Observation, PinMode};
+use crate::store::pins::{ListedTools, Observation, PinMode};
 use crate::telemetry::access_log::McpLog;
 use crate::upstream::UpstreamFailure;
 
@@ -302,7 +302,9 @@ fn read_message(shared: &ProcessState, st: &mut McpState, consumer: Option<&Cons
     }
     let first_page = id.as_ref().is_some_and(|id| st.first_pages.contains(id));
     if first_page && plugin.pin != PinMode::Off {
-        let observed = shared.pins.observe(&st.server_label, &f.digest, plugin.pinned_digest.as_deref(), plugin.pin);
+        // The server's whole list, before it is narrowed to what this consumer may use.
+        let listed = ListedTools { digest: &f.digest, tools: &f.tool_digests, full: true };
+        let observed = shared.pins.observe(&st.server_label, listed, plugin.pinned_digest.as_deref(), plugin.pin);
         if let Observation::Changed { accepted, observed } = observed {
             let action = if plugin.pin == PinMode::Block { "blocked" } else { "warned" };
             shared.metrics.mcp_tool_list_changes.with_label_values(&[&st.server_label, action]).inc();

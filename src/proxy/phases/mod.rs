@@ -1,5 +1,6 @@
 //! The phases of a request, in the order they run:
-//! `inbound` (route, limits, authentication, authorization, LLM checks) → `forward` (peer and
+//! `inbound` (route, limits, authentication, authorization, LLM checks: `surface` decides the
+//! operation of the route's API) → `forward` (peer and
 //! upstream request) → `body` (request body held back, checked, released) → `outbound`
 //! (response headers and body, side view for accounting) → `failure` (retries, failover and
 //! error answers) → `account` (metrics and access log). `respond` writes the gateway's own
@@ -21,3 +22,4 @@ pub mod mcp_check;
 pub mod outbound;
 pub mod remember;
 pub mod respond;
+pub mod surface;

@@ -8,11 +8,12 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-use super::remember::{facts_of, record_owner, remember_mcp};
+use super::remember::{owner, record_at_end, record_as_it_streams};
 use super::respond::REQUEST_ID_HEADER;
 use super::{edges, failure, headers};
 use crate::ai::anthropic::answer::AnswerTranslator;
 use crate::ai::sse::SseScanner;
+use crate::ai::surface::Records;
 use crate::core::secrets::Scrubber;
 use crate::proxy::context::{RequestCtx, ResponseScan};
 use crate::proxy::errors::GatewayError;
@@ -97,15 +98,19 @@ pub fn upstream_response(
         ctx.response.translation = Some(Box::new(translator));
         return Ok(());
     }
-    if !ai.inference || !resp.status.is_success() {
+    if !resp.status.is_success() {
+        return Ok(());
+    }
+    let records = ai.op.records();
+    let record = records != Records::Nothing && owner(shared, ctx).is_some();
+    if !ai.inference && !record {
         return Ok(());
     }
     if resp.headers.contains_key(http::header::CONTENT_ENCODING) {
         // Compressed despite `Accept-Encoding: identity`: usage cannot be read (counted as missing).
         return Ok(());
     }
-    let responses = plugin.targets[ai.target].route_type == crate::ai::RouteType::Responses;
-    ctx.response.record_owner = responses && shared.settings.response_ownership && ctx.identity.consumer.is_some();
+    ctx.response.records = record.then_some(records);
     ctx.response.scan = if is_sse {
         ResponseScan::Sse(Box::new(SseScanner::new(shared.settings.usage_scan_limit)))
     } else {
@@ -139,24 +144,6 @@ fn is_compressed(resp: &ResponseHeader) -> bool {
         .get_all(http::header::CONTENT_ENCODING)
         .iter()
         .any(|v| !v.as_bytes().trim_ascii().is_empty() && !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"))
-}
-
-/// The top-level `"id"` of a JSON object whose first field it is (OpenAI writes it first).
-fn leading_id(b: &[u8]) -> Option<String> {
-    let head = &b[..b.len().min(1024)];
-    let at = memchr::memmem::find(head, b"\"id\"")?;
-    let mut rest = head[at + 4..].iter().skip_while(|c| c.is_ascii_whitespace());
-    if rest.next() != Some(&b':') {
-        return None;
-    }
-    let mut rest = rest.skip_while(|c| c.is_ascii_whitespace());
-    if rest.next() != Some(&b'"') {
-        return None;
-    }
-    let id: Vec<u8> = rest.take_while(|&&c| c != b'"').copied().collect();
-    let ok =
-        !id.is_empty() && id.len() <= 256 && id.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-');
-    ok.then(|| String::from_utf8_lossy(&id).into_owned())
 }
 
 /// The most of an answer held to be translated whole (a JSON answer; stream events are
@@ -198,29 +185,13 @@ pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_st
             }
             ResponseScan::Sse(scanner) => scanner.feed(b),
         }
-        // Ownership is recorded before the bytes holding the new id reach the client, so the
+        // Ownership is recorded before the bytes holding a new id reach the client, so the
         // client can never use the id before the gateway knows whose it is.
-        if ctx.response.record_owner {
-            let id = match &ctx.response.scan {
-                ResponseScan::Json { .. } if first_chunk => leading_id(b),
-                ResponseScan::Sse(scanner) => scanner.created_response_id(),
-                _ => None,
-            };
-            if let Some(id) = id {
-                record_owner(shared, ctx, &id);
-            }
-        }
+        record_as_it_streams(shared, ctx, b, first_chunk);
     }
     if end_of_stream {
-        if let ResponseScan::Sse(scanner) = &mut ctx.response.scan {
-            scanner.finish();
-        }
-        // MCP answers: read them before the last bytes go out, so their approval requests are
-        // recorded before the client can answer them.
-        if ctx.ai.as_ref().is_some_and(|a| a.has_mcp) {
-            let facts = facts_of(&mut ctx.response.scan, ctx.response.dialect);
-            remember_mcp(shared, ctx, &facts);
-            ctx.response.early_facts = Some(facts);
-        }
+        // Whole-answer facts (output items, MCP approval requests) before the last bytes go
+        // out, so they are known before the client can name them.
+        ctx.response.early_facts = record_at_end(shared, ctx);
     }
 }

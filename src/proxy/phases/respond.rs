@@ -27,6 +27,8 @@ pub async fn refuse(
         GatewayError::RequestTimeout => (true, false),
         // Framing the gateway refuses to interpret: do not read the body it announces.
         GatewayError::UnsupportedTransferCoding | GatewayError::BadFraming { .. } => (true, false),
+        // A client that asked to switch protocols may already be sending the new one.
+        GatewayError::UpgradeRefused => (true, false),
         // No body was sent; should the client send it anyway, it is discarded after.
         _ if awaiting => (true, true),
         // The body is over the limit: do not read more of it (only discard it after).
@@ -60,10 +62,28 @@ pub async fn write(session: &mut Session, ctx: &mut RequestCtx, r: &ErrorRespons
     if let Some(w) = &r.www_authenticate {
         h.insert_header(http::header::WWW_AUTHENTICATE, &**w)?;
     }
+    if let Some(a) = r.allow {
+        h.insert_header(http::header::ALLOW, a)?;
+    }
     ctx.response.status = r.status;
     ctx.response.bytes_out += r.body.len() as u64;
     session.write_response_header(Box::new(h), false).await?;
     session.write_response_body(Some(r.body.clone()), true).await?;
     ctx.timing.answered = Some(std::time::Instant::now());
     Ok(())
+}
+
+/// Answer a request the gateway serves itself with `204 No Content` (a CORS preflight: no
+/// `Access-Control-*` grant, so a browser does not send the real request).
+pub async fn no_content(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    if !body::drain(session).await {
+        session.set_keepalive(None);
+    }
+    let mut h = ResponseHeader::build(204, Some(3))?;
+    h.insert_header("x-request-id", ctx.request_id.as_str())?;
+    h.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+    ctx.response.status = 204;
+    session.write_response_header(Box::new(h), true).await?;
+    ctx.timing.answered = Some(std::time::Instant::now());
+    Ok(true)
 }
