@@ -88,8 +88,8 @@ pub struct SseScanner {
     pub overflowed: bool,
     /// `data: [DONE]` was seen (chat streams).
     pub done_marker: bool,
-    /// The `id` the first data line of an unnamed event starts with (a chat stream's completion
-    /// id), read as soon as that line is complete.
+    /// The top-level `id` of the first data line of an unnamed event (a chat stream's
+    /// completion id), read as soon as that line is complete.
     pub first_data_id: Option<String>,
     first_data_seen: bool,
     pub bytes_seen: u64,
@@ -214,7 +214,7 @@ impl SseScanner {
                     Interest::Undecided => {
                         if !self.first_data_seen {
                             self.first_data_seen = true;
-                            self.first_data_id = super::answer_id::leading_id(&data);
+                            self.first_data_id = top_level_id(&data);
                         }
                         if data.as_ref() == b"[DONE]" {
                             self.done_marker = true;
@@ -288,6 +288,15 @@ impl SseScanner {
         self.data.clear();
         self.interest = Interest::Undecided;
     }
+}
+
+/// The top-level `"id"` of a JSON object, wherever it is among its fields.
+fn top_level_id(data: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_slice::<IdOnly>(data).ok()?.id
 }
 
 /// Split `field: value` (one optional space after the colon, as the SSE spec says).
@@ -407,7 +416,7 @@ mod tests {
 
     #[test]
     fn a_chat_streams_id_is_read_from_its_first_chunk() {
-        let stream = "data: {\"id\":\"chatcmpl-9x\",\"choices\":[]}\n\ndata: {\"id\":\"other\"}\n\ndata: [DONE]\n\n";
+        let stream = "data: {\"choices\":[],\"id\":\"chatcmpl-9x\"}\n\ndata: {\"id\":\"other\"}\n\ndata: [DONE]\n\n";
         for piece in [1, 7, 1000] {
             let s = scan_in_pieces(stream.as_bytes(), piece, 1 << 20);
             assert_eq!(s.first_data_id.as_deref(), Some("chatcmpl-9x"), "piece {piece}");

@@ -1,7 +1,10 @@
 //! A local stand-in for api.openai.com: TLS (or plain HTTP), the Responses and Chat Completions
 //! APIs with JSON and SSE answers shaped like the real ones (full event sequence, sequence
-//! numbers, usage in `response.completed`, MCP items for `type: "mcp"` tools), and a record of
-//! every request it received complete.
+//! numbers, usage in `response.completed`, MCP items for `type: "mcp"` tools), the endpoints
+//! around them a gateway may forward — responses by id, `compact`, `input_tokens`, the
+//! Conversations API, stored chat completions (list included, to show what must never be
+//! reached) — with the shapes of openai 3.57.0's types, and a record of every request it received
+//! complete.
 //!
 //! Tests steer it per request with `x-mock-*` headers (the gateway forwards them):
 //! `x-mock-status: 503` answers that status with OpenAI's error envelope, `x-mock-delay-ms`
@@ -81,6 +84,13 @@ pub struct MockState {
     pub delay_ms: AtomicU64,
     /// The usage each Anthropic answer reported (its final counts), in order.
     pub usage_reported: Mutex<Vec<Value>>,
+    /// Conversations: the object and its items.
+    conversations: Mutex<HashMap<String, (Value, Vec<Value>)>>,
+    /// Stored chat completions (`store: true`).
+    chat_completions: Mutex<HashMap<String, Value>>,
+    /// Appended to the descriptions of the MCP tools the mock lists: changing it is an MCP
+    /// server changing its tools behind the client's back.
+    pub mcp_tool_note: Mutex<String>,
 }
 
 impl Default for MockState {
@@ -98,6 +108,9 @@ impl Default for MockState {
             fail_status: Mutex::new(None),
             delay_ms: AtomicU64::new(0),
             usage_reported: Mutex::new(Vec::new()),
+            conversations: Mutex::new(HashMap::new()),
+            chat_completions: Mutex::new(HashMap::new()),
+            mcp_tool_note: Mutex::new(String::new()),
         }
     }
 }
@@ -300,8 +313,16 @@ async fn handle(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<B
     }
     let resp = match (method.as_str(), path.as_str()) {
         ("POST", "/v1/responses") => responses_create(&st, &body, cues).await,
-        ("POST", "/v1/chat/completions") => chat(&body, cues).await,
+        ("POST", "/v1/responses/compact") => compact(&body, cues),
+        ("POST", "/v1/responses/input_tokens") => input_tokens(&body),
+        ("POST", "/v1/chat/completions") => chat(&st, &body, cues).await,
         (m, p) if p.starts_with("/v1/responses/") => responses_item(&st, m, &p["/v1/responses/".len()..]),
+        (m, p) if p == "/v1/conversations" || p.starts_with("/v1/conversations/") => {
+            conversations(&st, m, p.trim_start_matches("/v1/conversations").trim_start_matches('/'), &body, cues)
+        }
+        (m, p) if p == "/v1/chat/completions" || p.starts_with("/v1/chat/completions/") => {
+            stored_chat(&st, m, p.trim_start_matches("/v1/chat/completions").trim_start_matches('/'), &body)
+        }
         (_, p) if !p.starts_with("/v1/") => echo(&rec_last(&st)),
         _ => error(404, &format!("Invalid URL ({method} {path})"), "invalid_request_error", "unknown_url"),
     };
@@ -427,8 +448,8 @@ async fn azure(st: &Arc<MockState>, rec: &Recorded, path: &str, body: &Bytes, cu
     let chat_path = path.strip_prefix("/openai/deployments/").and_then(|r| r.strip_suffix("/chat/completions"));
     match (rec.method.as_str(), path) {
         ("POST", "/openai/responses" | "/openai/v1/responses") => responses_create(st, body, cues).await,
-        ("POST", "/openai/v1/chat/completions") => chat(body, cues).await,
-        ("POST", _) if chat_path.is_some_and(|d| !d.contains('/')) => chat(body, cues).await,
+        ("POST", "/openai/v1/chat/completions") => chat(st, body, cues).await,
+        ("POST", _) if chat_path.is_some_and(|d| !d.contains('/')) => chat(st, body, cues).await,
         _ => azure_error(404, "404", "Resource not found"),
     }
 }
@@ -461,7 +482,7 @@ fn answer_text(cues: &StreamCues) -> Vec<String> {
 }
 
 /// MCP items a provider would produce for the request's `type: "mcp"` tools.
-fn mcp_items(req: &Value, seq: u64) -> Vec<Value> {
+fn mcp_items(req: &Value, seq: u64, note: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let Some(tools) = req.get("tools").and_then(Value::as_array) else {
         return items;
@@ -482,7 +503,7 @@ fn mcp_items(req: &Value, seq: u64) -> Vec<Value> {
         };
         items.push(json!({
             "id": format!("mcpl_{seq}_{i}"), "type": "mcp_list_tools", "server_label": label,
-            "tools": allowed.iter().map(|n| json!({"name": n, "description": format!("{n} tool"), "input_schema": {"type": "object"}})).collect::<Vec<_>>(),
+            "tools": allowed.iter().map(|n| json!({"name": n, "description": format!("{n} tool{note}"), "input_schema": {"type": "object"}})).collect::<Vec<_>>(),
         }));
         let approval_always = t.get("require_approval").and_then(Value::as_str) == Some("always");
         if let Some(first) = allowed.first() {
@@ -526,7 +547,8 @@ async fn responses_create(st: &Arc<MockState>, body: &Bytes, cues: StreamCues) -
     let parts = answer_text(&cues);
     let text: String = parts.concat();
     let u = usage_for(body, &text, cues.seq, req.get("previous_response_id").is_some());
-    let mut output: Vec<Value> = mcp_items(&req, cues.seq);
+    let note = st.mcp_tool_note.lock().unwrap().clone();
+    let mut output: Vec<Value> = mcp_items(&req, cues.seq, &note);
     let message = json!({"type": "message", "id": msg_id, "status": "completed", "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": []}]});
     output.push(message.clone());
@@ -541,6 +563,17 @@ async fn responses_create(st: &Arc<MockState>, body: &Bytes, cues: StreamCues) -
     let usage = if cues.no_usage { Value::Null } else { responses_usage(u) };
     let final_response = base("completed", output.clone(), usage.clone());
     st.responses.lock().unwrap().insert(id.clone(), final_response.clone());
+    // Input and output items join the conversation the response continues.
+    let conv_id = match req.get("conversation") {
+        Some(Value::String(c)) => Some(c.clone()),
+        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).map(String::from),
+        _ => None,
+    };
+    if let Some(c) = conv_id {
+        if let Some((_, items)) = st.conversations.lock().unwrap().get_mut(&c) {
+            items.push(message.clone());
+        }
+    }
     if req.get("stream").and_then(Value::as_bool) != Some(true) {
         let mut v = final_response;
         if cues.no_usage {
@@ -552,7 +585,7 @@ async fn responses_create(st: &Arc<MockState>, body: &Bytes, cues: StreamCues) -
     let mut events: Vec<(String, Value)> = Vec::new();
     events.push(("response.created".into(), json!({"response": base("in_progress", vec![], Value::Null)})));
     events.push(("response.in_progress".into(), json!({"response": base("in_progress", vec![], Value::Null)})));
-    let mcp = mcp_items(&req, cues.seq);
+    let mcp = mcp_items(&req, cues.seq, &note);
     for (i, item) in mcp.iter().enumerate() {
         let mut added = item.clone();
         added["status"] = json!("in_progress");
@@ -611,7 +644,7 @@ async fn responses_create(st: &Arc<MockState>, body: &Bytes, cues: StreamCues) -
     stream_frames(Some(st.clone()), frames, cues)
 }
 
-async fn chat(body: &Bytes, cues: StreamCues) -> Response<Body> {
+async fn chat(st: &MockState, body: &Bytes, cues: StreamCues) -> Response<Body> {
     let Some(req) = json_object(body) else {
         return invalid_json();
     };
@@ -624,6 +657,12 @@ async fn chat(body: &Bytes, cues: StreamCues) -> Response<Body> {
     let u = usage_for(body, &text, cues.seq, false);
     let usage = json!({"prompt_tokens": u.0, "completion_tokens": u.1, "total_tokens": u.0 + u.1,
         "prompt_tokens_details": {"cached_tokens": u.2}, "completion_tokens_details": {"reasoning_tokens": u.3}});
+    let completion = json!({"id": id, "object": "chat.completion", "created": 1_795_000_000u64, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}], "usage": usage,
+        "metadata": req.get("metadata").cloned().unwrap_or(json!({})), "messages": req.get("messages").cloned().unwrap_or(json!([]))});
+    if req.get("store").and_then(Value::as_bool) == Some(true) {
+        st.chat_completions.lock().unwrap().insert(id.clone(), completion);
+    }
     if req.get("stream").and_then(Value::as_bool) != Some(true) {
         let mut v = json!({"id": id, "object": "chat.completion", "created": 1_795_000_000u64, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}], "usage": usage,
@@ -725,6 +764,174 @@ fn responses_item(st: &MockState, method: &str, rest: &str) -> Response<Body> {
             "application/json",
             json!({"object": "list", "data": [], "first_id": null, "last_id": null, "has_more": false}).to_string(),
         ),
+        _ => error(405, "method not allowed", "invalid_request_error", "method_not_allowed"),
+    }
+}
+
+fn not_found(what: &str, id: &str) -> Response<Body> {
+    error(404, &format!("{what} with id '{id}' not found."), "invalid_request_error", "not_found")
+}
+
+fn list(data: Vec<Value>) -> Response<Body> {
+    let first = data.first().and_then(|d| d.get("id")).cloned().unwrap_or(Value::Null);
+    let last = data.last().and_then(|d| d.get("id")).cloned().unwrap_or(Value::Null);
+    full(
+        200,
+        "application/json",
+        json!({"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": false}).to_string(),
+    )
+}
+
+/// `POST /v1/responses/compact`: a `response.compaction` with the user's messages and one
+/// compaction item, and usage.
+fn compact(body: &Bytes, cues: StreamCues) -> Response<Body> {
+    let Some(req) = json_object(body) else {
+        return invalid_json();
+    };
+    if req.get("model").and_then(Value::as_str).is_none() {
+        return error(400, "Missing required parameter: 'model'.", "invalid_request_error", "missing_required_parameter");
+    }
+    let u = usage_for(body, "compacted", cues.seq, false);
+    let output = json!([
+        {"type": "message", "id": format!("msg_c{:08x}", cues.seq), "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "kept"}]},
+        {"type": "compaction", "id": format!("cmp_{:08x}", cues.seq), "encrypted_content": "gAAAA-opaque"}
+    ]);
+    full(
+        200,
+        "application/json",
+        json!({"id": format!("resp_c{:08x}", cues.seq), "object": "response.compaction", "created_at": 1_795_000_000u64 + cues.seq,
+            "output": output, "usage": responses_usage(u)})
+        .to_string(),
+    )
+}
+
+/// `POST /v1/responses/input_tokens`: a count, no usage.
+fn input_tokens(body: &Bytes) -> Response<Body> {
+    if json_object(body).is_none() {
+        return invalid_json();
+    }
+    full(
+        200,
+        "application/json",
+        json!({"object": "response.input_tokens", "input_tokens": (body.len() as u64).div_ceil(4)}).to_string(),
+    )
+}
+
+/// The Conversations API: `rest` is the path after `/v1/conversations/`.
+fn conversations(st: &MockState, method: &str, rest: &str, body: &Bytes, cues: StreamCues) -> Response<Body> {
+    let parts: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
+    let req = json_object(body).unwrap_or_else(|| json!({}));
+    let with_ids = |items: &[Value]| -> Vec<Value> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| {
+                let mut it = it.clone();
+                if it.get("id").is_none() {
+                    it["id"] = json!(format!("msg_{:08x}{i:04x}", cues.seq));
+                }
+                it
+            })
+            .collect()
+    };
+    let mut convs = st.conversations.lock().unwrap();
+    match (method, parts.as_slice()) {
+        ("POST", []) => {
+            let id = format!("conv_{:08x}{:024x}", cues.seq, cues.seq.wrapping_mul(0x9E3779B97F4A7C15));
+            let conv = json!({"id": id, "object": "conversation", "created_at": 1_795_000_000u64 + cues.seq,
+                "metadata": req.get("metadata").cloned().unwrap_or(json!({}))});
+            let items = with_ids(req.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]));
+            convs.insert(id, (conv.clone(), items));
+            full(200, "application/json", conv.to_string())
+        }
+        (m, [id, tail @ ..]) => {
+            let Some((conv, items)) = convs.get_mut(*id) else {
+                return not_found("Conversation", id);
+            };
+            match (m, tail) {
+                ("GET", []) => full(200, "application/json", conv.to_string()),
+                ("POST", []) => {
+                    conv["metadata"] = req.get("metadata").cloned().unwrap_or(json!({}));
+                    full(200, "application/json", conv.to_string())
+                }
+                ("DELETE", []) => {
+                    let id = id.to_string();
+                    convs.remove(&id);
+                    full(200, "application/json", json!({"id": id, "object": "conversation.deleted", "deleted": true}).to_string())
+                }
+                ("GET", ["items"]) => list(items.clone()),
+                ("POST", ["items"]) => {
+                    let added = with_ids(req.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]));
+                    items.extend(added.iter().cloned());
+                    list(added)
+                }
+                ("GET", ["items", item]) => match items.iter().find(|i| i["id"] == *item) {
+                    Some(i) => full(200, "application/json", i.to_string()),
+                    None => not_found("Item", item),
+                },
+                ("DELETE", ["items", item]) => {
+                    let before = items.len();
+                    items.retain(|i| i["id"] != *item);
+                    if items.len() == before {
+                        return not_found("Item", item);
+                    }
+                    full(200, "application/json", conv.to_string())
+                }
+                _ => error(405, "method not allowed", "invalid_request_error", "method_not_allowed"),
+            }
+        }
+        _ => error(405, "method not allowed", "invalid_request_error", "method_not_allowed"),
+    }
+}
+
+/// Stored chat completions: `rest` is the path after `/v1/chat/completions/`. The list (no
+/// `rest`) returns every stored completion, whoever made it — what a gateway must not forward.
+fn stored_chat(st: &MockState, method: &str, rest: &str, body: &Bytes) -> Response<Body> {
+    let parts: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
+    let mut stored = st.chat_completions.lock().unwrap();
+    match (method, parts.as_slice()) {
+        ("GET", []) => {
+            let mut all: Vec<Value> = stored.values().cloned().collect();
+            all.sort_by_key(|v| v["id"].as_str().unwrap_or_default().to_string());
+            list(all)
+        }
+        (m, [id, tail @ ..]) => {
+            let Some(c) = stored.get_mut(*id) else {
+                return not_found("Chat completion", id);
+            };
+            match (m, tail) {
+                ("GET", []) => full(200, "application/json", c.to_string()),
+                ("POST", []) => {
+                    let req = json_object(body).unwrap_or_else(|| json!({}));
+                    c["metadata"] = req.get("metadata").cloned().unwrap_or(json!({}));
+                    full(200, "application/json", c.to_string())
+                }
+                ("DELETE", []) => {
+                    let id = id.to_string();
+                    stored.remove(&id);
+                    full(
+                        200,
+                        "application/json",
+                        json!({"id": id, "object": "chat.completion.deleted", "deleted": true}).to_string(),
+                    )
+                }
+                ("GET", ["messages"]) => {
+                    let msgs: Vec<Value> = c["messages"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, mut m)| {
+                            m["id"] = json!(format!("{id}-{i}"));
+                            m
+                        })
+                        .collect();
+                    list(msgs)
+                }
+                _ => error(405, "method not allowed", "invalid_request_error", "method_not_allowed"),
+            }
+        }
         _ => error(405, "method not allowed", "invalid_request_error", "method_not_allowed"),
     }
 }
