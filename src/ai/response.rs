@@ -227,6 +227,11 @@ pub fn object_in_event(event: &KeptEvent) -> Option<EventObject> {
     struct IdOnly {
         id: Option<String>,
     }
+    if matches!(event.name, Some(n) if n != EventName::Created && n != EventName::OutputItemDone) {
+        // Named, and not one that creates an object: no need to read it (a completed event
+        // repeats the whole answer).
+        return None;
+    }
     let wire: Wire = serde_json::from_slice(&event.data_bytes()).ok()?;
     let name = event.name.or(match wire.kind.as_deref() {
         Some("response.created") => Some(EventName::Created),
@@ -494,4 +499,40 @@ mod tests {
         assert_eq!(f.usage, None);
         assert!(scan("event: error\ndata: {\"type\":\"error\",\"message\":\"x\"}\n\n").failed);
     }
+
+    #[test]
+    fn ids_an_answer_creates() {
+        let f = from_json(br#"{"id":"resp_1","output":[{"type":"message","id":"msg_1"},{"type":"reasoning","id":"rs_1"},{"type":"x"}]}"#);
+        assert_eq!(f.item_ids, vec!["msg_1".to_string(), "rs_1".to_string()]);
+        let many: Vec<String> = (0..300).map(|i| format!("{{\"type\":\"message\",\"id\":\"msg_{i}\"}}")).collect();
+        let f = from_json(format!("{{\"output\":[{}]}}", many.join(",")).as_bytes());
+        assert_eq!(f.item_ids.len(), MAX_ITEM_IDS);
+        assert_eq!(
+            list_item_ids(br#"{"object":"list","data":[{"id":"msg_a","type":"message"},{"id":"msg_b"}],"has_more":false}"#),
+            vec!["msg_a".to_string(), "msg_b".to_string()]
+        );
+        assert!(list_item_ids(b"not json").is_empty());
+        let s = {
+            let mut s = SseScanner::new(1 << 20);
+            s.feed(&Bytes::from_static(concat!(
+                "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_9\"}}\n\n",
+                "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"id\":\"msg_9\",\"type\":\"message\"}}\n\n",
+                "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_9\"}}\n\n",
+                "data: {\"type\":\"response.output_item.done\",\"item\":{\"id\":\"fc_9\"}}\n\n",
+            ).as_bytes()));
+            s.finish();
+            s
+        };
+        let objects: Vec<Option<EventObject>> = s.events.iter().map(object_in_event).collect();
+        assert_eq!(
+            objects,
+            vec![
+                Some(EventObject::Response("resp_9".into())),
+                Some(EventObject::Item("msg_9".into())),
+                None,
+                Some(EventObject::Item("fc_9".into())),
+            ]
+        );
+    }
+
 }
