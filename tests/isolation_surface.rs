@@ -203,18 +203,20 @@ async fn the_sdk_path_forms_are_the_create_call() {
 async fn a_cors_preflight_is_answered_by_the_gateway_and_never_forwarded() {
     let bed = TestBed::new().await;
     let gw = start(&bed, 9);
-    let resp = client()
-        .request(Method::OPTIONS, gw.url("/anything/responses"))
-        .header("origin", "https://app.example")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, content-type")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    assert!(resp.headers().get("access-control-allow-origin").is_none(), "no CORS policy grants it");
+    for path in ["/anything", "/anything/responses", "/chat/v1/chat/completions"] {
+        let resp = client()
+            .request(Method::OPTIONS, gw.url(path))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "{path}");
+        assert!(resp.headers().get("access-control-allow-origin").is_none(), "{path}: no CORS policy grants it");
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(bed.mock.state.count(), 0, "the preflight reached the provider: {:?}", seen(&bed));
+    assert_eq!(bed.mock.state.count(), 0, "a preflight reached the provider with its key: {:?}", seen(&bed));
 }
 
 /// A plain-HTTP upstream that accepts one WebSocket upgrade and echoes what follows.
