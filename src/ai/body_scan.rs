@@ -103,6 +103,7 @@ pub fn scan(body: &[u8]) -> Result<Scanned<'_>, BodyError> {
         i: 0,
         frames: Vec::with_capacity(16),
         keys: Vec::with_capacity(32),
+        big: Vec::new(),
         fields: Vec::with_capacity(16),
         field_start: 0,
         refs: BodyRefs::default(),
@@ -185,9 +186,14 @@ fn classify(k: &str) -> Key {
         "input" | "items" => Key::Items,
         "tools" => Key::Tools,
         "tool_choice" => Key::ToolChoice,
-        _ if k.len() <= 16 && k.trim().eq_ignore_ascii_case("type") => Key::LooseType,
+        _ if loose_type(k) => Key::LooseType,
         _ => Key::Other,
     }
+}
+
+/// A key a lenient reader could take for `type`: `Type`, ` type`, `TYPE\t`.
+fn loose_type(k: &str) -> bool {
+    k.len() >= 4 && k.len() <= 16 && k.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"type")) && k.trim().eq_ignore_ascii_case("type")
 }
 
 /// How the value about to be read is judged.
@@ -215,19 +221,19 @@ enum Role {
     Array(Ctx),
 }
 
+/// An open container. Kept small: one is pushed and popped per object and array. How the
+/// parent names it (for paths) is the parent's current key or index.
 struct Frame<'a> {
     object: bool,
     ctx: Ctx,
-    /// How the parent names this container: its key (raw), or its index.
-    name: Option<&'a str>,
-    index_in_parent: usize,
-    // An object's keys: in `Scanner::keys` from `key_start`, or in `big` once there are many.
-    key_start: usize,
-    big: Option<HashSet<Cow<'a, str>>>,
-    key: &'a str,
     key_class: Key,
+    /// An object's keys are in `Scanner::keys` from here, or in `Scanner::big` once there are
+    /// many.
+    key_start: u32,
     /// An array's current element.
-    index: usize,
+    index: u32,
+    /// An object's current key (raw).
+    key: &'a str,
 }
 
 struct Scanner<'a> {
@@ -236,6 +242,8 @@ struct Scanner<'a> {
     i: usize,
     frames: Vec<Frame<'a>>,
     keys: Vec<Cow<'a, str>>,
+    /// The keys of objects with many, by depth (innermost last).
+    big: Vec<(usize, HashSet<Cow<'a, str>>)>,
     fields: Vec<(Cow<'a, str>, &'a str)>,
     field_start: usize,
     refs: BodyRefs,
@@ -263,7 +271,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn run(&mut self) -> Result<(), BodyError> {
-        self.open(true, Ctx::Root, None)?;
+        self.open(true, Ctx::Root)?;
         let mut state = State::ObjectStart;
         loop {
             state = match state {
@@ -324,30 +332,23 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    fn open(&mut self, object: bool, ctx: Ctx, parent_key: Option<&'a str>) -> Result<(), BodyError> {
+    fn open(&mut self, object: bool, ctx: Ctx) -> Result<(), BodyError> {
         if self.frames.len() >= MAX_DEPTH {
             return Err(invalid(self.i, &format!("nested deeper than {MAX_DEPTH} levels")));
         }
-        let index_in_parent = self.frames.last().map_or(0, |f| f.index);
         self.i += 1;
-        self.frames.push(Frame {
-            object,
-            ctx,
-            name: parent_key,
-            index_in_parent,
-            key_start: self.keys.len(),
-            big: None,
-            key: "",
-            key_class: Key::Other,
-            index: 0,
-        });
+        self.frames.push(Frame { object, ctx, key_class: Key::Other, key_start: self.keys.len() as u32, index: 0, key: "" });
         Ok(())
     }
 
     fn close(&mut self) {
+        let depth = self.frames.len();
         if let Some(f) = self.frames.pop() {
             if f.object {
-                self.keys.truncate(f.key_start);
+                self.keys.truncate(f.key_start as usize);
+                if self.big.last().is_some_and(|(d, _)| *d == depth) {
+                    self.big.pop();
+                }
             }
         }
         self.value_done();
@@ -373,19 +374,22 @@ impl<'a> Scanner<'a> {
             Cow::Borrowed(raw)
         };
         let class = classify(&key);
-        let root = self.frames.len() == 1;
+        let depth = self.frames.len();
         let keys = &mut self.keys;
         let Some(top) = self.frames.last_mut() else { return Err(invalid(self.i, "a key outside an object")) };
-        let duplicate = match &mut top.big {
-            Some(set) => !set.insert(key.clone()),
+        let start = top.key_start as usize;
+        let big = self.big.last_mut().filter(|(d, _)| *d == depth);
+        let duplicate = match big {
+            Some((_, set)) => !set.insert(key.clone()),
             None => {
-                let mine = &keys[top.key_start..];
+                let mine = &keys[start..];
                 if mine.iter().any(|k| *k == key) {
                     true
                 } else if mine.len() >= LINEAR_KEYS {
-                    let mut set: HashSet<Cow<'a, str>> = keys.drain(top.key_start..).collect();
+                    // Many keys: look them up in a set from now on (a list is quadratic).
+                    let mut set: HashSet<Cow<'a, str>> = mine.iter().cloned().collect();
                     set.insert(key.clone());
-                    top.big = Some(set);
+                    self.big.push((depth, set));
                     false
                 } else {
                     false
@@ -398,10 +402,8 @@ impl<'a> Scanner<'a> {
         top.key = raw;
         top.key_class = class;
         let skip = top.ctx == Ctx::Skip;
-        if top.big.is_none() || root {
-            // The root's keys stay listed: the last one names the field being read.
-            self.keys.push(key);
-        }
+        // The last key listed names the field being read (the root's, for `fields`).
+        self.keys.push(key);
         if class == Key::LooseType && !skip && self.refs.malformed.is_none() {
             self.refs.malformed = Some(Malformed::LooseTypeKey { field: self.here() });
         }
@@ -463,7 +465,6 @@ impl<'a> Scanner<'a> {
             Ctx::ToolChoice => Ctx::ToolChoice,
             _ => Ctx::Plain,
         };
-        let name = self.frames.last().filter(|f| f.object).map(|f| f.key);
         match self.peek()? {
             c @ (b'{' | b'[') => {
                 let object = c == b'{';
@@ -484,7 +485,7 @@ impl<'a> Scanner<'a> {
                         Ctx::Skip
                     }
                 };
-                self.open(object, ctx, name)?;
+                self.open(object, ctx)?;
                 return Ok(if object { State::ObjectStart } else { State::ArrayStart });
             }
             b'"' => {
@@ -569,17 +570,12 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The path of the value being read: `input[2].content[0].file_id`.
+    /// The path of the value being read: `input[2].content[0].file_id` (each container is
+    /// named by its parent's current key or index).
     fn here(&self) -> String {
         let mut out = String::new();
-        for (n, f) in self.frames.iter().enumerate() {
-            if n > 0 {
-                let parent = &self.frames[n - 1];
-                push_segment(&mut out, parent.object, f.name, f.index_in_parent);
-            }
-        }
-        if let Some(top) = self.frames.last() {
-            push_segment(&mut out, top.object, Some(top.key), top.index);
+        for f in &self.frames {
+            push_segment(&mut out, f.object, f.key, f.index);
         }
         out
     }
@@ -591,14 +587,10 @@ impl<'a> Scanner<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            let rest = &self.b[i..];
-            let Some(off) = memchr::memchr2(b'"', b'\\', rest) else {
-                return Err(invalid(self.b.len(), "unterminated string"));
-            };
-            if rest[..off].iter().fold(false, |any, &c| any | (c < 0x20)) {
+            i = special(self.b, i).ok_or_else(|| invalid(self.b.len(), "unterminated string"))?;
+            if self.b[i] < 0x20 {
                 return Err(invalid(i, "a control character in a string"));
             }
-            i += off;
             if self.b[i] == b'"' {
                 self.i = i + 1;
                 return Ok((&self.text[start..i], escaped));
@@ -658,17 +650,45 @@ impl<'a> Scanner<'a> {
     }
 }
 
-fn push_segment(out: &mut String, object: bool, key: Option<&str>, index: usize) {
+fn push_segment(out: &mut String, object: bool, key: &str, index: u32) {
     if object {
         if !out.is_empty() {
             out.push('.');
         }
-        out.push_str(key.unwrap_or(""));
+        out.push_str(key);
     } else {
         out.push('[');
         out.push_str(&index.to_string());
         out.push(']');
     }
+}
+
+/// The first `"`, `\\` or control character at or after `i`: the quote or backslash by
+/// `memchr` (SIMD), then the bytes before it checked for controls eight at a time.
+fn special(b: &[u8], i: usize) -> Option<usize> {
+    let rest = b.get(i..)?;
+    let end = memchr::memchr2(b'"', b'\\', rest);
+    let before = &rest[..end.unwrap_or(rest.len())];
+    if has_control(before) {
+        return before.iter().position(|&c| c < 0x20).map(|p| i + p);
+    }
+    end.map(|e| i + e)
+}
+
+/// Whether any byte is below 0x20, without a branch per byte: for each 8-byte word,
+/// `(w - 0x20…) & !w & 0x80…` is non-zero exactly when one of its bytes is below 0x20.
+fn has_control(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = s.chunks_exact(8);
+    let mut found = 0u64;
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        found |= w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    }
+    found != 0 || words.remainder().iter().any(|&c| c < 0x20)
 }
 
 /// Whether a `type` value has `mcp` in it, in any case.

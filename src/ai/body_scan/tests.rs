@@ -230,3 +230,17 @@ fn mcp_types() {
     // Schemas are free-form: their `type`s are not read.
     assert_eq!(refs(r#"{"tools":[{"type":"function","parameters":{"type":"MCP"}}]}"#).malformed, None);
 }
+
+#[test]
+fn strings_are_scanned_eight_bytes_at_a_time_without_missing_a_byte() {
+    for len in 0..40 {
+        for (c, ok) in [("\"", false), ("\\", false), ("\u{1}", false), ("\u{1f}", false), (" ", true), ("é", true), ("\u{7f}", true)] {
+            let text = format!("{}{}{}", "a".repeat(len), c, "z".repeat(len % 9 + 1));
+            let body = format!("{{\"k\":{}}}", serde_json::Value::String(text.clone()));
+            assert!(scan(body.as_bytes()).is_ok(), "{body:?}");
+            // Raw (unescaped) in the string: quotes end it, backslashes escape, controls are invalid.
+            let raw = format!("{{\"k\":\"{text}\"}}");
+            assert_eq!(scan(raw.as_bytes()).is_ok(), ok, "{raw:?}");
+        }
+    }
+}
