@@ -99,7 +99,8 @@ async fn only_the_operations_of_the_route_type_reach_the_provider() {
     let bed = TestBed::new().await;
     let gw = start(&bed, 9);
     let own = create(&gw, "/anything", ALEX, json!({"input": "hi"})).await["id"].as_str().unwrap().to_string();
-    let chat = create(&gw, "/chat", ALEX, json!({"messages": [{"role": "user", "content": "hi"}], "store": true})).await;
+    let chat =
+        create(&gw, "/chat", ALEX, json!({"messages": [{"role": "user", "content": "hi"}], "store": true})).await;
     let chat_id = chat["id"].as_str().unwrap().to_string();
     let other = create(&gw, "/anything", BO, json!({"input": "bo's"})).await["id"].as_str().unwrap().to_string();
     let before = seen(&bed);
@@ -282,7 +283,13 @@ async fn upgrades_are_refused_on_llm_routes_and_passed_on_plain_services() {
 async fn conversations_belong_to_the_consumer_that_created_them() {
     let bed = TestBed::new().await;
     let gw = start(&bed, 9);
-    let conv = create(&gw, "/anything/conversations", ALEX, json!({"items": [{"type": "message", "role": "user", "content": "hi"}]})).await;
+    let conv = create(
+        &gw,
+        "/anything/conversations",
+        ALEX,
+        json!({"items": [{"type": "message", "role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(conv["object"], "conversation");
     let id = conv["id"].as_str().unwrap().to_string();
     assert_eq!(bed.mock.state.last().unwrap().target, "/v1/conversations");
@@ -349,7 +356,8 @@ async fn stored_chat_completions_belong_to_the_consumer_that_created_them() {
     let bed = TestBed::new().await;
     let gw = start(&bed, 9);
     let msg = json!([{"role": "user", "content": "hi"}]);
-    let id = create(&gw, "/chat", ALEX, json!({"messages": msg, "store": true})).await["id"].as_str().unwrap().to_string();
+    let id =
+        create(&gw, "/chat", ALEX, json!({"messages": msg, "store": true})).await["id"].as_str().unwrap().to_string();
     // A streamed one is recorded from its first chunk.
     let streamed = client()
         .post(gw.url("/chat/v1/chat/completions"))
@@ -427,7 +435,11 @@ async fn every_id_in_a_body_is_the_consumers_own() {
         (json!({"input": "x", "prompt_cache_options": {"comparison_response_id": resp}}), 404, "not found"),
         (json!({"input": [{"type": "item_reference", "id": item}]}), 404, "Item with id"),
         (json!({"input": [{"id": stream_item}]}), 404, "Item with id"),
-        (json!({"input": [{"type": "message", "id": item, "role": "assistant", "content": [{"type": "output_text", "text": "x"}]}]}), 404, "Item with id"),
+        (
+            json!({"input": [{"type": "message", "id": item, "role": "assistant", "content": [{"type": "output_text", "text": "x"}]}]}),
+            404,
+            "Item with id",
+        ),
         (json!({"input": [{"type": "reasoning", "id": "rs_someone_elses", "summary": []}]}), 404, "Item with id"),
     ];
     for (body, status, says) in &refused {
@@ -446,10 +458,19 @@ async fn every_id_in_a_body_is_the_consumers_own() {
     }
     // Objects the gateway offers no API for, which no consumer can own.
     let unownable = [
-        (json!({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-abc"}]}]}), "input[0].content[0].file_id"),
-        (json!({"input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}), "tools[0].vector_store_ids[0]"),
+        (
+            json!({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-abc"}]}]}),
+            "input[0].content[0].file_id",
+        ),
+        (
+            json!({"input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}),
+            "tools[0].vector_store_ids[0]",
+        ),
         (json!({"input": "x", "tools": [{"type": "code_interpreter", "container": "cntr_1"}]}), "tools[0].container"),
-        (json!({"input": "x", "prompt": {"id": "pmpt_1", "variables": {"d": {"type": "input_file", "file_id": "f"}}}}), "prompt.variables.d.file_id"),
+        (
+            json!({"input": "x", "prompt": {"id": "pmpt_1", "variables": {"d": {"type": "input_file", "file_id": "f"}}}}),
+            "prompt.variables.d.file_id",
+        ),
     ];
     for (body, field) in &unownable {
         let a = call(&gw, "POST", "/anything", ALEX, Some(body)).await;
@@ -458,7 +479,14 @@ async fn every_id_in_a_body_is_the_consumers_own() {
     }
     let a = call(&gw, "POST", "/anything", ALEX, Some(&json!({"input": "x", "prompt": {"id": "pmpt_1"}}))).await;
     assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("prompt_not_allowed")), "{}", a.body);
-    let a = call(&gw, "POST", "/chat", ALEX, Some(&json!({"messages": [{"role": "assistant", "audio": {"id": "audio_1"}}]}))).await;
+    let a = call(
+        &gw,
+        "POST",
+        "/chat",
+        ALEX,
+        Some(&json!({"messages": [{"role": "assistant", "audio": {"id": "audio_1"}}]})),
+    )
+    .await;
     assert_eq!(a.status, 400, "{}", a.body);
     assert_eq!(bed.mock.state.count(), before, "a refused body reached the provider: {:?}", seen(&bed));
 
@@ -471,12 +499,14 @@ async fn every_id_in_a_body_is_the_consumers_own() {
     ] {
         assert_eq!(call(&gw, "POST", "/anything", ALEX, Some(&body)).await.status, 200, "{body}");
     }
-    let compacted = create(&gw, "/anything/responses/compact", ALEX, json!({"input": "x", "previous_response_id": resp})).await;
+    let compacted =
+        create(&gw, "/anything/responses/compact", ALEX, json!({"input": "x", "previous_response_id": resp})).await;
     assert_eq!(compacted["object"], "response.compaction");
     let sent = bed.mock.state.last().unwrap();
     assert_eq!(sent.target, "/v1/responses/compact");
     assert_eq!(sent.json(), json!({"input": "x", "previous_response_id": resp, "model": "gpt-4o"}));
-    let counted = create(&gw, "/anything/input_tokens", ALEX, json!({"input": [{"type": "item_reference", "id": item}]})).await;
+    let counted =
+        create(&gw, "/anything/input_tokens", ALEX, json!({"input": [{"type": "item_reference", "id": item}]})).await;
     assert_eq!(counted["object"], "response.input_tokens");
     assert_eq!(bed.mock.state.last().unwrap().target, "/v1/responses/input_tokens");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -484,7 +514,10 @@ async fn every_id_in_a_body_is_the_consumers_own() {
     let compact_line = log.iter().find(|l| l["path"] == "/anything/responses/compact" && l["status"] == 200).unwrap();
     assert!(compact_line["tokens"]["total"].as_u64().unwrap() > 0, "{compact_line}");
     let count_line = log.iter().find(|l| l["path"] == "/anything/input_tokens" && l["status"] == 200).unwrap();
-    assert!(count_line.get("usage_missing").is_none_or(Value::is_null), "input_tokens has no usage to miss: {count_line}");
+    assert!(
+        count_line.get("usage_missing").is_none_or(Value::is_null),
+        "input_tokens has no usage to miss: {count_line}"
+    );
     // The compacted answer's items are the owner's too.
     let cmp = compacted["output"][1]["id"].as_str().unwrap();
     let r = json!({"input": [{"type": "item_reference", "id": cmp}]});
@@ -585,7 +618,14 @@ async fn the_official_sdk_with_base_url_at_the_route() {
         assert!(!g["create"].as_str().unwrap().is_empty(), "{form}: {g}");
         assert_eq!(g["stream"], "response.completed", "{form}: {g}");
         assert_eq!(g["retrieve_own"], true, "{form}: {g}");
-        for k in ["retrieve_other", "input_items_other", "delete_other", "conversation_other", "conversation_items_other", "chat_retrieve_other"] {
+        for k in [
+            "retrieve_other",
+            "input_items_other",
+            "delete_other",
+            "conversation_other",
+            "conversation_items_other",
+            "chat_retrieve_other",
+        ] {
             assert_eq!(g[k], 404, "{form} {k}: {g}");
         }
         assert_eq!((g["cancel_own"].as_u64(), g["delete_own"].as_u64()), (Some(200), Some(200)), "{form}: {g}");

@@ -308,10 +308,14 @@ async fn what_a_provider_could_read_as_mcp_never_passes_unchecked() {
 async fn listed_prompts_are_allowed_where_the_guard_applies() {
     let bed = TestBed::new().await;
     let mut deck = walkthrough_deck();
-    deck.push(("05-guard.yaml".into(), GUARD.replace("  config:\n", "  config:\n    allowed_prompts: [pmpt_reviewed]\n")));
+    deck.push((
+        "05-guard.yaml".into(),
+        GUARD.replace("  config:\n", "  config:\n    allowed_prompts: [pmpt_reviewed]\n"),
+    ));
     let refs: Vec<(&str, &str)> = deck.iter().map(|(n, c)| (n.as_str(), c.as_str())).collect();
     let gw = bed.start(GatewaySpec::new(&refs).env("DECK_GITHUB_PAT", GATEWAY_PAT));
-    let (status, body) = post(&gw, "bo_key", &json!({"input": "x", "prompt": {"id": "pmpt_reviewed", "version": "2"}})).await;
+    let (status, body) =
+        post(&gw, "bo_key", &json!({"input": "x", "prompt": {"id": "pmpt_reviewed", "version": "2"}})).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = post(&gw, "bo_key", &json!({"input": "x", "prompt": {"id": "pmpt_other"}})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("prompt_not_allowed")), "{body}");

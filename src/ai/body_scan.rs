@@ -193,7 +193,10 @@ fn classify(k: &str) -> Key {
 
 /// A key a lenient reader could take for `type`: `Type`, ` type`, `TYPE\t`.
 fn loose_type(k: &str) -> bool {
-    k.len() >= 4 && k.len() <= 16 && k.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"type")) && k.trim().eq_ignore_ascii_case("type")
+    k.len() >= 4
+        && k.len() <= 16
+        && k.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"type"))
+        && k.trim().eq_ignore_ascii_case("type")
 }
 
 /// How the value about to be read is judged.
@@ -337,7 +340,14 @@ impl<'a> Scanner<'a> {
             return Err(invalid(self.i, &format!("nested deeper than {MAX_DEPTH} levels")));
         }
         self.i += 1;
-        self.frames.push(Frame { object, ctx, key_class: Key::Other, key_start: self.keys.len() as u32, index: 0, key: "" });
+        self.frames.push(Frame {
+            object,
+            ctx,
+            key_class: Key::Other,
+            key_start: self.keys.len() as u32,
+            index: 0,
+            key: "",
+        });
         Ok(())
     }
 
@@ -383,7 +393,7 @@ impl<'a> Scanner<'a> {
             Some((_, set)) => !set.insert(key.clone()),
             None => {
                 let mine = &keys[start..];
-                if mine.iter().any(|k| *k == key) {
+                if mine.contains(&key) {
                     true
                 } else if mine.len() >= LINEAR_KEYS {
                     // Many keys: look them up in a set from now on (a list is quadratic).

@@ -5,8 +5,8 @@
 //! answer tells us — usage, MCP activity, the ids it creates — read from a bounded side view of
 //! the response, JSON or SSE (`response`, `sse`, `answer_id`).
 
-pub mod anthropic;
 pub mod answer_id;
+pub mod anthropic;
 pub mod body_scan;
 pub mod json_body;
 pub mod provider;

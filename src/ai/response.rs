@@ -126,7 +126,8 @@ impl ItemWire {
             }
             "mcp_list_tools" => {
                 let tools = self.tools.unwrap_or_default();
-                let name = |t: &serde_json::Value| t.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+                let name =
+                    |t: &serde_json::Value| t.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
                 Some(McpItem::ListTools {
                     server_label,
                     digest: tools_digest(&tools),
@@ -508,7 +509,9 @@ mod tests {
         let f = from_json(format!("{{\"output\":[{}]}}", many.join(",")).as_bytes());
         assert_eq!(f.item_ids.len(), MAX_ITEM_IDS);
         assert_eq!(
-            list_item_ids(br#"{"object":"list","data":[{"id":"msg_a","type":"message"},{"id":"msg_b"}],"has_more":false}"#),
+            list_item_ids(
+                br#"{"object":"list","data":[{"id":"msg_a","type":"message"},{"id":"msg_b"}],"has_more":false}"#
+            ),
             vec!["msg_a".to_string(), "msg_b".to_string()]
         );
         assert!(list_item_ids(b"not json").is_empty());
@@ -534,5 +537,4 @@ mod tests {
             ]
         );
     }
-
 }

@@ -173,7 +173,9 @@ fn responses(method: &str, s: &[&str]) -> Result<Operation, SurfaceRefusal> {
                 _ => Err(SurfaceRefusal::MethodNotAllowed { allow: "GET, DELETE" }),
             }
         }
-        [r, "cancel"] => only(method, POST, Operation::CancelResponse(id(r, reserved).ok_or(SurfaceRefusal::NotFound)?)),
+        [r, "cancel"] => {
+            only(method, POST, Operation::CancelResponse(id(r, reserved).ok_or(SurfaceRefusal::NotFound)?))
+        }
         [r, "input_items"] => {
             only(method, GET, Operation::ListInputItems(id(r, reserved).ok_or(SurfaceRefusal::NotFound)?))
         }
@@ -279,13 +281,8 @@ impl Operation {
             GetChatCompletion(c) | UpdateChatCompletion(c) | DeleteChatCompletion(c) | ListChatMessages(c) => {
                 Some((ObjectKind::ChatCompletion, c))
             }
-            CreateResponse
-            | CompactResponse
-            | CountInputTokens
-            | CreateConversation
-            | CreateChatCompletion
-            | CreateMessage
-            | CountMessageTokens => None,
+            CreateResponse | CompactResponse | CountInputTokens | CreateConversation | CreateChatCompletion
+            | CreateMessage | CountMessageTokens => None,
         }
     }
 

@@ -256,12 +256,10 @@ impl GatewayError {
                     _ => kong(message, None, request_id),
                 }
             }
-            (GatewayError::UpgradeRefused, e) => {
-                match e {
-                    Envelope::OpenAi => openai(UPGRADE_REFUSED, "invalid_request_error", "upgrade_not_supported"),
-                    _ => kong(UPGRADE_REFUSED, None, request_id),
-                }
-            }
+            (GatewayError::UpgradeRefused, e) => match e {
+                Envelope::OpenAi => openai(UPGRADE_REFUSED, "invalid_request_error", "upgrade_not_supported"),
+                _ => kong(UPGRADE_REFUSED, None, request_id),
+            },
             (GatewayError::Internal, Envelope::OpenAi) => {
                 openai("An unexpected error occurred", "gateway_error", "internal_error")
             }

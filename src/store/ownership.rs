@@ -137,8 +137,14 @@ impl OwnershipStore for MemoryStore {
 
     fn approval(&self, id: &str, owner: &str) -> Option<(String, String)> {
         let owner = self.owner_key(owner);
-        self.with_entry(ObjectKind::McpApprovalRequest, id, |e| if e.owner == owner { e.mcp.as_deref().cloned() } else { None })
-            .flatten()
+        self.with_entry(ObjectKind::McpApprovalRequest, id, |e| {
+            if e.owner == owner {
+                e.mcp.as_deref().cloned()
+            } else {
+                None
+            }
+        })
+        .flatten()
     }
 
     fn forget(&self, kind: ObjectKind, id: &str) {

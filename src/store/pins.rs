@@ -224,7 +224,10 @@ mod tests {
         let p2 = PinStore::default();
         p2.observe("git", full("sha256:all", &all), None, PinMode::Warn);
         let new = tools(&[("exfiltrate", "d9")]);
-        assert!(matches!(p2.observe("git", narrowed("sha256:x", &new), None, PinMode::Warn), Observation::Changed { .. }));
+        assert!(matches!(
+            p2.observe("git", narrowed("sha256:x", &new), None, PinMode::Warn),
+            Observation::Changed { .. }
+        ));
         assert_eq!(p2.blocked("git"), None, "warn never blocks");
     }
 
@@ -254,7 +257,10 @@ mod tests {
         assert_eq!(p.snapshot()["docs"].changes, 1);
         // Narrowed lists cannot be checked against a digest alone.
         let p = PinStore::default();
-        assert_eq!(p.observe("docs", narrowed("sha256:n", &t), Some("sha256:old"), PinMode::Block), Observation::Unverified);
+        assert_eq!(
+            p.observe("docs", narrowed("sha256:n", &t), Some("sha256:old"), PinMode::Block),
+            Observation::Unverified
+        );
         assert_eq!(p.observe("docs", full("sha256:old", &t), Some("sha256:old"), PinMode::Block), Observation::Same);
         assert_eq!(p.observe("docs", narrowed("sha256:n", &t), Some("sha256:old"), PinMode::Block), Observation::Same);
     }

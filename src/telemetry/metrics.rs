@@ -418,7 +418,12 @@ mod tests {
         for i in 0..(MAX_MCP_SERVERS + 10) {
             m.mcp_items(
                 "c",
-                &[McpItem::ListTools { server_label: format!("srv{i}"), tools: vec![], digest: String::new(), tool_digests: vec![] }],
+                &[McpItem::ListTools {
+                    server_label: format!("srv{i}"),
+                    tools: vec![],
+                    digest: String::new(),
+                    tool_digests: vec![],
+                }],
             );
         }
         let text = String::from_utf8(m.render()).unwrap();

@@ -789,7 +789,12 @@ fn compact(body: &Bytes, cues: StreamCues) -> Response<Body> {
         return invalid_json();
     };
     if req.get("model").and_then(Value::as_str).is_none() {
-        return error(400, "Missing required parameter: 'model'.", "invalid_request_error", "missing_required_parameter");
+        return error(
+            400,
+            "Missing required parameter: 'model'.",
+            "invalid_request_error",
+            "missing_required_parameter",
+        );
     }
     let u = usage_for(body, "compacted", cues.seq, false);
     let output = json!([
@@ -857,7 +862,11 @@ fn conversations(st: &MockState, method: &str, rest: &str, body: &Bytes, cues: S
                 ("DELETE", []) => {
                     let id = id.to_string();
                     convs.remove(&id);
-                    full(200, "application/json", json!({"id": id, "object": "conversation.deleted", "deleted": true}).to_string())
+                    full(
+                        200,
+                        "application/json",
+                        json!({"id": id, "object": "conversation.deleted", "deleted": true}).to_string(),
+                    )
                 }
                 ("GET", ["items"]) => list(items.clone()),
                 ("POST", ["items"]) => {

@@ -112,22 +112,33 @@ fn agrees_with_serde_json() {
 #[test]
 fn ids_that_must_be_owned() {
     use ObjectKind::*;
-    assert_eq!(owned(r#"{"previous_response_id":"resp_1"}"#), vec![(Response, "resp_1".into(), "previous_response_id".into())]);
+    assert_eq!(
+        owned(r#"{"previous_response_id":"resp_1"}"#),
+        vec![(Response, "resp_1".into(), "previous_response_id".into())]
+    );
     assert_eq!(owned(r#"{"conversation":"conv_1"}"#), vec![(Conversation, "conv_1".into(), "conversation".into())]);
-    assert_eq!(owned(r#"{"conversation":{"id":"conv_2"}}"#), vec![(Conversation, "conv_2".into(), "conversation.id".into())]);
+    assert_eq!(
+        owned(r#"{"conversation":{"id":"conv_2"}}"#),
+        vec![(Conversation, "conv_2".into(), "conversation.id".into())]
+    );
     assert_eq!(
         owned(r#"{"prompt_cache_options":{"comparison_response_id":"resp_3"}}"#),
         vec![(Response, "resp_3".into(), "prompt_cache_options.comparison_response_id".into())]
     );
     assert_eq!(
-        owned(r#"{"input":[{"role":"user","content":"x"},{"type":"item_reference","id":"msg_1"},{"id":"rs_2"},{"type":"reasoning","id":"rs_3","summary":[]}]}"#),
+        owned(
+            r#"{"input":[{"role":"user","content":"x"},{"type":"item_reference","id":"msg_1"},{"id":"rs_2"},{"type":"reasoning","id":"rs_3","summary":[]}]}"#
+        ),
         vec![
             (Item, "msg_1".into(), "input[1].id".into()),
             (Item, "rs_2".into(), "input[2].id".into()),
             (Item, "rs_3".into(), "input[3].id".into())
         ]
     );
-    assert_eq!(owned(r#"{"items":[{"type":"item_reference","id":"msg_9"}]}"#), vec![(Item, "msg_9".into(), "items[0].id".into())]);
+    assert_eq!(
+        owned(r#"{"items":[{"type":"item_reference","id":"msg_9"}]}"#),
+        vec![(Item, "msg_9".into(), "items[0].id".into())]
+    );
     // Escapes are decoded: the id is what the provider reads.
     assert_eq!(owned(r#"{"previous_response_id":"resp\u005f1"}"#)[0].1, "resp_1");
     // Null is absent; ids elsewhere are not references.
@@ -160,18 +171,45 @@ fn ids_of_the_wrong_type_are_malformed() {
 #[test]
 fn ids_no_consumer_can_own() {
     for (body, field) in [
-        (r#"{"input":[{"role":"user","content":[{"type":"input_file","file_id":"file_1"}]}]}"#, "input[0].content[0].file_id"),
-        (r#"{"input":[{"role":"user","content":[{"type":"input_image","file_id":"file_1"}]}]}"#, "input[0].content[0].file_id"),
-        (r#"{"prompt":{"id":"p","variables":{"doc":{"type":"input_file","file_id":"file_2"}}}}"#, "prompt.variables.doc.file_id"),
+        (
+            r#"{"input":[{"role":"user","content":[{"type":"input_file","file_id":"file_1"}]}]}"#,
+            "input[0].content[0].file_id",
+        ),
+        (
+            r#"{"input":[{"role":"user","content":[{"type":"input_image","file_id":"file_1"}]}]}"#,
+            "input[0].content[0].file_id",
+        ),
+        (
+            r#"{"prompt":{"id":"p","variables":{"doc":{"type":"input_file","file_id":"file_2"}}}}"#,
+            "prompt.variables.doc.file_id",
+        ),
         (r#"{"tools":[{"type":"file_search","vector_store_ids":["vs_1"]}]}"#, "tools[0].vector_store_ids[0]"),
         (r#"{"tools":[{"type":"code_interpreter","container":"cntr_1"}]}"#, "tools[0].container"),
-        (r#"{"tools":[{"type":"code_interpreter","container":{"type":"auto","file_ids":["file_3"]}}]}"#, "tools[0].container.file_ids[0]"),
-        (r#"{"tools":[{"type":"shell","environment":{"type":"container_reference","container_id":"cntr_2"}}]}"#, "tools[0].environment.container_id"),
-        (r#"{"tools":[{"type":"shell","environment":{"type":"container_auto","skills":[{"type":"skill_reference","skill_id":"sk_1"}]}}]}"#, "tools[0].environment.skills[0].skill_id"),
-        (r#"{"tools":[{"type":"image_generation","input_image_mask":{"file_id":"file_4"}}]}"#, "tools[0].input_image_mask.file_id"),
+        (
+            r#"{"tools":[{"type":"code_interpreter","container":{"type":"auto","file_ids":["file_3"]}}]}"#,
+            "tools[0].container.file_ids[0]",
+        ),
+        (
+            r#"{"tools":[{"type":"shell","environment":{"type":"container_reference","container_id":"cntr_2"}}]}"#,
+            "tools[0].environment.container_id",
+        ),
+        (
+            r#"{"tools":[{"type":"shell","environment":{"type":"container_auto","skills":[{"type":"skill_reference","skill_id":"sk_1"}]}}]}"#,
+            "tools[0].environment.skills[0].skill_id",
+        ),
+        (
+            r#"{"tools":[{"type":"image_generation","input_image_mask":{"file_id":"file_4"}}]}"#,
+            "tools[0].input_image_mask.file_id",
+        ),
         (r#"{"messages":[{"role":"assistant","audio":{"id":"audio_1"}}]}"#, "messages[0].audio.id"),
-        (r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"file_5"}}]}]}"#, "messages[0].content[0].file.file_id"),
-        (r#"{"input":[{"type":"code_interpreter_call","id":"ci_1","container_id":"cntr_3"}]}"#, "input[0].container_id"),
+        (
+            r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"file_5"}}]}]}"#,
+            "messages[0].content[0].file.file_id",
+        ),
+        (
+            r#"{"input":[{"type":"code_interpreter_call","id":"ci_1","container_id":"cntr_3"}]}"#,
+            "input[0].container_id",
+        ),
         (r#"{"x":{"file_ids":"file_6"}}"#, "x.file_ids"),
         (r#"{"x":{"file_id":7}}"#, "x.file_id"),
     ] {
@@ -213,20 +251,28 @@ fn mcp_types() {
     ] {
         assert_eq!(refs(body).malformed, Some(Malformed::LooseMcpType { field: field.into() }), "{body}");
     }
-    for (body, field) in [(r#"{"tools":[{"Type":"mcp"}]}"#, "tools[0].Type"), (r#"{"tools":[{"type ":"mcp"}]}"#, "tools[0].type ")] {
+    for (body, field) in
+        [(r#"{"tools":[{"Type":"mcp"}]}"#, "tools[0].Type"), (r#"{"tools":[{"type ":"mcp"}]}"#, "tools[0].type ")]
+    {
         assert_eq!(refs(body).malformed, Some(Malformed::LooseTypeKey { field: field.into() }), "{body}");
     }
     // Escaped exact spellings are the exact type.
     assert!(refs(r#"{"tools":[{"type":"m\u0063p"}]}"#).mcp);
     // A tool definition outside `tools` cannot be governed there.
     for (body, field) in [
-        (r#"{"input":[{"type":"additional_tools","tools":[{"type":"mcp","server_url":"https://x"}]}]}"#, "input[0].tools[0].type"),
+        (
+            r#"{"input":[{"type":"additional_tools","tools":[{"type":"mcp","server_url":"https://x"}]}]}"#,
+            "input[0].tools[0].type",
+        ),
         (r#"{"input":[{"type":"tool_search_output","tools":[{"type":"mcp"}]}]}"#, "input[0].tools[0].type"),
         (r#"{"input":[{"type":"mcp","server_label":"x"}]}"#, "input[0].type"),
     ] {
         assert_eq!(refs(body).nested_mcp_tool.as_deref(), Some(field), "{body}");
     }
-    assert_eq!(refs(r#"{"tool_choice":{"type":"allowed_tools","tools":[{"type":"mcp","server_label":"a"}]}}"#).nested_mcp_tool, None);
+    assert_eq!(
+        refs(r#"{"tool_choice":{"type":"allowed_tools","tools":[{"type":"mcp","server_label":"a"}]}}"#).nested_mcp_tool,
+        None
+    );
     // Schemas are free-form: their `type`s are not read.
     assert_eq!(refs(r#"{"tools":[{"type":"function","parameters":{"type":"MCP"}}]}"#).malformed, None);
 }
@@ -234,7 +280,15 @@ fn mcp_types() {
 #[test]
 fn strings_are_scanned_eight_bytes_at_a_time_without_missing_a_byte() {
     for len in 0..40 {
-        for (c, ok) in [("\"", false), ("\\", false), ("\u{1}", false), ("\u{1f}", false), (" ", true), ("é", true), ("\u{7f}", true)] {
+        for (c, ok) in [
+            ("\"", false),
+            ("\\", false),
+            ("\u{1}", false),
+            ("\u{1f}", false),
+            (" ", true),
+            ("é", true),
+            ("\u{7f}", true),
+        ] {
             let text = format!("{}{}{}", "a".repeat(len), c, "z".repeat(len % 9 + 1));
             let body = format!("{{\"k\":{}}}", serde_json::Value::String(text.clone()));
             assert!(scan(body.as_bytes()).is_ok(), "{body:?}");

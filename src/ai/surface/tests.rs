@@ -72,7 +72,10 @@ fn one_segment_is_an_id_and_ownership_decides() {
     // a response nobody owns (and never read as another API's path).
     assert_eq!(r("GET", "/models"), Ok(GetResponse("models".into())));
     assert_eq!(r("POST", "/models"), Err(MethodNotAllowed { allow: "GET, DELETE" }));
-    assert_eq!(Operation::GetResponse("models".into()).upstream_path("/v1/responses", Dialect::OpenAi).as_deref(), Some("/v1/responses/models"));
+    assert_eq!(
+        Operation::GetResponse("models".into()).upstream_path("/v1/responses", Dialect::OpenAi).as_deref(),
+        Some("/v1/responses/models")
+    );
 }
 
 #[test]
@@ -95,10 +98,7 @@ fn conversations() {
         assert_eq!(r("POST", &format!("{q}/conversations/conv_1")), Ok(UpdateConversation("conv_1".into())));
         assert_eq!(r("DELETE", &format!("{q}/conversations/conv_1")), Ok(DeleteConversation("conv_1".into())));
         assert_eq!(r("GET", &format!("{q}/conversations/conv_1/items")), Ok(ListConversationItems("conv_1".into())));
-        assert_eq!(
-            r("POST", &format!("{q}/conversations/conv_1/items")),
-            Ok(CreateConversationItems("conv_1".into()))
-        );
+        assert_eq!(r("POST", &format!("{q}/conversations/conv_1/items")), Ok(CreateConversationItems("conv_1".into())));
         assert_eq!(
             r("GET", &format!("{q}/conversations/conv_1/items/msg_1")),
             Ok(GetConversationItem("conv_1".into(), "msg_1".into()))
@@ -146,12 +146,17 @@ fn upstream_paths() {
     assert_eq!(CancelResponse("r".into()).upstream_path(b, Dialect::OpenAi).as_deref(), Some("/v1/responses/r/cancel"));
     assert_eq!(CreateConversation.upstream_path(b, Dialect::OpenAi).as_deref(), Some("/v1/conversations"));
     assert_eq!(
-        DeleteConversationItem("c".into(), "i".into()).upstream_path("/openai/v1/responses/", Dialect::OpenAi).as_deref(),
+        DeleteConversationItem("c".into(), "i".into())
+            .upstream_path("/openai/v1/responses/", Dialect::OpenAi)
+            .as_deref(),
         Some("/openai/v1/conversations/c/items/i")
     );
     assert_eq!(CreateConversation.upstream_path("/custom/llm", Dialect::OpenAi), None);
     let chat = "/v1/chat/completions";
-    assert_eq!(ListChatMessages("c".into()).upstream_path(chat, Dialect::OpenAi).as_deref(), Some("/v1/chat/completions/c/messages"));
+    assert_eq!(
+        ListChatMessages("c".into()).upstream_path(chat, Dialect::OpenAi).as_deref(),
+        Some("/v1/chat/completions/c/messages")
+    );
 }
 
 #[test]

@@ -109,8 +109,9 @@ fn every_documented_key_is_accepted() {
 
 #[test]
 fn the_operator_token_is_long_and_never_shown() {
-    let s = Settings::from_yaml("declarative_config: k.yaml\nstatus_operator_token: op-0123456789abcdef\n", None, &no_env)
-        .unwrap();
+    let s =
+        Settings::from_yaml("declarative_config: k.yaml\nstatus_operator_token: op-0123456789abcdef\n", None, &no_env)
+            .unwrap();
     assert!(s.status_operator_token.as_ref().is_some_and(|t| t.matches(b"op-0123456789abcdef")));
     assert!(!format!("{s:?}").contains("op-0123456789abcdef"));
     let err = Settings::from_yaml("declarative_config: k.yaml\nstatus_operator_token: short-secret\n", None, &no_env)

@@ -90,7 +90,8 @@ fn refuses_what_it_cannot_enforce() {
     let errs = advanced(&format!("{WALKTHROUGH}balancer: {{algorithm: semantic}}\n")).unwrap_err();
     assert_eq!(errs[0].path, "balancer.algorithm");
     assert!(advanced("targets: []").is_err());
-    let mixed = format!("{WALKTHROUGH}{}", WALKTHROUGH.replace("targets:\n", "").replace("llm/v1/responses", "llm/v1/chat"));
+    let mixed =
+        format!("{WALKTHROUGH}{}", WALKTHROUGH.replace("targets:\n", "").replace("llm/v1/responses", "llm/v1/chat"));
     let errs = advanced(&mixed).unwrap_err();
     assert_eq!(errs[0].path, "targets[1].route_type", "{errs:?}");
 }

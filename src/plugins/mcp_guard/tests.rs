@@ -218,7 +218,12 @@ fn mcp_items_sent_back_in_input_follow_the_same_rules() {
     let c = consumers();
     let g = guard(GUARD, &c);
     let store = MemoryStore::new(Duration::from_secs(60), 100);
-    store.record(crate::core::ObjectKind::McpApprovalRequest, "mcpr_1", "id-alex", Some(("gitmcp".into(), "create_pull_request".into())));
+    store.record(
+        crate::core::ObjectKind::McpApprovalRequest,
+        "mcpr_1",
+        "id-alex",
+        Some(("gitmcp".into(), "create_pull_request".into())),
+    );
     let pins = PinStore::default();
     let approve =
         json!({"input": [{"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": true}]});
@@ -302,7 +307,12 @@ fn allowed_tools_must_be_names_or_openais_filter() {
         let e = run(&g, &c, Some("alex"), body).result.unwrap_err();
         assert_eq!((e.status, e.code), (400, "invalid_allowed_tools"), "{bad}");
     }
-    for good in [json!(["search_code"]), json!({"tool_names": ["search_code"], "read_only": true}), json!({"read_only": false}), Value::Null] {
+    for good in [
+        json!(["search_code"]),
+        json!({"tool_names": ["search_code"], "read_only": true}),
+        json!({"read_only": false}),
+        Value::Null,
+    ] {
         let body = json!({"tools": [git_tool(json!({"allowed_tools": good.clone()}))]});
         assert!(run(&g, &c, Some("alex"), body).result.is_ok(), "{good}");
     }
@@ -325,7 +335,8 @@ fn mcp_tools_defined_inside_input_are_refused() {
 fn refusals_of_unknown_servers_are_marked_as_such() {
     let c = consumers();
     let g = guard(GUARD, &c);
-    let body = json!({"tools": [{"type": "mcp", "server_label": "random-label-1", "server_url": "https://x.example/"}]});
+    let body =
+        json!({"tools": [{"type": "mcp", "server_label": "random-label-1", "server_url": "https://x.example/"}]});
     let events = {
         let bytes = serde_json::to_vec(&body).unwrap();
         let (mut doc, refs) = RequestDoc::parse_with_refs(&bytes).unwrap();

@@ -126,7 +126,8 @@ pub fn rewrite_request(
                 }
             }
             // The surface checked every target can serve the operation.
-            let path = ai.op.upstream_path(&t.endpoint.path, t.provider.dialect()).unwrap_or_else(|| t.endpoint.path.clone());
+            let path =
+                ai.op.upstream_path(&t.endpoint.path, t.provider.dialect()).unwrap_or_else(|| t.endpoint.path.clone());
             (path, Some(t.endpoint.authority()))
         }
         None => {

@@ -8,7 +8,7 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-use super::remember::{owner, record_at_end, record_as_it_streams};
+use super::remember::{owner, record_as_it_streams, record_at_end};
 use super::respond::REQUEST_ID_HEADER;
 use super::{edges, failure, headers};
 use crate::ai::anthropic::answer::AnswerTranslator;

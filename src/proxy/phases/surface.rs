@@ -102,7 +102,8 @@ pub fn decide(
 
 fn is_method_override(name: &str) -> bool {
     METHOD_OVERRIDES.iter().any(|o| {
-        o.len() == name.len() && o.bytes().zip(name.bytes()).all(|(a, b)| a == b.to_ascii_lowercase() || (a == b'-' && b == b'_'))
+        o.len() == name.len()
+            && o.bytes().zip(name.bytes()).all(|(a, b)| a == b.to_ascii_lowercase() || (a == b'-' && b == b'_'))
     })
 }
 
