@@ -329,7 +329,8 @@ async fn a_changed_tool_list_blocks_the_server_until_accepted() {
     let pins: Value = client().get(bed.gateway.status_url("/mcp/pins")).send().await.unwrap().json().await.unwrap();
     assert_eq!(pins["github-mcp"]["blocked"], true, "{pins}");
     // An operator accepts the list: the server is usable again.
-    let r = client().post(bed.gateway.status_url("/mcp/pins/github-mcp/accept")).send().await.unwrap();
+    let accept = client().post(bed.gateway.status_url("/mcp/pins/github-mcp/accept"));
+    let r = accept.header("X-Aigate-Operator", "1").send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v = &messages(post(&bed.url(), "alice-key", Some(&sid), rpc(3, "tools/list", json!({}))).await).await[0];
     assert!(v["result"]["tools"].as_array().unwrap().len() >= 7, "{v}");

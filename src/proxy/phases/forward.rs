@@ -157,10 +157,10 @@ pub fn rewrite_request(
 
     // The client's `Expect` was answered by the gateway (`100 Continue`) or not at all.
     req.remove_header(&http::header::EXPECT);
-    if let Some(t) = &transformer {
-        if let Some(m) = &t.http_method {
-            req.set_method(m.clone());
-        }
+    // On LLM routes the method is the operation's, which the surface checked (a transformed
+    // `GET` would turn a create into the provider's list of every tenant's objects).
+    if let Some(m) = transformer.as_ref().and_then(|t| t.http_method.as_ref()).filter(|_| ctx.ai.is_none()) {
+        req.set_method(m.clone());
     }
     if let Some(ai) = &ctx.ai {
         // Identity, forwarding and provider-account headers: none of the client's.
