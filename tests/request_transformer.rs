@@ -142,7 +142,8 @@ services:
     plugins:
     - name: request-transformer
       config:
-        replace: {body: ["model:$(headers['x-model'] or 'gpt-4o')"]}
+        replace: {body: ["model:$(headers['x-model'] or 'gpt-4o')"], uri: "/v1/chat/completions"}
+        http_method: GET
         add: {headers: ["Authorization:Bearer not-the-provider-key"]}
         remove: {headers: [x-secret]}
 plugins:
@@ -181,6 +182,9 @@ consumers:
     assert_eq!(seen.header("authorization"), Some(format!("Bearer {PROVIDER_KEY}").as_str()));
     assert_eq!(seen.header("x-secret"), None);
     assert_eq!(seen.json()["model"], "gpt-4o");
+    // The method and path are the operation's the surface allowed: a transformed `GET` would
+    // have asked the provider for a list of every tenant's objects.
+    assert_eq!((seen.method.as_str(), seen.target.as_str()), ("POST", "/v1/responses"));
 }
 
 #[test]
