@@ -84,6 +84,12 @@ async fn create(gw: &GatewayProcess, path: &str, key: &str, body: Value) -> Valu
 }
 
 /// The requests the test upstream received, as "METHOD target".
+/// Alex's streamed request: the whole event stream as text.
+async fn stream(gw: &GatewayProcess, path: &str, body: Value) -> String {
+    let r = client().post(gw.url(path)).header("apikey", ALEX).json(&body).send().await.unwrap();
+    r.text().await.unwrap()
+}
+
 fn seen(bed: &TestBed) -> Vec<String> {
     bed.mock.state.records().iter().map(|r| format!("{} {}", r.method, r.target)).collect()
 }
@@ -366,16 +372,8 @@ async fn stored_chat_completions_belong_to_the_consumer_that_created_them() {
     let id =
         create(&gw, "/chat", ALEX, json!({"messages": msg, "store": true})).await["id"].as_str().unwrap().to_string();
     // A streamed one is recorded from its first chunk.
-    let streamed = client()
-        .post(gw.url("/chat/v1/chat/completions"))
-        .header("apikey", ALEX)
-        .json(&json!({"messages": msg, "store": true, "stream": true}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let streamed =
+        stream(&gw, "/chat/v1/chat/completions", json!({"messages": msg, "store": true, "stream": true})).await;
     let streamed_id = streamed
         .lines()
         .find_map(|l| l.strip_prefix("data: "))
@@ -417,16 +415,7 @@ async fn every_id_in_a_body_is_the_consumers_own() {
     let resp = alexs["id"].as_str().unwrap().to_string();
     let item = alexs["output"][0]["id"].as_str().unwrap().to_string();
     // Output items of a streamed response are recorded as they stream.
-    let stream = client()
-        .post(gw.url("/anything"))
-        .header("apikey", ALEX)
-        .json(&json!({"input": "s", "stream": true}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stream = stream(&gw, "/anything", json!({"input": "s", "stream": true})).await;
     let stream_item = stream
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
