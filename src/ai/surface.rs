@@ -123,10 +123,8 @@ pub fn resolve_in(
 /// Decide the operation of an OpenAI-format LLM route from the method and the normalised path
 /// after the route's prefix.
 pub fn resolve(route_type: RouteType, method: &str, path: &str) -> Result<Operation, SurfaceRefusal> {
-    // A trailing `/` is the same path (`…/v1/responses/` as the SDKs may build it).
-    let path = path.strip_suffix('/').unwrap_or(path);
     let segments: Vec<&str> = match path {
-        "" => Vec::new(),
+        "" | "/" => Vec::new(),
         p => match p.strip_prefix('/') {
             Some(rest) => rest.split('/').collect(),
             None => return Err(SurfaceRefusal::NotFound),

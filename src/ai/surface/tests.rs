@@ -1,5 +1,4 @@
 use super::*;
-use crate::ai::provider::Dialect;
 use Operation::*;
 use SurfaceRefusal::*;
 
@@ -171,4 +170,49 @@ fn what_each_operation_needs() {
     assert_eq!(UpdateChatCompletion("x".into()).owned_object(), Some((ObjectKind::ChatCompletion, "x")));
     assert_eq!(CompactResponse.records(), Records::Response);
     assert_eq!(ListInputItems("r".into()).records(), Records::ItemList);
+}
+
+#[test]
+fn anthropic_format_offers_messages_and_token_counting_only() {
+    let a = |m: &str, p: &str| resolve_in(Dialect::Anthropic, RouteType::Chat, m, p);
+    for p in ["", "/", "/messages", "/v1/messages", "/v1/messages/"] {
+        assert_eq!(a("POST", p), Ok(CreateMessage), "{p}");
+        assert_eq!(a("GET", p), Err(MethodNotAllowed { allow: "POST" }), "{p}");
+    }
+    for p in ["/count_tokens", "/messages/count_tokens", "/v1/messages/count_tokens"] {
+        assert_eq!(a("POST", p), Ok(CountMessageTokens), "{p}");
+    }
+    // Batches, files and models would be every tenant's (or the account's).
+    for p in ["/v1/messages/batches", "/v1/messages/batches/msgbatch_1", "/v1/files", "/v1/models", "/v1/v1/messages"] {
+        assert_eq!(a("POST", p), Err(NotFound), "{p}");
+        assert_eq!(a("GET", p), Err(NotFound), "{p}");
+    }
+    assert!(CreateMessage.has_usage() && !CountMessageTokens.has_usage());
+    assert_eq!(CreateMessage.records(), Records::Nothing);
+    let b = "/v1/messages";
+    assert_eq!(CountMessageTokens.upstream_path(b, Dialect::Anthropic).as_deref(), Some("/v1/messages/count_tokens"));
+    // An Anthropic target serves a (translated) chat create, nothing stored.
+    assert_eq!(CreateChatCompletion.upstream_path(b, Dialect::Anthropic).as_deref(), Some(b));
+    assert_eq!(GetChatCompletion("c".into()).upstream_path(b, Dialect::Anthropic), None);
+    assert_eq!(CreateMessage.upstream_path("/v1/chat/completions", Dialect::OpenAi), None);
+}
+
+#[test]
+fn azure_forms_are_the_same_operations() {
+    assert_eq!(c("POST", "/openai/deployments/gpt-4o/chat/completions"), Ok(CreateChatCompletion));
+    assert_eq!(
+        c("GET", "/openai/deployments/gpt-4o/chat/completions"),
+        Err(MethodNotAllowed { allow: "POST" }),
+        "no list of every tenant's completions"
+    );
+    assert_eq!(c("POST", "/openai/deployments/a/b/chat/completions"), Err(NotFound));
+    assert_eq!(c("POST", "/openai/deployments/../chat/completions"), Err(NotFound));
+    assert_eq!(c("POST", "/openai/v1/chat/completions"), Ok(CreateChatCompletion));
+    assert_eq!(c("GET", "/openai/v1/chat/completions"), Err(MethodNotAllowed { allow: "POST" }));
+    assert_eq!(c("GET", "/openai/v1/chat/completions/chatcmpl-1"), Ok(GetChatCompletion("chatcmpl-1".into())));
+    for p in ["/openai/responses", "/openai/v1/responses"] {
+        assert_eq!(r("POST", p), Ok(CreateResponse), "{p}");
+        assert_eq!(r("POST", &format!("{p}/resp_1/cancel")), Ok(CancelResponse("resp_1".into())), "{p}");
+        assert_eq!(r("GET", &format!("{p}/resp_1/x")), Err(NotFound), "{p}");
+    }
 }
