@@ -176,6 +176,22 @@ async fn refusals_are_in_anthropics_envelope_and_never_forwarded() {
         assert_eq!(resp.status(), 404, "{method} {path}");
         assert_eq!(resp.json::<Value>().await.unwrap()["error"]["type"], "not_found_error");
     }
+    // Objects of the whole account (Files API documents, code-execution containers) are not
+    // named through a shared key.
+    let named = [
+        json!({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}},
+            {"type": "text", "text": "Summarise"}]}]}),
+        json!({"model": "claude-x", "max_tokens": 5, "container": "container_011CPR5CNjB747bTd36fQLFk",
+            "messages": [{"role": "user", "content": "Hi"}]}),
+    ];
+    for body in named {
+        let resp = post(&b, "/claude/v1/messages", body.clone()).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["type"], "error", "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("not available through this gateway"), "{v}");
+    }
     // No consumer key: key-auth's own refusal (Kong's shape).
     let resp = client().post(b.gw.url("/claude/v1/messages")).json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status(), 401);

@@ -109,13 +109,15 @@ pub fn resolve_in(
     if dialect != Dialect::Anthropic {
         return resolve(route_type, method, path);
     }
-    // Anthropic's Messages API takes POST only; its other APIs (models, batches, files) are not
-    // offered (a batch or a file would be every tenant's).
+    // Anthropic's Messages API takes POST only (anything else is not found, as Anthropic
+    // answers); its other APIs (models, batches, files) are not offered (a batch or a file
+    // would be every tenant's).
+    if method != POST {
+        return Err(SurfaceRefusal::NotFound);
+    }
     match path.trim_end_matches('/') {
-        "" | "/messages" | "/v1/messages" => only(method, POST, Operation::CreateMessage),
-        "/count_tokens" | "/messages/count_tokens" | "/v1/messages/count_tokens" => {
-            only(method, POST, Operation::CountMessageTokens)
-        }
+        "" | "/messages" | "/v1/messages" => Ok(Operation::CreateMessage),
+        "/count_tokens" | "/messages/count_tokens" | "/v1/messages/count_tokens" => Ok(Operation::CountMessageTokens),
         _ => Err(SurfaceRefusal::NotFound),
     }
 }

@@ -177,7 +177,7 @@ fn anthropic_format_offers_messages_and_token_counting_only() {
     let a = |m: &str, p: &str| resolve_in(Dialect::Anthropic, RouteType::Chat, m, p);
     for p in ["", "/", "/messages", "/v1/messages", "/v1/messages/"] {
         assert_eq!(a("POST", p), Ok(CreateMessage), "{p}");
-        assert_eq!(a("GET", p), Err(MethodNotAllowed { allow: "POST" }), "{p}");
+        assert_eq!(a("GET", p), Err(NotFound), "{p}");
     }
     for p in ["/count_tokens", "/messages/count_tokens", "/v1/messages/count_tokens"] {
         assert_eq!(a("POST", p), Ok(CountMessageTokens), "{p}");
