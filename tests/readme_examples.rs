@@ -77,7 +77,12 @@ fn every_yaml_example_in_the_readme_loads() {
     assert!(examples.len() >= 3, "README's yaml examples were not found");
     let base = std::fs::read_to_string(BASE).unwrap();
     // Values for the variables the examples read (none is a real secret).
-    let env = [("DECK_OPENAI_API_KEY", "sk-readme"), ("DECK_GITHUB_PAT", "ghp-readme")];
+    let env = [
+        ("DECK_OPENAI_API_KEY", "sk-readme"),
+        ("DECK_ANTHROPIC_API_KEY", "sk-ant-readme"),
+        ("DECK_AZURE_OPENAI_KEY", "azure-readme"),
+        ("DECK_GITHUB_PAT", "ghp-readme"),
+    ];
     for ex in examples {
         let dir = tempfile::tempdir().unwrap();
         let (ok, output) = match ex.kind.as_str() {
