@@ -239,11 +239,9 @@ async fn a_pooled_connection_closed_by_the_upstream_does_not_fail_the_next_post(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(answered.load(Ordering::SeqCst), 5);
-    assert_eq!(
-        dropped.load(Ordering::SeqCst),
-        4,
-        "each later POST met a dead pooled connection and was retried on a fresh one"
-    );
+    // Requests 2 and 4 met a dead pooled connection and were sent again on a fresh one, which
+    // was closed after them (nobody could reuse it); requests 3 and 5 found the pool empty.
+    assert_eq!(dropped.load(Ordering::SeqCst), 2, "each POST on a dead pooled connection was retried on a fresh one");
 }
 
 #[tokio::test]

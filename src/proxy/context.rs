@@ -203,6 +203,9 @@ pub struct Upstream {
     pub ttfb: Option<Duration>,
     /// The upstream answered a status that fails over; the next target is already chosen.
     pub failover_pending: bool,
+    /// A pooled connection was closed under this request: its later attempts each use a new
+    /// connection, closed after it.
+    pub fresh: bool,
 }
 
 /// When the request arrived and when the gateway was done with it.

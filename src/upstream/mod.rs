@@ -6,6 +6,7 @@ pub mod resolver;
 pub mod trust;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pingora_core::upstreams::peer::HttpPeer;
@@ -120,6 +121,45 @@ pub fn is_upstream(e: &pingora_core::Error) -> bool {
     matches!(e.esource(), ErrorSource::Upstream)
 }
 
+/// Whether an attempt failed the way a connection the upstream closed under the request fails,
+/// before any byte of an answer: writing the request failed (`Broken pipe`, a reset), or reading
+/// found the end of the stream or a reset with nothing of a response header read — TLS closes
+/// without `close_notify` included, which Pingora itself never retries. On a reused (pooled)
+/// connection that means the upstream closed it while idle, as its keep-alive timeout struck,
+/// and never saw the request. Timeouts are not this: a slow upstream may be working on it.
+pub fn closed_before_answer(e: &pingora_core::Error) -> bool {
+    use ErrorType::*;
+    if !is_upstream(e) || !matches!(e.etype(), ConnectionClosed | ReadError | WriteError) {
+        return false;
+    }
+    // Pingora says how much of a response header it had read when a read failed.
+    let mut at = Some(e);
+    while let Some(err) = at {
+        if let Some(ctx) = &err.context {
+            if header_bytes_read(ctx.as_str()).is_some_and(|n| n > 0) {
+                return false;
+            }
+        }
+        at = err.cause.as_ref().and_then(|c| c.downcast_ref::<Box<pingora_core::Error>>()).map(|b| &**b);
+    }
+    true
+}
+
+/// `N` in Pingora's "while reading response headers, bytes already read: N".
+fn header_bytes_read(context: &str) -> Option<usize> {
+    let at = context.find("bytes already read: ")? + "bytes already read: ".len();
+    let digits = context[at..].bytes().take_while(u8::is_ascii_digit).count();
+    context[at..at + digits].parse().ok()
+}
+
+/// Make the peer's attempt use a new connection, not a pooled one: a group key no pooled
+/// connection has (the pool is looked up by a hash that includes it). The attempt's request
+/// then asks for the connection to be closed after it, since nobody could reuse it.
+pub fn use_fresh_connection(peer: &mut HttpPeer) {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    peer.group_key = NEXT.fetch_add(1, Ordering::Relaxed) | (1 << 63);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +173,35 @@ mod tests {
         assert_eq!(p.sni, "api.openai.com");
         assert!(p.options.verify_cert && p.options.verify_hostname);
         assert_eq!(p.options.read_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_close_before_any_answer_byte_is_told_from_a_cut_answer() {
+        use pingora_core::Error;
+        let up = |t: ErrorType, context: &'static str| {
+            let mut e = Error::explain(t, context);
+            e.esource = ErrorSource::Upstream;
+            e
+        };
+        assert!(closed_before_answer(&up(ErrorType::WriteError, "while writing body")));
+        assert!(closed_before_answer(&up(
+            ErrorType::ConnectionClosed,
+            "while reading response headers, bytes already read: 0"
+        )));
+        let tls_eof = up(ErrorType::ReadError, "while reading response headers, bytes already read: 0");
+        assert!(closed_before_answer(&tls_eof.more_context("peer 127.0.0.1:443")));
+        // Part of a header had arrived: the upstream saw the request.
+        let partial = up(ErrorType::ReadError, "while reading response headers, bytes already read: 17");
+        assert!(!closed_before_answer(&partial.more_context("peer 127.0.0.1:443")));
+        // Timeouts, invalid answers and the client's side are something else.
+        assert!(!closed_before_answer(&up(ErrorType::ReadTimedout, "read")));
+        assert!(!closed_before_answer(&up(ErrorType::InvalidHTTPHeader, "bad")));
+        assert!(!closed_before_answer(&Error::explain(ErrorType::WriteError, "client went away")));
+        let mut peer = HttpPeer::new("127.0.0.1:443", true, "api.openai.com".into());
+        use_fresh_connection(&mut peer);
+        let first = peer.group_key;
+        use_fresh_connection(&mut peer);
+        assert!(first != 0 && peer.group_key != first);
     }
 
     #[test]

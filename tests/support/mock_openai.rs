@@ -200,7 +200,7 @@ impl MockOpenAi {
     }
 }
 
-fn server_config(id: &TlsIdentity) -> rustls::ServerConfig {
+pub fn server_config(id: &TlsIdentity) -> rustls::ServerConfig {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> =

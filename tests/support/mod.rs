@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod flaky_upstream;
 pub mod gateway;
 pub mod idp;
 pub mod mcp_bed;

@@ -61,6 +61,8 @@ pub struct Settings {
     #[serde(deserialize_with = "values::millis")]
     pub upstream_write_timeout: Duration,
     pub upstream_keepalive_pool_size: usize,
+    /// How long an idle upstream connection is kept: below the upstream's own keep-alive
+    /// timeout, so that the gateway, not the upstream, closes it.
     #[serde(deserialize_with = "values::seconds")]
     pub upstream_keepalive_idle_timeout: Duration,
     /// Longest silence while a client sends a request head, and between its keep-alive
@@ -161,7 +163,7 @@ impl Default for Settings {
             upstream_read_timeout: Duration::from_millis(60_000),
             upstream_write_timeout: Duration::from_millis(60_000),
             upstream_keepalive_pool_size: 512,
-            upstream_keepalive_idle_timeout: Duration::from_secs(60),
+            upstream_keepalive_idle_timeout: Duration::from_secs(50),
             client_header_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
             client_read_buffer_size: 16 * 1024,

@@ -3,14 +3,17 @@
 //! client with a JSON error naming the kind of failure.
 
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_core::{Error, ErrorSource, ErrorType};
+use pingora_core::{Error, ErrorSource, ErrorType, RetryType};
 use pingora_proxy::{FailToProxy, Session};
 
 use super::{edges, respond};
 use crate::proxy::context::{BodyState, ErrorKind, RequestCtx};
 use crate::proxy::errors::{Envelope, GatewayError};
 use crate::proxy::state::ProcessState;
-use crate::upstream::{classify, is_upstream, UpstreamFailure};
+use crate::upstream::{classify, closed_before_answer, is_upstream, UpstreamFailure};
+
+/// The metric kind of a pooled connection closed under a request, which was sent again.
+pub const STALE_CONNECTION: &str = "stale_connection";
 
 /// Whether the request body can be sent again on another attempt.
 pub fn body_replayable(session: &Session, ctx: &RequestCtx) -> bool {
@@ -126,12 +129,23 @@ pub fn on_proxy_error(
     }
     let nothing_sent_downstream = session.response_written().is_none();
     let replayable = body_replayable(session, ctx) && nothing_sent_downstream;
-    // A pooled connection the upstream had closed: retry once on a fresh one, whatever the
-    // method, when no byte of the response was received.
-    let mut stale = e.retry;
-    stale.decide_reuse(client_reused);
-    if stale.retry() && replayable && ctx.response.status == 0 {
-        log::debug!("retrying on a fresh connection after a dead pooled one: {e}");
+    let no_answer_yet = ctx.response.status == 0;
+    // A pooled connection the upstream closed under the request (its keep-alive timeout struck
+    // as the gateway reused it): the upstream never saw the request, so it is sent again —
+    // whatever the method — on a fresh connection, for the rest of the request's attempts.
+    if client_reused && closed_before_answer(&e) && replayable && no_answer_yet {
+        ctx.upstream.fresh = true;
+        record_failure_kind(shared, ctx, STALE_CONNECTION);
+        log::debug!(
+            "request {}: a pooled upstream connection was closed under it; sending it again on a fresh one: {e}",
+            ctx.request_id.as_str()
+        );
+        e.set_retry(true);
+        return e;
+    }
+    // What Pingora itself knows to be safe to send again (an HTTP/2 stream refused, or a
+    // connection going away, before any answer).
+    if e.retry == RetryType::Decided(true) && replayable && no_answer_yet {
         e.set_retry(true);
         return e;
     }

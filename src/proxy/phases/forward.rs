@@ -21,7 +21,7 @@ use crate::plugins::auth::{without_cookie, CredentialPlace, Place};
 use crate::proxy::context::{BodyState, RequestCtx};
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::ProcessState;
-use crate::upstream::{build_peer, UpstreamFailure};
+use crate::upstream::{build_peer, use_fresh_connection, UpstreamFailure};
 
 fn target_of(shared: &ProcessState, ctx: &RequestCtx) -> Option<(Endpoint, Timeouts, bool)> {
     let config = &ctx.generation.config;
@@ -53,7 +53,10 @@ pub fn choose_peer(shared: &ProcessState, _session: &mut Session, ctx: &mut Requ
         return Err(e.into_up());
     };
     ctx.upstream.addr = Some(addr);
-    let peer = build_peer(addr, &endpoint, &timeouts, shared.settings.upstream_keepalive_idle_timeout, verify);
+    let mut peer = build_peer(addr, &endpoint, &timeouts, shared.settings.upstream_keepalive_idle_timeout, verify);
+    if ctx.upstream.fresh {
+        use_fresh_connection(&mut peer);
+    }
     Ok(Box::new(peer))
 }
 
@@ -234,6 +237,12 @@ pub fn rewrite_request(
     }
 
     super::mcp::upstream_request(ctx, req)?;
+    if ctx.upstream.fresh {
+        // A one-off connection (after a pooled one was closed under the request): nobody
+        // could reuse it. Set last, so no header plugin can undo it; Pingora removed the
+        // client's hop-by-hop headers before this filter.
+        req.insert_header(http::header::CONNECTION, "close")?;
+    }
 
     // Body framing for a body the gateway holds.
     match &ctx.body.state {
