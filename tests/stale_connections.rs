@@ -67,7 +67,7 @@ async fn metric(gw: &GatewayProcess, name: &str, labels: &[(&str, &str)]) -> f64
 
 #[tokio::test]
 async fn a_reused_connection_closed_under_the_request_is_retried_on_a_fresh_one() {
-    for style in [Close::NoCloseNotify, Close::Reset, Close::CloseNotify] {
+    for style in [Close::Fin, Close::Reset, Close::Notify] {
         let bed = TestBed::new().await;
         let behaviour = Behaviour { drop_on_reuse_per_mille: 1000, styles: vec![style], ..Behaviour::default() };
         let (up, gw) = flaky(&bed, behaviour).await;

@@ -27,9 +27,9 @@ use super::mock_openai::{server_config, TlsIdentity};
 pub enum Close {
     /// TCP FIN without TLS `close_notify` (what many servers and load balancers do); the
     /// request's unread bytes make the kernel send a reset instead.
-    NoCloseNotify,
+    Fin,
     /// `close_notify`, then FIN.
-    CloseNotify,
+    Notify,
     /// A reset (`SO_LINGER` 0).
     Reset,
 }
@@ -51,7 +51,7 @@ impl Default for Behaviour {
     fn default() -> Self {
         Behaviour {
             drop_on_reuse_per_mille: 0,
-            styles: vec![Close::NoCloseNotify, Close::Reset, Close::CloseNotify],
+            styles: vec![Close::Fin, Close::Reset, Close::Notify],
             idle_close_ms: None,
             event_gap_ms: 0,
             seed: 0x9e37_79b9_7f4a_7c15,
@@ -216,8 +216,8 @@ async fn answer_stream(s: &mut TlsStream<TcpStream>, usage: &str, gap_ms: u64) -
 
 async fn close(mut s: TlsStream<TcpStream>, how: Close) {
     match how {
-        Close::NoCloseNotify => drop(s),
-        Close::CloseNotify => {
+        Close::Fin => drop(s),
+        Close::Notify => {
             let _ = s.shutdown().await;
         }
         Close::Reset => {
