@@ -25,6 +25,7 @@ use aigate::ai::anthropic::request::{chat_to_messages, RequestOptions};
 use aigate::ai::anthropic::stream::StreamTranslator;
 use aigate::ai::json_body::RequestDoc;
 use aigate::ai::provider::Dialect;
+use aigate::ai::response::StreamFacts;
 use aigate::ai::sse::SseScanner;
 use aigate::consumers::{digest_key, Consumer, Consumers};
 use aigate::core::RouteId;
@@ -136,12 +137,12 @@ fn sse_scan(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(all.len() as u64));
     g.bench_function("aigate_scanner_per_mib", |b| {
         b.iter(|| {
-            let mut s = SseScanner::new(4 << 20);
+            let mut s = StreamFacts::new(4 << 20);
             for ch in &chunks {
                 s.feed(ch);
             }
             s.finish();
-            black_box(aigate::ai::response::from_stream(&s))
+            black_box(s.take_facts())
         })
     });
     g.bench_function("reference_memchr_newlines_per_mib", |b| {
@@ -289,12 +290,12 @@ fn anthropic_stream_translation(c: &mut Criterion) {
     });
     g.bench_function("reference_usage_scan_per_mib", |b| {
         b.iter(|| {
-            let mut s = SseScanner::new(4 << 20);
+            let mut s = StreamFacts::new(4 << 20);
             for ch in &chunks {
                 s.feed(ch);
             }
             s.finish();
-            black_box(aigate::ai::response::from_stream(&s))
+            black_box(s.take_facts())
         })
     });
     g.finish();
@@ -323,7 +324,7 @@ fn translated_first_byte(c: &mut Criterion) {
             let req = doc.to_bytes();
             let mut s = SseScanner::new(4 << 20);
             s.feed(black_box(&openai_first));
-            black_box((req, s.events.len()))
+            black_box((req, s.take_events().count()))
         })
     });
     g.finish();

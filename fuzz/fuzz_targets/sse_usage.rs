@@ -3,9 +3,7 @@
 //! result.
 #![no_main]
 
-use aigate::ai::response;
-use aigate::ai::sse::SseScanner;
-use bytes::Bytes;
+use aigate::ai::response::{self, StreamFacts};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,20 +12,14 @@ fuzz_target!(|data: &[u8]| {
     }
     // The first byte picks the chunk size.
     let step = usize::from(data[0]).max(1);
-    let body = Bytes::copy_from_slice(&data[1..]);
-    let mut chunked = SseScanner::new(1 << 16);
-    let mut i = 0;
-    while i < body.len() {
-        let end = (i + step).min(body.len());
-        chunked.feed(&body.slice(i..end));
-        i = end;
+    let body = &data[1..];
+    let mut chunked = StreamFacts::new(1 << 16);
+    for piece in body.chunks(step) {
+        chunked.feed(piece);
     }
     chunked.finish();
-    let mut whole = SseScanner::new(1 << 16);
-    whole.feed(&body);
-    whole.finish();
-    let a = response::from_stream(&chunked);
-    let b = response::from_stream(&whole);
+    let a = chunked.take_facts();
+    let b = response::from_stream(body, 1 << 16);
     assert_eq!(a, b, "chunking changed what was read");
     let _ = response::from_json(&body);
 });

@@ -1,8 +1,8 @@
 //! What a provider's answer says about cost and MCP activity: exact token usage (never
 //! estimated), the response id, and the MCP items the provider produced on the consumer's behalf.
-//! Read after the response has gone to the client, from the bounded side view the gateway kept.
+//! A JSON answer is read once whole, from the bounded side view the gateway kept; a stream is
+//! read event by event as it passes ([`StreamFacts`]), keeping nothing of it.
 
-use bytes::Bytes;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
@@ -267,7 +267,7 @@ struct AnthropicEventWire {
 
 /// Anthropic's counts as a stream reports them: input and cache at the start, the output
 /// (cumulative) in the last `message_delta`.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct AnthropicTally {
     usage: AnthropicUsage,
     reported: bool,
@@ -285,22 +285,94 @@ struct ResponseInEvent {
     output: Option<IgnoredAny>,
 }
 
-/// Facts from the events an [`SseScanner`] kept.
-pub fn from_stream(scanner: &SseScanner) -> ResponseFacts {
-    let mut facts = ResponseFacts::default();
-    let mut anthropic = AnthropicTally::default();
-    for event in &scanner.events {
-        apply_event(&mut facts, &mut anthropic, event);
+/// What a stream says, read as it passes: the scanner hands over each event that matters as
+/// soon as it is complete, its facts are added here and the event is dropped. What stays for
+/// the stream's life is the facts (ids, usage, MCP items) and the scanner's bounded buffers.
+#[derive(Debug)]
+pub struct StreamFacts {
+    scanner: SseScanner,
+    facts: ResponseFacts,
+    /// Anthropic's counts so far (input at the start, output in each `message_delta`).
+    anthropic: AnthropicTally,
+    /// Objects the events name (a response, its output items), when asked for
+    /// ([`StreamFacts::with_objects`]), until taken: ownership is recorded before the bytes
+    /// naming them reach the client.
+    objects: Option<Vec<EventObject>>,
+}
+
+impl StreamFacts {
+    /// `limit`: bytes of events read, per category (see [`SseScanner`]).
+    pub fn new(limit: usize) -> StreamFacts {
+        StreamFacts {
+            scanner: SseScanner::new(limit),
+            facts: ResponseFacts::default(),
+            anthropic: AnthropicTally::default(),
+            objects: None,
+        }
     }
-    if anthropic.reported {
-        facts.usage = anthropic.usage.exact();
+
+    /// Also note the objects the events name, for [`StreamFacts::take_objects`].
+    pub fn with_objects(mut self) -> StreamFacts {
+        self.objects = Some(Vec::new());
+        self
     }
-    facts
+
+    /// The next chunk of the stream, as it goes to the client.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.scanner.feed(chunk);
+        self.read_events();
+    }
+
+    /// The stream ended (an event not closed by a blank line still counts).
+    pub fn finish(&mut self) {
+        self.scanner.finish();
+        self.read_events();
+    }
+
+    fn read_events(&mut self) {
+        let (facts, anthropic, objects) = (&mut self.facts, &mut self.anthropic, &mut self.objects);
+        for event in self.scanner.take_events() {
+            if let Some(objects) = objects.as_mut() {
+                objects.extend(object_in_event(&event));
+            }
+            apply_event(facts, anthropic, &event);
+        }
+        if anthropic.reported {
+            facts.usage = anthropic.usage.exact();
+        }
+    }
+
+    /// What was read so far (the response id as soon as `response.created` has passed).
+    pub fn facts(&self) -> &ResponseFacts {
+        &self.facts
+    }
+
+    /// The facts, leaving empty ones behind.
+    pub fn take_facts(&mut self) -> ResponseFacts {
+        std::mem::take(&mut self.facts)
+    }
+
+    /// The objects named since the last call (none unless [`StreamFacts::with_objects`]).
+    pub fn take_objects(&mut self) -> Vec<EventObject> {
+        self.objects.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub fn scanner(&self) -> &SseScanner {
+        &self.scanner
+    }
+}
+
+/// Facts from a whole stream (tests, benchmarks, fuzzing).
+pub fn from_stream(stream: &[u8], limit: usize) -> ResponseFacts {
+    let mut s = StreamFacts::new(limit);
+    s.feed(stream);
+    s.finish();
+    s.take_facts()
 }
 
 fn apply_event(facts: &mut ResponseFacts, anthropic: &mut AnthropicTally, event: &KeptEvent) {
-    let data: Bytes = event.data_bytes();
-    let Ok(wire) = serde_json::from_slice::<EventWire>(&data) else {
+    let data = event.data_bytes();
+    let Ok(wire) = serde_json::from_slice::<EventWire>(data) else {
         return;
     };
     let name = event.name.or(match wire.kind.as_deref() {
@@ -316,7 +388,7 @@ fn apply_event(facts: &mut ResponseFacts, anthropic: &mut AnthropicTally, event:
     });
     match name {
         Some(EventName::MessageStart | EventName::MessageDelta) => {
-            let Ok(a) = serde_json::from_slice::<AnthropicEventWire>(&data) else { return };
+            let Ok(a) = serde_json::from_slice::<AnthropicEventWire>(data) else { return };
             if let Some(m) = a.message {
                 facts.response_id = facts.response_id.take().or(m.id);
                 if m.model.is_some() {
@@ -425,10 +497,15 @@ mod tests {
     }
 
     fn scan(stream: &str) -> ResponseFacts {
-        let mut s = SseScanner::new(1 << 20);
-        s.feed(&Bytes::copy_from_slice(stream.as_bytes()));
+        // Whole, and a byte at a time: the same facts.
+        let whole = from_stream(stream.as_bytes(), 1 << 20);
+        let mut s = StreamFacts::new(1 << 20);
+        for b in stream.as_bytes().chunks(1) {
+            s.feed(b);
+        }
         s.finish();
-        from_stream(&s)
+        assert_eq!(s.take_facts(), whole);
+        whole
     }
 
     #[test]
@@ -486,11 +563,12 @@ mod tests {
             "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":500,\"total_tokens\":509}}\n\n",
         );
         stream.push_str("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}}\n\n");
-        let mut s = SseScanner::new(4096);
-        s.feed(&Bytes::from(stream));
+        let mut s = StreamFacts::new(4096);
+        s.feed(stream.as_bytes());
         s.finish();
-        assert!(s.events.len() <= 2 && !s.overflowed, "{} events kept", s.events.len());
-        assert_eq!(from_stream(&s).usage.map(|u| u.total), Some(509));
+        // Each report is read and dropped: 500 of them never exhaust the limit.
+        assert!(!s.scanner().overflowed && s.scanner().held_bytes() < 4096);
+        assert_eq!(s.take_facts().usage.map(|u| u.total), Some(509));
     }
 
     #[test]
@@ -515,18 +593,18 @@ mod tests {
             vec!["msg_a".to_string(), "msg_b".to_string()]
         );
         assert!(list_item_ids(b"not json").is_empty());
-        let s = {
+        let events: Vec<KeptEvent> = {
             let mut s = SseScanner::new(1 << 20);
-            s.feed(&Bytes::from_static(concat!(
+            s.feed(concat!(
                 "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_9\"}}\n\n",
                 "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"id\":\"msg_9\",\"type\":\"message\"}}\n\n",
                 "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_9\"}}\n\n",
                 "data: {\"type\":\"response.output_item.done\",\"item\":{\"id\":\"fc_9\"}}\n\n",
-            ).as_bytes()));
+            ).as_bytes());
             s.finish();
-            s
+            s.take_events().collect()
         };
-        let objects: Vec<Option<EventObject>> = s.events.iter().map(object_in_event).collect();
+        let objects: Vec<Option<EventObject>> = events.iter().map(object_in_event).collect();
         assert_eq!(
             objects,
             vec![

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::ai::anthropic::answer::AnswerTranslator;
 use crate::ai::provider::Dialect;
-use crate::ai::sse::SseScanner;
+use crate::ai::response::StreamFacts;
 use crate::ai::surface::{Operation, Records};
 use crate::config::settings::Lingering;
 use crate::core::secrets::Scrubber;
@@ -47,7 +47,8 @@ pub enum ResponseScan {
         len: usize,
         overflowed: bool,
     },
-    Sse(Box<SseScanner>),
+    /// A stream, read event by event as it passes (nothing of it kept).
+    Sse(Box<StreamFacts>),
 }
 
 /// The LLM part of a request.
@@ -229,8 +230,6 @@ pub struct Response {
     pub id_recorded: bool,
     /// Item ids recorded from this answer (bounded).
     pub items_recorded: usize,
-    /// Stream events already looked at for ids.
-    pub events_seen: usize,
     /// Facts read from the response before its last bytes went out (MCP requests), so its
     /// approval requests are known before the client can answer them.
     pub early_facts: Option<crate::ai::response::ResponseFacts>,
@@ -298,7 +297,6 @@ impl RequestCtx {
                 records: None,
                 id_recorded: false,
                 items_recorded: 0,
-                events_seen: 0,
                 early_facts: None,
                 scrubber: None,
                 upstream_request_id: None,

@@ -12,7 +12,7 @@ use super::remember::{owner, record_as_it_streams, record_at_end};
 use super::respond::REQUEST_ID_HEADER;
 use super::{edges, failure, headers};
 use crate::ai::anthropic::answer::AnswerTranslator;
-use crate::ai::sse::SseScanner;
+use crate::ai::response::StreamFacts;
 use crate::ai::surface::Records;
 use crate::core::secrets::Scrubber;
 use crate::proxy::context::{RequestCtx, ResponseScan};
@@ -112,7 +112,11 @@ pub fn upstream_response(
     }
     ctx.response.records = record.then_some(records);
     ctx.response.scan = if is_sse {
-        ResponseScan::Sse(Box::new(SseScanner::new(shared.settings.usage_scan_limit)))
+        let stream = StreamFacts::new(shared.settings.usage_scan_limit);
+        // A Responses stream names the objects it creates as it goes: they are recorded as
+        // their events pass.
+        let stream = if ctx.response.records == Some(Records::Response) { stream.with_objects() } else { stream };
+        ResponseScan::Sse(Box::new(stream))
     } else {
         ResponseScan::Json { chunks: Vec::new(), len: 0, overflowed: false }
     };
@@ -154,8 +158,9 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Runs on the worker thread for every chunk: no parsing here, only refcounted slices kept
-/// (a translated answer is rewritten here, event by event).
+/// Runs on the worker thread for every chunk: a JSON answer's chunks are kept (refcounted, up to
+/// the limit) to be read whole at the end; a stream is read as it passes (a translated answer
+/// is rewritten here, event by event).
 pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
     if ctx.mcp.is_some() {
         super::mcp::response_chunk(shared, body, end_of_stream, ctx);

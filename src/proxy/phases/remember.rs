@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::ai::answer_id::leading_id;
 use crate::ai::provider::Dialect;
-use crate::ai::response::{self, list_item_ids, object_in_event, EventObject, McpItem, ResponseFacts, MAX_ITEM_IDS};
+use crate::ai::response::{self, list_item_ids, EventObject, McpItem, ResponseFacts, MAX_ITEM_IDS};
 use crate::ai::surface::Records;
 use crate::core::ObjectKind;
 use crate::proxy::context::{RequestCtx, ResponseScan};
@@ -33,9 +33,9 @@ pub fn facts_of(scan: &mut ResponseScan, dialect: Dialect) -> ResponseFacts {
             1 => response::from_json_in(&chunks[0], dialect),
             _ => response::from_json_in(&chunks.concat(), dialect),
         },
-        ResponseScan::Sse(scanner) => {
-            scanner.finish();
-            response::from_stream(scanner)
+        ResponseScan::Sse(stream) => {
+            stream.finish();
+            stream.take_facts()
         }
         _ => ResponseFacts::default(),
     }
@@ -45,7 +45,7 @@ pub fn facts_of(scan: &mut ResponseScan, dialect: Dialect) -> ResponseFacts {
 pub fn record_as_it_streams(shared: &ProcessState, ctx: &mut RequestCtx, chunk: &Bytes, first_chunk: bool) {
     let Some(records) = ctx.response.records else { return };
     let mut found: Vec<(ObjectKind, String)> = Vec::new();
-    match (&ctx.response.scan, records) {
+    match (&mut ctx.response.scan, records) {
         (ResponseScan::Json { .. }, Records::Response | Records::Conversation | Records::ChatCompletion)
             if first_chunk =>
         {
@@ -53,20 +53,18 @@ pub fn record_as_it_streams(shared: &ProcessState, ctx: &mut RequestCtx, chunk: 
                 found.push((own_kind(records), id));
             }
         }
-        (ResponseScan::Sse(scanner), Records::ChatCompletion) if !ctx.response.id_recorded => {
-            if let Some(id) = &scanner.first_data_id {
+        (ResponseScan::Sse(stream), Records::ChatCompletion) if !ctx.response.id_recorded => {
+            if let Some(id) = &stream.scanner().first_data_id {
                 found.push((ObjectKind::ChatCompletion, id.clone()));
             }
         }
-        (ResponseScan::Sse(scanner), Records::Response) => {
-            for event in scanner.events.iter().skip(ctx.response.events_seen) {
-                match object_in_event(event) {
-                    Some(EventObject::Response(id)) => found.push((ObjectKind::Response, id)),
-                    Some(EventObject::Item(id)) => found.push((ObjectKind::Item, id)),
-                    None => {}
-                }
+        (ResponseScan::Sse(stream), Records::Response) => {
+            for object in stream.take_objects() {
+                found.push(match object {
+                    EventObject::Response(id) => (ObjectKind::Response, id),
+                    EventObject::Item(id) => (ObjectKind::Item, id),
+                });
             }
-            ctx.response.events_seen = scanner.events.len();
         }
         _ => {}
     }
@@ -80,8 +78,8 @@ pub fn record_as_it_streams(shared: &ProcessState, ctx: &mut RequestCtx, chunk: 
 /// for MCP answers, approval requests and tool lists. Returns the facts read, if any, for the
 /// account phase.
 pub fn record_at_end(shared: &ProcessState, ctx: &mut RequestCtx) -> Option<ResponseFacts> {
-    if let ResponseScan::Sse(scanner) = &mut ctx.response.scan {
-        scanner.finish();
+    if let ResponseScan::Sse(stream) = &mut ctx.response.scan {
+        stream.finish();
     }
     let has_mcp = ctx.ai.as_ref().is_some_and(|a| a.has_mcp);
     let records = ctx.response.records;
