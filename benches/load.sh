@@ -33,7 +33,8 @@
 #   benches/load.sh [--duration S] [--reps N] [--threads N] [--connections N] [--warmup S]
 #                   [--scenarios "json sse reject big conns"] [--aigate PATH] [--out DIR]
 #                   [--workers N] [--keys N] [--ttfb-requests N] [--port-base P] [--status-hook]
-#                   [--smoke] [--soak S]
+#                   [--smoke] [--soak S] [--streams "N ..."] [--stream-seconds S] [--stream-reps N]
+#                   [--stream-ramp S] [--stream-idle S] [--streams-bin PATH]
 #   --smoke   1 rep of 1 s per run, no warm-up: checks that the harness works (CI). Writes
 #             RESULTS.md into the work dir, never over benches/RESULTS.md.
 #   --aigate  the gateway binary (default target/release/aigate; --smoke falls back to
@@ -45,8 +46,17 @@
 #             growth under 10% and no descriptor growth, and that aigate's own request counters
 #             agree with what wrk received. Writes benches/SOAK.md (with --smoke: the work dir's)
 #             and exits 1 when a check fails.
+#   --streams "2000 4000 8000"  instead of the scenarios: for each N, N concurrent long SSE streams
+#             (~9 KB each, trickled over --stream-seconds, default 20, by a TLS upstream that can:
+#             the sse_streams example, --streams-bin, default target/release/examples/sse_streams)
+#             through aigate and through nginx, alternately (--stream-reps each, default 1), each
+#             gateway started afresh per run: errors, peak memory and CPU per stream, memory given
+#             back --stream-idle s after (default 10), aigate's per-consumer token counters against
+#             what the streams carried. Writes benches/STREAMS.md (with --smoke: the work dir's) and
+#             exits 1 when a stream failed or a count disagrees. See benches/streams.inc.sh.
 # Ports used (all 127.0.0.1): P (aigate), P+100 (aigate status), P+80 (nginx gateway),
-# P+443 (upstream TLS), P+81 (upstream plain HTTP); P = --port-base, default 24000
+# P+443 (upstream TLS), P+81 (upstream plain HTTP), P+444 (streams upstream, --streams only);
+# P = --port-base, default 24000
 # (keep P and P+443 below the kernel's ephemeral range, usually 32768+, or a client socket may hold them).
 #
 # Needs: bash, openssl, nginx, wrk, curl, awk, pgrep, ss, timeout. Every process it starts is
@@ -77,6 +87,12 @@ SMOKE=0
 SOAK=0
 AIGATE_BIN=""
 OUT=""
+STREAMS=""
+STREAM_SECONDS=""
+STREAM_REPS=1
+STREAM_RAMP=""
+STREAM_IDLE=""
+STREAMS_BIN=""
 
 usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { printf 'load.sh: %s\n' "$*" >&2; exit 2; }
@@ -100,6 +116,14 @@ while [[ $# -gt 0 ]]; do
     --status-hook) STATUS_HOOK=1; shift ;;
     --smoke) SMOKE=1; shift ;;
     --soak) need_num "$1" "${2:-}"; SOAK=$2; shift 2 ;;
+    --streams) STREAMS=${2:-}; shift 2
+      for n in $STREAMS; do need_num --streams "$n"; done
+      [[ -n $STREAMS ]] || die "--streams needs a list of stream counts" ;;
+    --stream-seconds) need_num "$1" "${2:-}"; STREAM_SECONDS=$2; shift 2 ;;
+    --stream-reps) need_num "$1" "${2:-}"; STREAM_REPS=$2; shift 2 ;;
+    --stream-ramp) need_num "$1" "${2:-}"; STREAM_RAMP=$2; shift 2 ;;
+    --stream-idle) need_num "$1" "${2:-}"; STREAM_IDLE=$2; shift 2 ;;
+    --streams-bin) STREAMS_BIN=${2:-}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -107,7 +131,11 @@ done
 
 if [[ $SMOKE == 1 ]]; then
   DURATION=1; REPS=1; WARMUP=0; TTFB_N=3; IDLE_WAIT=1
+  STREAM_SECONDS=${STREAM_SECONDS:-3}; STREAM_IDLE=${STREAM_IDLE:-1}
 fi
+STREAM_SECONDS=${STREAM_SECONDS:-20}
+STREAM_IDLE=${STREAM_IDLE:-10}
+[[ $STREAM_SECONDS -ge 1 && $STREAM_REPS -ge 1 ]] || die "--stream-seconds and --stream-reps must be >= 1"
 [[ $DURATION -ge 1 && $REPS -ge 1 && $THREADS -ge 1 && $WORKERS -ge 1 && $NKEYS -ge 1 ]] || die "durations, reps, threads, workers and keys must be >= 1"
 [[ $CONNECTIONS -ge $THREADS && $BIG_CONNECTIONS -ge $THREADS ]] || die "connections must be >= threads"
 for s in $SCENARIOS; do
@@ -125,6 +153,14 @@ fi
 AIGATE_BIN="$(cd "$(dirname "$AIGATE_BIN")" && pwd)/$(basename "$AIGATE_BIN")"
 if [[ $SMOKE == 1 ]]; then RESULTS="$OUT/RESULTS.md"; else RESULTS="$BENCH/RESULTS.md"; fi
 
+if [[ -n $STREAMS ]]; then
+  if [[ -z $STREAMS_BIN ]]; then
+    STREAMS_BIN="$ROOT/target/release/examples/sse_streams"
+    if [[ $SMOKE == 1 && ! -x "$STREAMS_BIN" ]]; then STREAMS_BIN="$ROOT/target/debug/examples/sse_streams"; fi
+  fi
+  [[ -x "$STREAMS_BIN" ]] || die "no sse_streams binary at $STREAMS_BIN (run: cargo build --release --example sse_streams, or pass --streams-bin PATH)"
+fi
+
 for tool in openssl nginx wrk curl awk pgrep ss timeout getconf; do
   command -v "$tool" >/dev/null || die "'$tool' is not installed"
 done
@@ -134,6 +170,10 @@ P_STATUS=$((PORT_BASE + 100))
 P_NGINX=$((PORT_BASE + 80))
 P_UP_TLS=$((PORT_BASE + 443))
 P_UP_HTTP=$((PORT_BASE + 81))
+P_STREAMS_UP=$((PORT_BASE + 444))
+# The gateways' upstream: nginx's fixed answers, or the streams upstream with --streams.
+P_GATEWAYS_UP=$P_UP_TLS
+[[ -n $STREAMS ]] && P_GATEWAYS_UP=$P_STREAMS_UP
 CLK_TCK=$(getconf CLK_TCK)
 LUA="$BENCH/lua/responses.lua"
 PROVIDER_KEY="sk-bench-$(openssl rand -hex 12)"
@@ -143,9 +183,13 @@ GIT_AT_START=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unkn
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- file descriptors: 1,000 client connections + as many upstream ones, per system -------------
+# (--streams: each stream holds a client and an upstream connection in the gateway)
 want_fd=16384
+for n in $STREAMS; do ((2 * n + 1024 > want_fd)) && want_fd=$((2 * n + 1024)); done
 if [[ $(ulimit -n) != unlimited && $(ulimit -n) -lt $want_fd ]]; then
   hard=$(ulimit -Hn)
+  # root may raise the hard limit too
+  if [[ $hard != unlimited && $hard -lt $want_fd ]]; then ulimit -Hn "$want_fd" 2>/dev/null && hard=$want_fd; fi
   if [[ $hard == unlimited || $hard -ge $want_fd ]]; then ulimit -n $want_fd; else ulimit -n "$hard"; fi
 fi
 NOFILE=$(ulimit -n); [[ $NOFILE == unlimited ]] && NOFILE=65536
@@ -179,7 +223,7 @@ trap 'exit 143' TERM
 
 # busy: a listener or any live socket using the port locally (TIME-WAIT is no obstacle)
 port_busy() { [[ -n "$(ss -Htan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]]; }
-for p in $P_AIGATE $P_STATUS $P_NGINX $P_UP_TLS $P_UP_HTTP; do
+for p in $P_AIGATE $P_STATUS $P_NGINX $P_UP_TLS $P_UP_HTTP $([[ -n $STREAMS ]] && echo "$P_STREAMS_UP"); do
   port_busy "$p" && die "port $p on this host is in use (choose another --port-base)"
 done
 
@@ -351,7 +395,7 @@ declarative_config:
 threads: $WORKERS
 tls_trusted_ca: ca.pem
 upstream_resolve:
-  "api.openai.com:443": "127.0.0.1:$P_UP_TLS"
+  "api.openai.com:443": "127.0.0.1:$P_GATEWAYS_UP"
 max_request_body_size: 8m
 upstream_keepalive_pool_size: 512
 upstream_read_timeout: 120000
@@ -375,7 +419,7 @@ daemon off;
 pid $OUT/nginx.pid;
 error_log $OUT/nginx-error.log warn;
 worker_rlimit_nofile $NOFILE;
-events { worker_connections 16384; multi_accept on; }
+events { worker_connections $NOFILE; multi_accept on; }
 http {
     $TEMP_PATHS
     tcp_nodelay on;
@@ -394,7 +438,7 @@ EOF
   cat <<EOF
     }
     upstream openai {
-        server 127.0.0.1:$P_UP_TLS;
+        server 127.0.0.1:$P_GATEWAYS_UP;
         keepalive 64;
         keepalive_requests 10000000;
         keepalive_timeout 300s;
@@ -577,6 +621,13 @@ run_wrk() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$rep" "${RSS_FIRST[$sys]:-$rss_before}" "$rss_before" "$after" "$idle" >> "$RSS_TSV"
   fi
 }
+
+# --- long streams: N concurrent streams per run against aigate and nginx, then exit ---------------
+if [[ -n $STREAMS ]]; then
+  # shellcheck source=benches/streams.inc.sh
+  source "$BENCH/streams.inc.sh"
+  exit "$STREAMS_RC"
+fi
 
 # --- sanity checks: each system answers as expected before any load ------------------------------
 SANITY="$OUT/sanity.txt"
