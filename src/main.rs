@@ -9,6 +9,10 @@ use clap::{Parser, Subcommand};
 use aigate::consumers::stored_form;
 use aigate::server::{self, RunOptions};
 
+/// mimalloc, unless built with `--features system-allocator` (glibc's malloc), which heap
+/// profilers such as heaptrack and valgrind can see into (benches/README.md, *Where the memory
+/// of a stream goes*).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
