@@ -15,7 +15,7 @@ use crate::ai::anthropic::answer::AnswerTranslator;
 use crate::ai::response::StreamFacts;
 use crate::ai::surface::Records;
 use crate::core::secrets::Scrubber;
-use crate::proxy::context::{RequestCtx, ResponseScan};
+use crate::proxy::context::{BodyState, RequestCtx, ResponseScan};
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::ProcessState;
 use crate::upstream::UpstreamFailure;
@@ -44,6 +44,12 @@ pub fn upstream_response(
         }
     }
     let Some(ai) = &ctx.ai else { return Ok(()) };
+    // The answer is the client's from here (no failover, no retry after an answer): the
+    // client's body as sent, kept to render it for another target, is let go rather than held
+    // for the rest of a long stream (a 60 KB chat history would stay 60 KB per stream).
+    if let BodyState::Complete { original, .. } = &mut ctx.body.state {
+        *original = Bytes::new();
+    }
     let plugin = ai.plugin.clone();
     let target = &plugin.targets[ai.target];
     // The provider key and injected MCP credentials never reach the client, even echoed.
