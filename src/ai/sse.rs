@@ -441,7 +441,8 @@ mod tests {
     #[test]
     fn usage_in_every_chunk_never_runs_out_of_room() {
         // Each report is read and dropped: the limit bounds one event, not the stream.
-        let chunk = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n";
+        let chunk =
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n";
         let (s, events) = scan_in_pieces(chunk.repeat(200).as_bytes(), 64, 256);
         assert_eq!(events.len(), 200);
         assert!(!s.overflowed);
