@@ -34,12 +34,14 @@
 #                   [--scenarios "json sse reject big conns"] [--aigate PATH] [--out DIR]
 #                   [--workers N] [--keys N] [--ttfb-requests N] [--port-base P] [--status-hook]
 #                   [--smoke] [--soak S] [--streams "N ..."] [--stream-seconds S] [--stream-reps N]
-#                   [--stream-ramp S] [--stream-idle S] [--streams-bin PATH]
+#                   [--stream-ramp S] [--stream-idle S] [--streams-bin PATH] [--aigate-setting 'name: value']
 #   --smoke   1 rep of 1 s per run, no warm-up: checks that the harness works (CI). Writes
 #             RESULTS.md into the work dir, never over benches/RESULTS.md.
 #   --aigate  the gateway binary (default target/release/aigate; --smoke falls back to
 #             target/debug/aigate when there is no release build).
 #   --status-hook  count every status with the Lua hook in all scenarios (default: only reject).
+#   --aigate-setting 'name: value'  a line added to aigate's generated settings (repeatable), e.g.
+#             'client_read_buffer_size: 0' to compare a setting's cost.
 #   --soak S  instead of the scenarios: S seconds of mixed traffic against aigate alone (JSON, SSE
 #             and wrong-key requests from three wrk processes at once), sampling its RSS and open
 #             file descriptors every 5 s; checks zero unexpected statuses or socket errors, RSS
@@ -89,6 +91,7 @@ AIGATE_BIN=""
 OUT=""
 STREAMS=""
 STREAM_SECONDS=""
+AIGATE_SETTINGS=()   # --aigate-setting: extra lines of aigate.yaml
 STREAM_REPS=1
 STREAM_RAMP=""
 STREAM_IDLE=""
@@ -124,6 +127,8 @@ while [[ $# -gt 0 ]]; do
     --stream-ramp) need_num "$1" "${2:-}"; STREAM_RAMP=$2; shift 2 ;;
     --stream-idle) need_num "$1" "${2:-}"; STREAM_IDLE=$2; shift 2 ;;
     --streams-bin) STREAMS_BIN=${2:-}; shift 2 ;;
+    --aigate-setting) [[ ${2:-} == *:* ]] || die "--aigate-setting needs 'name: value'"
+      AIGATE_SETTINGS+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -406,6 +411,7 @@ upgrade_sock: $OUT/aigate_upgrade.sock
 grace_period: 1
 shutdown_timeout: 2
 EOF
+for line in "${AIGATE_SETTINGS[@]}"; do echo "$line" >> "$OUT/aigate.yaml"; done
 
 # --- 4. nginx as the reference gateway -----------------------------------------------------------
 {
@@ -498,11 +504,15 @@ nginx -p "$OUT" -e "$OUT/nginx-error.log" -c "$OUT/nginx.conf" > "$OUT/nginx.out
 NGX_PID=$!
 STARTED+=("$NGX_PID:TERM")
 # /anything without a key answers 401: good enough to know it listens
-for ((i = 0; i < 100; i++)); do
-  kill -0 "$NGX_PID" 2>/dev/null || die "nginx gateway died (see $OUT/nginx-error.log)"
-  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -X POST "http://127.0.0.1:$P_NGINX/anything" || true) == 401 ]] && break
-  sleep 0.1
-done
+wait_nginx_gateway() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$NGX_PID" 2>/dev/null || die "nginx gateway died (see $OUT/nginx-error.log)"
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -X POST "http://127.0.0.1:$P_NGINX/anything" || true) == 401 ]] && break
+    sleep 0.1
+  done
+}
+wait_nginx_gateway
 sleep 0.3
 for m in "$UP_PID" "$NGX_PID"; do
   for w in $(pgrep -P "$m" || true); do EXTRA_PIDS+=("$w"); done

@@ -18,8 +18,8 @@
 # STREAMS_RC=1 when a stream failed or a count disagrees. Writes benches/STREAMS.md (with
 # --smoke: the work dir's).
 # Uses from load.sh: OUT BENCH ROOT KEYS_FILE AIGATE_PID AIGATE_BIN NGX_PID P_AIGATE P_STATUS
-# P_NGINX P_STREAMS_UP STARTED SMOKE CMDLINE GIT_AT_START WORKERS NOFILE CLK_TCK log die
-# wait_http sys_url cpu_ticks mem_kb reset_hwm.
+# P_NGINX P_STREAMS_UP STARTED SMOKE CMDLINE GIT_AT_START WORKERS NOFILE CLK_TCK AIGATE_SETTINGS log die
+# wait_http wait_nginx_gateway sys_url cpu_ticks mem_kb reset_hwm.
 
 STREAMS_DIR="$OUT/streams"
 rm -rf "$STREAMS_DIR"
@@ -66,16 +66,11 @@ restart_aigate() {
     || { tail -n 20 "$OUT/aigate.out" >&2; die "aigate did not become ready again"; }
 }
 restart_nginx() {
-  local i
   stop_pid "$NGX_PID" TERM
   nginx -p "$OUT" -e "$OUT/nginx-error.log" -c "$OUT/nginx.conf" >> "$OUT/nginx.out" 2>&1 &
   NGX_PID=$!
   STARTED+=("$NGX_PID:TERM")
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$NGX_PID" 2>/dev/null || die "nginx gateway died (see $OUT/nginx-error.log)"
-    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -X POST "http://127.0.0.1:$P_NGINX/anything" || true) == 401 ]] && break
-    sleep 0.1
-  done
+  wait_nginx_gateway
 }
 
 streams_client() { # streams_client SYSTEM N SECONDS RAMP OUTFILE TOKENSFILE
@@ -232,6 +227,7 @@ LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "- Kernel: $(uname -sr); $(nginx -v 2>&1); aigate $("$AIGATE_BIN" --version 2>/dev/null), git $GIT_AT_START"
   echo "- Load average (1/5/15 min) at start: $LOAD_AT_START, at end: $LOAD_AT_END"
   echo "- Each stream: one client connection, one POST with a valid key (keys rotated over $NKEYS consumers), a Responses-API SSE answer of $(awk -F'\t' 'NR > 1 && $4 > 0 { b += $14; n += $4 } END { if (n) printf "%.1f", b / n / 1000; else print "?" }' "$STREAMS_TSV") KB in $((STREAM_DELTAS + 7)) events trickled over ${STREAM_SECONDS} s by a TLS upstream (HTTP/1.1); streams started over max(1 s, N/1000 s)"
+  if ((${#AIGATE_SETTINGS[@]})); then echo "- aigate settings added (--aigate-setting): $(printf '`%s` ' "${AIGATE_SETTINGS[@]}")"; fi
   echo "- Gateways: $WORKERS nginx workers / aigate threads; each run starts the gateway afresh, warms it up with 20 short streams, then measures; $STREAM_REPS rep(s) per system and N, systems alternating"
   echo
   cat "$STREAMS_TABLE"
