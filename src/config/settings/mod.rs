@@ -71,9 +71,10 @@ pub struct Settings {
     pub client_header_timeout: Duration,
     #[serde(deserialize_with = "values::millis")]
     pub client_body_timeout: Duration,
-    /// Read buffer of each client connection. Pingora's default is 64 KiB, which at 1,000
-    /// idle keep-alive connections is 64 MB of RSS; reads larger than the buffer (request
-    /// bodies) bypass it, so a smaller one costs no extra syscalls for small requests.
+    /// Read buffer of each client connection, kept for the connection's life. Pingora's default
+    /// is 64 KiB (64 MB of RSS at 1,000 idle keep-alive connections). None by default: Pingora
+    /// reads into buffers of its own (4 KiB for the head, up to 64 KiB for a body), so the extra
+    /// one saved no measurable CPU and cost 16-18 KB per long stream (benches/README.md).
     #[serde(deserialize_with = "values::read_buffer_size")]
     pub client_read_buffer_size: usize,
     /// Largest request head (request line and header fields) answered with anything but 431.
@@ -166,7 +167,7 @@ impl Default for Settings {
             upstream_keepalive_idle_timeout: Duration::from_secs(50),
             client_header_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
-            client_read_buffer_size: 16 * 1024,
+            client_read_buffer_size: 0,
             max_request_header_size: 32 * 1024,
             max_request_headers: 100,
             proxy_access_log: AccessLogTarget::Off,

@@ -42,7 +42,7 @@ fn env_overrides_win_and_parse_as_yaml() {
 #[test]
 fn client_read_buffer_is_small_by_default_and_bounded() {
     let s = Settings::from_yaml("declarative_config: k.yaml\n", None, &no_env).unwrap();
-    assert_eq!(s.client_read_buffer_size, 16 * 1024);
+    assert_eq!(s.client_read_buffer_size, 0);
     let s = Settings::from_yaml("declarative_config: k.yaml\nclient_read_buffer_size: 64k\n", None, &no_env).unwrap();
     assert_eq!(s.client_read_buffer_size, 64 * 1024);
     let err =
