@@ -233,7 +233,7 @@ pub fn object_in_event(event: &KeptEvent) -> Option<EventObject> {
         // repeats the whole answer).
         return None;
     }
-    let wire: Wire = serde_json::from_slice(&event.data_bytes()).ok()?;
+    let wire: Wire = serde_json::from_slice(event.data_bytes()).ok()?;
     let name = event.name.or(match wire.kind.as_deref() {
         Some("response.created") => Some(EventName::Created),
         Some("response.output_item.done") => Some(EventName::OutputItemDone),
