@@ -24,6 +24,10 @@
 #        reject  c. wrong key (only 401 is expected; statuses counted by a Lua response() hook)
 #        big     d. 100 KB request bodies
 #        conns   e. 1,000 concurrent keep-alive connections (RSS after load and after idle too)
+#        rlsync      f. as a, through a second aigate with rate-limiting and ai-rate-limiting-advanced
+#                       on a local redis-server (limits never reached), synchronous (one Lua script
+#                       per plugin per request), against the plain aigate of scenario a
+#        rlperiodic  g. the same with sync_rate 1 s (counted locally, synced in the background)
 #   6. per run: requests/s, p50/p99/max latency, socket errors and unexpected statuses, CPU time
 #      per request of the system's own processes (/proc/<pid>/stat utime+stime, all processes),
 #      peak RSS (VmHWM summed over the processes, reset before each run);
@@ -31,7 +35,7 @@
 #
 # Usage:
 #   benches/load.sh [--duration S] [--reps N] [--threads N] [--connections N] [--warmup S]
-#                   [--scenarios "json sse reject big conns"] [--aigate PATH] [--out DIR]
+#                   [--scenarios "json sse reject big conns rlsync rlperiodic"] [--aigate PATH] [--out DIR]
 #                   [--workers N] [--keys N] [--ttfb-requests N] [--port-base P] [--status-hook]
 #                   [--smoke] [--soak S] [--streams "N ..."] [--stream-seconds S] [--stream-reps N]
 #                   [--stream-ramp S] [--stream-idle S] [--streams-bin PATH] [--aigate-setting 'name: value']
@@ -58,10 +62,11 @@
 #             exits 1 when a stream failed or a count disagrees. See benches/streams.inc.sh.
 # Ports used (all 127.0.0.1): P (aigate), P+100 (aigate status), P+80 (nginx gateway),
 # P+443 (upstream TLS), P+81 (upstream plain HTTP), P+444 (streams upstream, --streams only);
+# for f/g: P+1, P+2 (the aigates with limits), P+101, P+102 (their status), P+379 (redis-server);
 # P = --port-base, default 24000
 # (keep P and P+443 below the kernel's ephemeral range, usually 32768+, or a client socket may hold them).
 #
-# Needs: bash, openssl, nginx, wrk, curl, awk, pgrep, ss, timeout. Every process it starts is
+# Needs: bash, openssl, nginx, wrk, curl, awk, pgrep, ss, timeout (and redis-server for f/g). Every process it starts is
 # stopped on exit; every wrk/curl run is bounded by `timeout`/--max-time.
 
 set -euo pipefail
@@ -83,7 +88,7 @@ TTFB_N=20
 IDLE_WAIT=5
 WRK_TIMEOUT=5
 PORT_BASE=24000
-SCENARIOS="json sse reject big conns"
+SCENARIOS="json sse reject big conns rlsync rlperiodic"
 STATUS_HOOK=0
 SMOKE=0
 SOAK=0
@@ -144,7 +149,7 @@ STREAM_IDLE=${STREAM_IDLE:-10}
 [[ $DURATION -ge 1 && $REPS -ge 1 && $THREADS -ge 1 && $WORKERS -ge 1 && $NKEYS -ge 1 ]] || die "durations, reps, threads, workers and keys must be >= 1"
 [[ $CONNECTIONS -ge $THREADS && $BIG_CONNECTIONS -ge $THREADS ]] || die "connections must be >= threads"
 for s in $SCENARIOS; do
-  case "$s" in json|sse|reject|big|conns) ;; *) die "unknown scenario '$s' (json sse reject big conns)" ;; esac
+  case "$s" in json|sse|reject|big|conns|rlsync|rlperiodic) ;; *) die "unknown scenario '$s' (json sse reject big conns rlsync rlperiodic)" ;; esac
 done
 
 OUT="${OUT:-$BENCH/out}"
@@ -169,6 +174,11 @@ fi
 for tool in openssl nginx wrk curl awk pgrep ss timeout getconf; do
   command -v "$tool" >/dev/null || die "'$tool' is not installed"
 done
+WITH_LIMITS=0
+[[ $SOAK -eq 0 && -z $STREAMS && ( " $SCENARIOS " == *" rlsync "* || " $SCENARIOS " == *" rlperiodic "* ) ]] && WITH_LIMITS=1
+if [[ $WITH_LIMITS == 1 ]]; then
+  command -v redis-server >/dev/null || die "'redis-server' is not installed (Debian package redis-server), needed by scenarios rlsync/rlperiodic"
+fi
 
 P_AIGATE=$PORT_BASE
 P_STATUS=$((PORT_BASE + 100))
@@ -179,6 +189,11 @@ P_STREAMS_UP=$((PORT_BASE + 444))
 # The gateways' upstream: nginx's fixed answers, or the streams upstream with --streams.
 P_GATEWAYS_UP=$P_UP_TLS
 [[ -n $STREAMS ]] && P_GATEWAYS_UP=$P_STREAMS_UP
+P_SYNC=$((PORT_BASE + 1))
+P_PERIODIC=$((PORT_BASE + 2))
+P_SYNC_STATUS=$((PORT_BASE + 101))
+P_PERIODIC_STATUS=$((PORT_BASE + 102))
+P_REDIS=$((PORT_BASE + 379))
 CLK_TCK=$(getconf CLK_TCK)
 LUA="$BENCH/lua/responses.lua"
 PROVIDER_KEY="sk-bench-$(openssl rand -hex 12)"
@@ -228,7 +243,9 @@ trap 'exit 143' TERM
 
 # busy: a listener or any live socket using the port locally (TIME-WAIT is no obstacle)
 port_busy() { [[ -n "$(ss -Htan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]]; }
-for p in $P_AIGATE $P_STATUS $P_NGINX $P_UP_TLS $P_UP_HTTP $([[ -n $STREAMS ]] && echo "$P_STREAMS_UP"); do
+LIMIT_PORTS=""
+[[ $WITH_LIMITS == 1 ]] && LIMIT_PORTS="$P_SYNC $P_PERIODIC $P_SYNC_STATUS $P_PERIODIC_STATUS $P_REDIS"
+for p in $P_AIGATE $P_STATUS $P_NGINX $P_UP_TLS $P_UP_HTTP $([[ -n $STREAMS ]] && echo "$P_STREAMS_UP") $LIMIT_PORTS; do
   port_busy "$p" && die "port $p on this host is in use (choose another --port-base)"
 done
 
@@ -413,6 +430,40 @@ shutdown_timeout: 2
 EOF
 for line in "${AIGATE_SETTINGS[@]}"; do echo "$line" >> "$OUT/aigate.yaml"; done
 
+# --- 3b. for f/g: the same aigate with rate-limiting and ai-rate-limiting-advanced on Redis, limits
+# never reached (every request checks and counts; per consumer, 1,000 consumers) ----------------
+limits_fragment() { # limits_fragment SYNC-RATE-RL SYNC-RATE-AI
+  cat <<EOF
+# generated by benches/load.sh: limits high enough never to trigger
+_format_version: "3.0"
+plugins:
+- name: rate-limiting
+  config:
+    second: 1000000
+    minute: 60000000
+    policy: redis
+    sync_rate: $1
+    redis: {host: 127.0.0.1, port: $P_REDIS, timeout: 1000}
+- name: ai-rate-limiting-advanced
+  config:
+    llm_providers: [{name: openai, limit: [1000000000000, 1000000000000], window_size: [60, 3600]}]
+    strategy: redis
+    sync_rate: $2
+    redis: {host: 127.0.0.1, port: $P_REDIS, read_timeout: 1000}
+EOF
+}
+limits_settings() { # limits_settings NAME PORT STATUS-PORT
+  sed -e "s/^proxy_listen: .*/proxy_listen: 127.0.0.1:$2/" -e "s/^status_listen: .*/status_listen: 127.0.0.1:$3/" \
+      -e "s|^  - deck.yaml|  - deck.yaml\n  - limits-$1.yaml|" -e "s|aigate-access.log|aigate-$1-access.log|" \
+      -e "s|aigate.pid|aigate-$1.pid|" -e "s|aigate_upgrade.sock|aigate-$1_upgrade.sock|" "$OUT/aigate.yaml"
+}
+if [[ $WITH_LIMITS == 1 ]]; then
+  limits_fragment -1 0 > "$OUT/limits-sync.yaml"
+  limits_fragment 1 1 > "$OUT/limits-periodic.yaml"
+  limits_settings sync "$P_SYNC" "$P_SYNC_STATUS" > "$OUT/aigate-sync.yaml"
+  limits_settings periodic "$P_PERIODIC" "$P_PERIODIC_STATUS" > "$OUT/aigate-periodic.yaml"
+fi
+
 # --- 4. nginx as the reference gateway -----------------------------------------------------------
 {
   cat <<EOF
@@ -499,6 +550,24 @@ STARTED+=("$AIGATE_PID:INT")
 wait_http "http://127.0.0.1:$P_STATUS/status/ready" 30 "$AIGATE_PID" \
   || { tail -n 20 "$OUT/aigate.out" >&2; die "aigate did not become ready"; }
 
+if [[ $WITH_LIMITS == 1 ]]; then
+  log "starting redis-server on :$P_REDIS and the aigates with limits on :$P_SYNC (synchronous), :$P_PERIODIC (periodic)"
+  redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --dir "$OUT" --logfile "$OUT/redis.log" > /dev/null 2>&1 &
+  REDIS_PID=$!
+  STARTED+=("$REDIS_PID:TERM")
+  for mode in sync periodic; do
+    "$AIGATE_BIN" check --config "$OUT/aigate-$mode.yaml" > "$OUT/aigate-$mode-check.out" 2>&1 \
+      || { cat "$OUT/aigate-$mode-check.out" >&2; die "aigate check failed ($mode)"; }
+    "$AIGATE_BIN" run --config "$OUT/aigate-$mode.yaml" > "$OUT/aigate-$mode.out" 2>&1 &
+    pid=$!
+    STARTED+=("$pid:INT")
+    if [[ $mode == sync ]]; then SYNC_PID=$pid; st=$P_SYNC_STATUS; else PERIODIC_PID=$pid; st=$P_PERIODIC_STATUS; fi
+    wait_http "http://127.0.0.1:$st/status/ready" 30 "$pid" \
+      || { tail -n 20 "$OUT/aigate-$mode.out" >&2; die "aigate ($mode) did not become ready"; }
+  done
+fi
+
 log "starting nginx as gateway ($WORKERS workers) on :$P_NGINX"
 nginx -p "$OUT" -e "$OUT/nginx-error.log" -c "$OUT/nginx.conf" > "$OUT/nginx.out" 2>&1 &
 NGX_PID=$!
@@ -524,14 +593,23 @@ sys_url() {
   case "$1" in
     direct) echo "http://127.0.0.1:$P_UP_HTTP/v1/responses" ;;
     aigate) echo "http://127.0.0.1:$P_AIGATE/anything" ;;
+    aigate-sync) echo "http://127.0.0.1:$P_SYNC/anything" ;;
+    aigate-periodic) echo "http://127.0.0.1:$P_PERIODIC/anything" ;;
     nginx) echo "http://127.0.0.1:$P_NGINX/anything" ;;
   esac
 }
 sys_master() {
-  case "$1" in direct) echo "$UP_PID" ;; aigate) echo "$AIGATE_PID" ;; nginx) echo "$NGX_PID" ;; esac
+  case "$1" in
+    direct) echo "$UP_PID" ;; aigate) echo "$AIGATE_PID" ;; nginx) echo "$NGX_PID" ;;
+    aigate-sync) echo "$SYNC_PID" ;; aigate-periodic) echo "$PERIODIC_PID" ;;
+  esac
 }
 # all processes of a system: the main process and its children (nginx master + workers)
-sys_pids() { local m; m=$(sys_master "$1"); echo "$m" $(pgrep -P "$m" || true); }
+# The aigates with limits count with the Redis server: its work is part of what limits cost.
+sys_pids() {
+  local m; m=$(sys_master "$1")
+  case "$1" in aigate-sync|aigate-periodic) echo "$m" "$REDIS_PID" ;; *) echo "$m" $(pgrep -P "$m" || true) ;; esac
+}
 # utime+stime in clock ticks, summed (fields 14 and 15 of /proc/<pid>/stat; comm may hold spaces)
 cpu_ticks() {
   local pid total=0 t
@@ -560,6 +638,7 @@ scn_params() {
     reject) echo "$CONNECTIONS bad 200 0" ;;
     big) echo "$CONNECTIONS good 102400 0" ;;
     conns) echo "$BIG_CONNECTIONS good 200 0" ;;
+    rlsync|rlperiodic) echo "$CONNECTIONS good 200 0" ;;
   esac
 }
 scn_label() {
@@ -569,9 +648,18 @@ scn_label() {
     reject) echo "c. wrong key → 401" ;;
     big) echo "d. 100 KB request body" ;;
     conns) echo "e. $BIG_CONNECTIONS keep-alive conns" ;;
+    rlsync) echo "f. as a + limits on Redis, synchronous" ;;
+    rlperiodic) echo "g. as a + limits on Redis, sync_rate 1 s" ;;
   esac
 }
-scn_systems() { if [[ $1 == reject ]]; then echo "nginx aigate"; else echo "direct nginx aigate"; fi; }
+scn_systems() {
+  case "$1" in
+    reject) echo "nginx aigate" ;;
+    rlsync) echo "aigate aigate-sync" ;;
+    rlperiodic) echo "aigate aigate-periodic" ;;
+    *) echo "direct nginx aigate" ;;
+  esac
+}
 
 RESULTS_TSV="$OUT/results.tsv"
 RSS_TSV="$OUT/conns-rss.tsv"
@@ -669,6 +757,13 @@ for sys in "${SYSTEMS[@]}"; do
     check "$sys-no-key" 401 '' -H 'Content-Type: application/json' --data-binary @"$OUT/body.json" "$url"
   fi
 done
+if [[ $WITH_LIMITS == 1 ]]; then
+  for sys in aigate-sync aigate-periodic; do
+    J=(-H 'Content-Type: application/json' -H "apikey: $GOOD_KEY")
+    check "$sys-ratelimit-headers" 200 'X-RateLimit-Remaining-Second' -i "${J[@]}" --data-binary @"$OUT/body.json" "$(sys_url "$sys")"
+    check "$sys-budget-headers" 200 'X-AI-RateLimit-Remaining-minute-openai' -i "${J[@]}" --data-binary @"$OUT/body.json" "$(sys_url "$sys")"
+  done
+fi
 sleep 1.2   # the upstream's probe log flushes per request; give aigate's access log its flush too
 {
   echo "upstream saw (probe requests, in order: direct json, sse, 100k; nginx ...; aigate ...):"
@@ -763,6 +858,24 @@ TABLE="$OUT/table.md"
   done
 } > "$TABLE"
 
+# f/g: what limits on Redis cost, against the plain aigate measured alternately in the same scenario
+LIMITS_MD="$OUT/limits.md"
+{
+  echo "| Scenario | aigate req/s | with limits req/s | ratio | aigate CPU µs/req | with limits CPU µs/req (aigate + redis-server) | p99 ms aigate / with limits | errors / unexpected |"
+  echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+  for scn in rlsync rlperiodic; do
+    [[ " $SCENARIOS " == *" $scn "* ]] || continue
+    sys=aigate-sync; [[ $scn == rlperiodic ]] && sys=aigate-periodic
+    b_rps=$(col "$scn" aigate 4 | median); l_rps=$(col "$scn" "$sys" 4 | median)
+    b_cpu=$(col "$scn" aigate 10 | median); l_cpu=$(col "$scn" "$sys" 10 | median)
+    b_p99=$(col "$scn" aigate 6 | median); l_p99=$(col "$scn" "$sys" 6 | median)
+    errs=$(col_sum "$scn" "$sys" 8); unexp=$(col_sum "$scn" "$sys" 9)
+    awk -v l="$(scn_label "$scn")" -v br="$b_rps" -v lr="$l_rps" -v r="$(ratio "$l_rps" "$b_rps")" -v bc="$b_cpu" -v lc="$l_cpu" \
+        -v bp="$b_p99" -v lp="$l_p99" -v e="$errs" -v u="$unexp" '
+      BEGIN { printf "| %s | %.0f | %.0f | %s | %.1f | %.1f | %.2f / %.2f | %s / %s |\n", l, br, lr, r, bc, lc, bp / 1000, lp / 1000, e, u }'
+  done
+} > "$LIMITS_MD"
+
 TTFB_MD="$OUT/sse-ttfb.md"
 {
   echo "| System | Requests | non-200 | TTFB median ms | TTLB median ms |"
@@ -817,6 +930,18 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo
   cat "$TABLE"
   echo
+  if [[ $WITH_LIMITS == 1 ]]; then
+    echo "## Scenarios f and g: rate-limiting and ai-rate-limiting-advanced on Redis"
+    echo
+    echo "The same aigate with a global rate-limiting (second and minute limits) and ai-rate-limiting-advanced"
+    echo "(a token budget per minute and per hour, sliding windows) on a local redis-server, limits never"
+    echo "reached, against the plain aigate of scenario a measured alternately in the same run. Synchronous:"
+    echo "two Lua scripts per request on the request path (one per plugin) and the budget's charge pushed after"
+    echo "each answer; periodic: counted in the process, synced every second."
+    echo
+    cat "$LIMITS_MD"
+    echo
+  fi
   if [[ " $SCENARIOS " == *" sse "* ]]; then
     echo "## SSE: time to first byte / last byte ($TTFB_N sequential requests on one connection)"
     echo
@@ -856,6 +981,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 
 echo
 cat "$TABLE"
+[[ $WITH_LIMITS == 1 ]] && { echo; cat "$LIMITS_MD"; }
 [[ " $SCENARIOS " == *" sse "* ]] && { echo; cat "$TTFB_MD"; }
 [[ " $SCENARIOS " == *" conns "* ]] && { echo; cat "$RSS_MD"; }
 echo

@@ -32,6 +32,7 @@ pub fn reload(shared: &ProcessState) -> Result<(), String> {
             // The new configuration is in service: keys and health it no longer names go.
             shared.stores.jwks.commit();
             shared.stores.health.retain(|k| targets.contains(k));
+            shared.stores.counters.retain_used();
             shared.metrics.config_reloads.with_label_values(&["success"]).inc();
             shared.metrics.config_last_reload.set(unix_now());
             Ok(())
@@ -77,6 +78,7 @@ impl BackgroundService for Lifecycle {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let shared = self.shared.clone();
         shared.access_log.start_writer();
+        shared.start_stores();
         // Identity providers' keys: fetched once before ready, then refreshed in the background.
         let mut refresher = start_jwks(&shared).await;
 

@@ -53,6 +53,11 @@ pub fn check(settings_path: &Path) -> Result<Checked, Problems> {
             ));
         }
     }
+    if let Err(issues) = settings.cluster_endpoint() {
+        for (what, fix) in issues {
+            problems.push(Problem::new(settings_path, None, what, &fix));
+        }
+    }
     if settings.declarative_config.is_empty() {
         return Err(problems);
     }

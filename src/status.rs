@@ -106,7 +106,7 @@ impl ServeHttp for StatusApp {
                 return json(403, &serde_json::json!({"message": why}));
             }
             let label = String::from_utf8_lossy(&crate::core::query::decode(label.as_bytes())).into_owned();
-            return match s.pins.accept(&label) {
+            return match s.pins.accept(&label).await {
                 Some(digest) => {
                     log::info!("MCP server '{label}': tool list {digest} accepted by an operator");
                     json(200, &serde_json::json!({"server_label": label, "accepted": digest}))

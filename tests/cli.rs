@@ -74,13 +74,13 @@ fn every_problem_is_listed_and_no_secret_is_printed() {
     let settings = write_config(
         dir.path(),
         &[
-            ("a.yaml", "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://x\n  routes:\n  - name: r\n    paths: [/r]\nplugins:\n- name: rate-limiting\n"),
+            ("a.yaml", "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://x\n  routes:\n  - name: r\n    paths: [/r]\nplugins:\n- name: request-termination\n"),
             ("b.yaml", "_format_version: \"3.0\"\nplugins:\n- name: key-auth\n  route: ghost\n  config:\n    hide_credentials: ${{ env \"DECK_SECRET\" }}\n"),
         ],
     );
     let (code, _, err) = check(&settings, &[("DECK_SECRET", "sk-very-secret-value")]);
     assert_eq!(code, 1);
-    assert!(err.contains("a.yaml:9: plugins[0].name: plugin \"rate-limiting\" is not supported"), "{err}");
+    assert!(err.contains("a.yaml:9: plugins[0].name: plugin \"request-termination\" is not supported"), "{err}");
     assert!(err.contains("b.yaml:6: plugins[0].config.hide_credentials"), "{err}");
     assert!(!err.contains("sk-very-secret-value"), "{err}");
 }

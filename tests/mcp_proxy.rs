@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use support::gateway::{client, GatewayProcess, GatewaySpec};
+use support::gateway::{clear_of_window_end, client, GatewayProcess, GatewaySpec};
 use support::mcp_bed::{github_deck, McpBed};
 use support::mcp_server::McpServerOptions;
+use support::redis::RedisServer;
 
 const ACCEPT: &str = "application/json, text/event-stream";
 
@@ -350,4 +351,76 @@ async fn a_changed_tool_list_blocks_the_server_until_accepted() {
         metrics.contains(r#"aigate_mcp_tool_list_changes_total{action="blocked",server_label="github-mcp"} 1"#),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn rate_limiting_on_an_mcp_route_refuses_before_the_server_with_a_json_rpc_error() {
+    clear_of_window_end(60, 8).await;
+    let bed = McpBed::start(McpServerOptions::default(), "    - name: rate-limiting\n      config: {minute: 3}", "");
+    let sid = session(&bed, "alice-key").await; // two requests: initialize and its notification
+    let list = post(&bed.url(), "alice-key", Some(&sid), rpc(1, "tools/list", json!({}))).await;
+    assert_eq!(list.status(), 200);
+    assert_eq!(list.headers()["x-ratelimit-remaining-minute"], "0");
+    let _ = list.text().await;
+    let before = bed.server.received().len();
+    let refused = post(&bed.url(), "alice-key", Some(&sid), rpc(2, "tools/list", json!({}))).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    // As every refusal on an MCP route but authentication's: a JSON-RPC error MCP clients show.
+    assert_eq!(body["error"]["message"], "API rate limit exceeded", "{body}");
+    assert_eq!(bed.server.received().len(), before, "a refused message never reaches the server");
+    // Another consumer has its own count.
+    session(&bed, "bob-key").await;
+}
+
+/// Polls `check` for up to 3 s (the cluster's pins are read back every second).
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_tool_list_blocked_on_one_node_blocks_the_server_on_the_other_through_the_cluster_store() {
+    let redis = RedisServer::start();
+    let pinned = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let extra = format!("        pin_tools: block\n        tools_digest: \"{pinned}\"\n");
+    let settings = format!("cluster_redis: {}\n", redis.record());
+    let bed = McpBed::start(McpServerOptions::default(), &extra, &settings);
+    let dir2 = tempfile::tempdir().unwrap();
+    std::fs::write(dir2.path().join("ca.pem"), &bed.ca.cert_pem).unwrap();
+    let deck = github_deck(&extra);
+    let node2 = GatewayProcess::start(
+        dir2.path(),
+        GatewaySpec::new(&[("kong.yaml", deck.as_str())])
+            .settings(&format!(
+                "tls_trusted_ca: {}\nupstream_resolve:\n  \"api.githubcopilot.com:443\": \"{}\"\n{settings}",
+                dir2.path().join("ca.pem").display(),
+                bed.server.addr
+            ))
+            .env("DECK_GITHUB_PAT", support::mcp_bed::GITHUB_PAT),
+    );
+    let url2 = node2.url("/mcp/github");
+    let init = post(&url2, "alice-key", None, init_body().to_string()).await;
+    let sid2 = init.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let call = |id: u64| rpc(id, "tools/call", json!({"name": "add", "arguments": {"a": 1, "b": 1}}));
+    assert_eq!(post(&url2, "alice-key", Some(&sid2), call(1)).await.status(), 200, "not blocked yet");
+    // Node 1 sees a list other than the pinned one: the server is blocked on node 2 too, which
+    // never saw a list itself.
+    let sid = session(&bed, "alice-key").await;
+    let v = &messages(post(&bed.url(), "alice-key", Some(&sid), rpc(1, "tools/list", json!({}))).await).await[0];
+    assert_eq!(v["error"]["code"], -32603, "{v}");
+    assert!(eventually(async || post(&url2, "alice-key", Some(&sid2), call(2)).await.status() == 403).await);
+    let pins: Value = client().get(node2.status_url("/mcp/pins")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(pins["github-mcp"]["blocked"], true, "{pins}");
+    // An operator accepts it on node 2: node 1 serves the server again.
+    let r = client().post(node2.status_url("/mcp/pins/github-mcp/accept")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(eventually(async || post(&bed.url(), "alice-key", Some(&sid), call(3)).await.status() == 200).await);
 }

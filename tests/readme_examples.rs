@@ -82,6 +82,7 @@ fn every_yaml_example_in_the_readme_loads() {
         ("DECK_ANTHROPIC_API_KEY", "sk-ant-readme"),
         ("DECK_AZURE_OPENAI_KEY", "azure-readme"),
         ("DECK_GITHUB_PAT", "ghp-readme"),
+        ("DECK_REDIS_PASSWORD", "redis-readme"),
     ];
     for ex in examples {
         let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@
 pub mod answer_id;
 pub mod anthropic;
 pub mod body_scan;
+pub mod chat_usage;
 pub mod json_body;
 pub mod provider;
 pub mod refusal;

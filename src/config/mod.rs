@@ -15,6 +15,7 @@ use crate::core::problems::{Problem, Problems};
 use crate::core::Timeouts;
 use crate::model::Config;
 use crate::plugins::openid_connect::JwksRegistry;
+use crate::store::ratelimit::CounterStores;
 use crate::upstream::balancer::HealthRegistry;
 use deck::lines::LineIndex;
 use deck::schema::DeckFile;
@@ -46,6 +47,10 @@ pub struct LoadContext {
     pub health: Arc<HealthRegistry>,
     /// Hosts LLM targets may be reached at over plain http (`llm_plain_http_hosts`).
     pub llm_plain_http_hosts: Vec<String>,
+    /// Rate-limit and budget counters, local and on Redis (with their connections).
+    pub counters: Arc<CounterStores>,
+    /// CA certificates trusted for TLS besides the system roots (`tls_trusted_ca`).
+    pub trusted_ca: Option<PathBuf>,
 }
 
 impl LoadContext {
@@ -56,6 +61,8 @@ impl LoadContext {
             jwks: Arc::new(JwksRegistry::new(s.tls_trusted_ca.clone(), s.oidc_insecure_http_hosts.clone())),
             health: Arc::new(HealthRegistry::new(s.llm_target_max_fails, s.llm_target_fail_timeout)),
             llm_plain_http_hosts: s.llm_plain_http_hosts.clone(),
+            counters: Arc::new(CounterStores::default()),
+            trusted_ca: s.tls_trusted_ca.clone(),
         }
     }
 }

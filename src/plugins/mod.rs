@@ -12,23 +12,29 @@
 
 pub mod acl;
 pub mod ai_proxy;
+pub mod ai_rate_limiting;
 pub mod auth;
 pub mod jwt;
 pub mod key_auth;
+pub mod limits;
 pub mod mcp_guard;
 pub mod mcp_proxy;
 pub mod openid_connect;
 pub mod policies;
+pub mod rate_limiting;
 pub mod request_transformer;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
 use crate::consumers::Consumers;
+use crate::store::ratelimit::CounterStores;
 use crate::upstream::balancer::HealthRegistry;
 use acl::Acl;
 use ai_proxy::AiProxy;
+use ai_rate_limiting::AiRateLimiting;
 use auth::Authenticator;
 use jwt::Jwt;
 use key_auth::KeyAuth;
@@ -36,6 +42,7 @@ use mcp_guard::McpGuard;
 use mcp_proxy::McpProxy;
 use openid_connect::{JwksRegistry, OpenIdConnect};
 pub use policies::{Instance, Policies, Scoped};
+use rate_limiting::RateLimiting;
 use request_transformer::RequestTransformer;
 
 /// The plugins aigate knows.
@@ -45,6 +52,8 @@ pub enum PluginKind {
     KeyAuth,
     OpenIdConnect,
     Acl,
+    RateLimiting,
+    AiRateLimiting,
     McpProxy,
     RequestTransformer,
     AiProxy,
@@ -56,6 +65,8 @@ pub enum PluginKind {
 pub enum Compiled {
     Authenticator(Arc<dyn Authenticator>),
     Acl(Arc<Acl>),
+    RateLimiting(Arc<RateLimiting>),
+    AiRateLimiting(Arc<AiRateLimiting>),
     AiProxy(Arc<AiProxy>),
     McpGuard(Arc<McpGuard>),
     RequestTransformer(Arc<RequestTransformer>),
@@ -71,6 +82,13 @@ pub struct CompileContext<'a> {
     pub health: &'a HealthRegistry,
     /// Hosts an LLM target's `upstream_url` may name over plain http (`llm_plain_http_hosts`).
     pub llm_plain_http_hosts: &'a [String],
+    /// Rate-limit and budget counters (in this process, or shared through Redis).
+    pub counters: &'a CounterStores,
+    /// Extra CA certificates trusted for TLS (the `tls_trusted_ca` setting), Redis's included.
+    pub trusted_ca: Option<&'a Path>,
+    /// This plugin instance's stable identity (its decK `id`, else its name and scope): the
+    /// namespace of its counters, the same on every gateway loading the same files.
+    pub instance: &'a str,
 }
 
 type CompileFn = fn(Option<&serde_yaml::Value>, &CompileContext<'_>) -> Result<Compiled, Vec<ConfigIssue>>;
@@ -90,7 +108,8 @@ fn config<T: DeserializeOwned>(config: Option<&serde_yaml::Value>) -> Result<T, 
 }
 
 /// Every plugin, in Kong's priority order (jwt 1450, key-auth 1250, openid-connect 1050,
-/// acl 950, ai-mcp-proxy 820, request-transformer 801, ai-proxy 770): the order authentication plugins run in.
+/// acl 950, rate-limiting 910, ai-rate-limiting-advanced 905, ai-mcp-proxy 820, request-transformer 801,
+/// ai-proxy 770): the order authentication plugins, and then the limits, run in.
 pub const REGISTRY: &[Registration] = &[
     Registration {
         kind: PluginKind::Jwt,
@@ -117,6 +136,18 @@ pub const REGISTRY: &[Registration] = &[
         name: "acl",
         authenticates: false,
         compile: |c, _| Ok(Compiled::Acl(Arc::new(Acl::compile(config(c)?)?))),
+    },
+    Registration {
+        kind: PluginKind::RateLimiting,
+        name: rate_limiting::NAME,
+        authenticates: false,
+        compile: |c, cx| Ok(Compiled::RateLimiting(Arc::new(RateLimiting::compile(config(c)?, cx)?))),
+    },
+    Registration {
+        kind: PluginKind::AiRateLimiting,
+        name: ai_rate_limiting::NAME,
+        authenticates: false,
+        compile: |c, cx| Ok(Compiled::AiRateLimiting(Arc::new(AiRateLimiting::compile(config(c)?, cx)?))),
     },
     Registration {
         kind: PluginKind::McpProxy,
@@ -292,6 +323,8 @@ mod tests {
             PluginKind::KeyAuth,
             PluginKind::OpenIdConnect,
             PluginKind::Acl,
+            PluginKind::RateLimiting,
+            PluginKind::AiRateLimiting,
             PluginKind::McpProxy,
             PluginKind::RequestTransformer,
             PluginKind::AiProxy,
@@ -301,7 +334,7 @@ mod tests {
             assert_eq!(REGISTRY.iter().filter(|r| r.kind == kind).count(), 1, "{kind:?}");
             assert_eq!(PluginKind::from_name(kind.name()), Some(kind));
         }
-        assert_eq!(PluginKind::from_name("rate-limiting"), None);
+        assert_eq!(PluginKind::from_name("rate-limiting-advanced"), None);
     }
 
     #[test]

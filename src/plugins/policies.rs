@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use super::acl::Acl;
 use super::ai_proxy::AiProxy;
+use super::ai_rate_limiting::AiRateLimiting;
 use super::auth::Authenticator;
 use super::mcp_guard::McpGuard;
 use super::mcp_proxy::McpProxy;
+use super::rate_limiting::RateLimiting;
 use super::request_transformer::RequestTransformer;
 use super::{Compiled, PluginKind, REGISTRY};
 use crate::core::{ConsumerId, RouteId, ServiceId};
@@ -49,6 +51,8 @@ pub struct Policies {
     /// In Kong's priority order (jwt, key-auth, openid-connect): the order they run in.
     pub authenticators: Vec<Arc<dyn Authenticator>>,
     pub acl: Scoped<Acl>,
+    pub rate_limiting: Scoped<RateLimiting>,
+    pub ai_rate_limiting: Scoped<AiRateLimiting>,
     pub ai_proxy: Scoped<AiProxy>,
     pub mcp_guard: Scoped<McpGuard>,
     pub request_transformer: Scoped<RequestTransformer>,
@@ -108,6 +112,18 @@ impl Policies {
                     PluginKind::Acl => {
                         policies.acl = scoped(base, &by_consumer, |c| match c {
                             Compiled::Acl(a) => Some(a),
+                            _ => None,
+                        })
+                    }
+                    PluginKind::RateLimiting => {
+                        policies.rate_limiting = scoped(base, &by_consumer, |c| match c {
+                            Compiled::RateLimiting(r) => Some(r),
+                            _ => None,
+                        })
+                    }
+                    PluginKind::AiRateLimiting => {
+                        policies.ai_rate_limiting = scoped(base, &by_consumer, |c| match c {
+                            Compiled::AiRateLimiting(r) => Some(r),
                             _ => None,
                         })
                     }

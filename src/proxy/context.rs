@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::ai::anthropic::answer::AnswerTranslator;
+use crate::ai::chat_usage::UsageChunkFilter;
 use crate::ai::provider::Dialect;
 use crate::ai::response::StreamFacts;
 use crate::ai::surface::{Operation, Records};
@@ -15,6 +16,7 @@ use crate::core::secrets::Scrubber;
 use crate::core::{ConsumerId, RouteId};
 use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
+use crate::plugins::ai_rate_limiting::{AiRateLimiting, Ticket};
 use crate::plugins::auth::{Credential, CredentialLocation};
 use crate::plugins::mcp_guard::GuardRecord;
 use crate::plugins::mcp_proxy::McpProxy;
@@ -70,6 +72,9 @@ pub struct AiState {
     pub mcp: GuardRecord,
     /// The request hands MCP tools (or MCP items) to the model.
     pub has_mcp: bool,
+    /// A chat stream sent upstream with `stream_options.include_usage` the client did not
+    /// ask for: the usage chunk is removed from what the client receives.
+    pub usage_added: bool,
 }
 
 /// What the gateway decided about one MCP message, for metrics and the access log.
@@ -157,6 +162,24 @@ pub struct RequestCtx {
     pub timing: Timing,
     pub response: Response,
     pub outcome: Outcome,
+    pub limits: Limits,
+}
+
+/// The rate limits and budgets in force on the request.
+#[derive(Default)]
+pub struct Limits {
+    /// Headers the limits add to the answer (Kong's `RateLimit-*`, `X-AI-RateLimit-*`, …).
+    pub headers: Vec<(Bytes, String)>,
+    /// An admitted request's budget, charged with what it used when its answer completes.
+    pub charge: Option<PendingCharge>,
+    /// The limit that refused the request: plugin and window (the access log says it).
+    pub refused_by: Option<(&'static str, String)>,
+}
+
+/// Whose budgets an admitted LLM request is charged to.
+pub struct PendingCharge {
+    pub plugin: Arc<AiRateLimiting>,
+    pub ticket: Ticket,
 }
 
 /// Where the request goes in the configuration.
@@ -230,8 +253,8 @@ pub struct Response {
     pub id_recorded: bool,
     /// Item ids recorded from this answer (bounded).
     pub items_recorded: usize,
-    /// Facts read from the response before its last bytes went out (MCP requests), so its
-    /// approval requests are known before the client can answer them.
+    /// Facts read from the response before its last bytes went out (MCP requests, budgets), so
+    /// its approval requests are known, and its usage charged, before the client can act on it.
     pub early_facts: Option<crate::ai::response::ResponseFacts>,
     /// Masks the gateway's credentials in the answer (LLM routes).
     pub scrubber: Option<Scrubber>,
@@ -241,6 +264,10 @@ pub struct Response {
     pub dialect: Dialect,
     /// An Anthropic answer translated for an OpenAI-format client (it also reads the usage).
     pub translation: Option<Box<AnswerTranslator>>,
+    /// What the response tells later requests (owners, approvals, pins) is already remembered.
+    pub remembered: bool,
+    /// Removes the usage chunk the client did not ask for from a chat stream.
+    pub usage_filter: Option<Box<UsageChunkFilter>>,
 }
 
 /// How the request ended, when not well.
@@ -302,8 +329,11 @@ impl RequestCtx {
                 upstream_request_id: None,
                 dialect: Dialect::OpenAi,
                 translation: None,
+                remembered: false,
+                usage_filter: None,
             },
             outcome: Outcome::default(),
+            limits: Limits::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::ai::provider::Dialect;
 use crate::ai::refusal::AiRefusal;
 use crate::mcp;
 use crate::plugins::auth::{AuthFailure, FailureBody};
+use crate::plugins::limits::Refusal;
 use crate::upstream::UpstreamFailure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,12 @@ pub enum GatewayError {
     },
     /// A protocol upgrade (WebSocket) on a route that does not pass them.
     UpgradeRefused,
+    /// A rate limit or budget is used up: the plugin's status and message, in Kong's shape
+    /// whatever the route (the limit's headers go with it).
+    RateLimited(Box<Refusal>),
+    /// The shared counters could not be asked and the plugin is not fault tolerant (Kong's
+    /// 500).
+    LimitsUnavailable,
     Internal,
 }
 
@@ -118,6 +125,11 @@ struct AnthropicError<'a> {
 }
 
 #[derive(Serialize)]
+struct MessageOnly<'a> {
+    message: &'a str,
+}
+
+#[derive(Serialize)]
 struct OpenAiBody<'a> {
     error: OpenAiError<'a>,
 }
@@ -146,7 +158,8 @@ impl GatewayError {
             GatewayError::Mcp { status, .. } => *status,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::UpgradeRefused => 400,
-            GatewayError::Internal => 500,
+            GatewayError::RateLimited(r) => r.status,
+            GatewayError::LimitsUnavailable | GatewayError::Internal => 500,
         }
     }
 
@@ -173,6 +186,8 @@ impl GatewayError {
             },
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::UpgradeRefused => "upgrade_not_supported",
+            GatewayError::RateLimited(_) => "rate_limited",
+            GatewayError::LimitsUnavailable => "ratelimit_unavailable",
             GatewayError::Internal => "internal_error",
         }
     }
@@ -260,10 +275,17 @@ impl GatewayError {
                 Envelope::OpenAi => openai(UPGRADE_REFUSED, "invalid_request_error", "upgrade_not_supported"),
                 _ => kong(UPGRADE_REFUSED, None, request_id),
             },
-            (GatewayError::Internal, Envelope::OpenAi) => {
+            // Kong's kong.response.error adds the request id; kong.response.exit does not.
+            (GatewayError::RateLimited(r), _) if r.with_request_id => kong(&r.message, None, request_id),
+            (GatewayError::RateLimited(r), _) => {
+                serde_json::to_vec(&MessageOnly { message: &r.message }).unwrap_or_default()
+            }
+            (GatewayError::Internal | GatewayError::LimitsUnavailable, Envelope::OpenAi) => {
                 openai("An unexpected error occurred", "gateway_error", "internal_error")
             }
-            (GatewayError::Internal, _) => kong("An unexpected error occurred", None, request_id),
+            (GatewayError::Internal | GatewayError::LimitsUnavailable, _) => {
+                kong("An unexpected error occurred", None, request_id)
+            }
             (GatewayError::Mcp { body, .. }, _) => body.to_vec(),
         };
         ErrorResponse { status, body: Bytes::from(body), www_authenticate: www, allow }
@@ -360,6 +382,30 @@ mod tests {
         // Policy refusals keep Kong's shape.
         let r = GatewayError::Auth(AuthFailure::new(401, "Unauthorized", "invalid")).render("x", Envelope::Anthropic);
         assert_eq!(json(&r)["message"], "Unauthorized");
+    }
+
+    #[test]
+    fn rate_limit_answers_are_kongs_whatever_the_route() {
+        let refusal = |with_request_id| {
+            GatewayError::RateLimited(Box::new(Refusal {
+                status: 429,
+                message: "API rate limit exceeded".into(),
+                with_request_id,
+                plugin: "rate-limiting",
+                window: "minute".into(),
+            }))
+        };
+        let r = refusal(true).render("rid", Envelope::OpenAi);
+        assert_eq!(r.status, 429);
+        assert_eq!(json(&r), serde_json::json!({"message": "API rate limit exceeded", "request_id": "rid"}));
+        assert_eq!(
+            json(&refusal(false).render("rid", Envelope::Kong)),
+            serde_json::json!({"message": "API rate limit exceeded"})
+        );
+        assert_eq!(refusal(true).kind(), "rate_limited");
+        let r = GatewayError::LimitsUnavailable.render("rid", Envelope::Kong);
+        assert_eq!((r.status, json(&r)["message"].as_str()), (500, Some("An unexpected error occurred")));
+        assert_eq!(GatewayError::LimitsUnavailable.render("rid", Envelope::OpenAi).status, 500);
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl ProxyHttp for Proxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        phases::body::forward_chunk(&self.shared, session.req_header(), body, end_of_stream, ctx)
+        phases::body::forward_chunk(&self.shared, session.req_header(), body, end_of_stream, ctx).await
     }
 
     async fn upstream_response_filter(

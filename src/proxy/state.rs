@@ -14,10 +14,12 @@ use crate::config::LoadContext;
 use crate::mcp::session::SessionCodec;
 use crate::model::Config;
 use crate::plugins::openid_connect::RefreshMetrics;
+use crate::store::cluster::ClusterOwnership;
 use crate::store::ownership::{MemoryStore, OwnershipStore};
-use crate::store::pins::PinStore;
+use crate::store::pins::{PinStore, SharedPins};
+use crate::store::redis::RedisLink;
 use crate::telemetry::access_log::AccessLog;
-use crate::telemetry::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
+use crate::telemetry::metrics::{HandleTable, LimitHandles, LlmHandles, Metrics, RouteHandles};
 use crate::upstream::resolver::Resolver;
 
 /// A request id: 32 lower-case hex digits (like Kong's), kept inline.
@@ -47,6 +49,8 @@ pub struct Generation {
     pub route_metrics: Vec<HandleTable<RouteHandles>>,
     pub unrouted_metrics: HandleTable<RouteHandles>,
     pub llm_metrics: Vec<HandleTable<LlmHandles>>,
+    /// Per consumer, for rate-limiting and ai-rate-limiting-advanced (`LimitPlugin` order).
+    pub limit_metrics: [HandleTable<LimitHandles>; 2],
     pub loaded_at: SystemTime,
 }
 
@@ -57,6 +61,7 @@ impl Generation {
             route_metrics: config.routes.iter().map(|_| HandleTable::new(consumers)).collect(),
             unrouted_metrics: HandleTable::new(0),
             llm_metrics: (0..config.ai_target_count).map(|_| HandleTable::new(consumers)).collect(),
+            limit_metrics: [HandleTable::new(consumers), HandleTable::new(consumers)],
             loaded_at: SystemTime::now(),
             config,
         }
@@ -78,9 +83,10 @@ pub struct ProcessState {
     /// Set on SIGTERM or SIGQUIT: answers close their connections so clients move to fresh
     /// ones (the new process, after an upgrade) instead of being dropped while idle.
     pub draining: AtomicBool,
-    /// Who owns which response and MCP approval request.
-    pub ownership: Box<dyn OwnershipStore>,
-    /// Observed MCP tool-list digests.
+    /// Who owns which response and MCP approval request (this process's memory, or the
+    /// cluster's through `cluster_redis`).
+    pub ownership: Arc<dyn OwnershipStore>,
+    /// Observed MCP tool-list digests (likewise).
     pub pins: PinStore,
     /// Binds the MCP session ids handed to clients to their consumer (keyed by
     /// `cluster_secret`, else by a random secret of this process).
@@ -103,6 +109,7 @@ impl ProcessState {
         if let Err(e) = key_refreshes.and_then(|m| metrics.registry.register(Box::new(m))) {
             log::error!("the openid-connect refresh metric is not available: {e}");
         }
+        let (ownership, pins) = stores_for(&settings, &metrics);
         let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         ProcessState {
             resolver,
@@ -110,8 +117,8 @@ impl ProcessState {
             started: Instant::now(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
-            ownership: Box::new(MemoryStore::new(settings.response_store_ttl, settings.response_store_max_entries)),
-            pins: PinStore::default(),
+            ownership,
+            pins,
             sessions: SessionCodec::new(&session_secret(&settings)),
             id_prefix: seed ^ (u64::from(std::process::id()) << 32),
             id_counter: AtomicU64::new(0),
@@ -120,6 +127,11 @@ impl ProcessState {
             metrics,
             access_log,
         }
+    }
+
+    /// Start the stores' background work (after the process forked into the background).
+    pub fn start_stores(&self) {
+        self.pins.start();
     }
 
     pub fn next_request_id(&self) -> RequestId {
@@ -137,6 +149,22 @@ fn session_secret(settings: &Settings) -> Vec<u8> {
         log::error!("no system randomness for the MCP session secret; set cluster_secret");
     }
     key.to_vec()
+}
+
+/// Ownership and pins in this process, or shared by the cluster through `cluster_redis`.
+fn stores_for(settings: &Settings, metrics: &Arc<Metrics>) -> (Arc<dyn OwnershipStore>, PinStore) {
+    let (ttl, max) = (settings.response_store_ttl, settings.response_store_max_entries);
+    // Checked by `aigate check` before the process runs.
+    let Ok(Some(endpoint)) = settings.cluster_endpoint() else {
+        return (Arc::new(MemoryStore::new(ttl, max)), PinStore::default());
+    };
+    let link = RedisLink::new(endpoint, "cluster store");
+    let counter = |store: &str| {
+        let c = metrics.cluster_store_error(store);
+        Box::new(move || c.inc()) as Box<dyn Fn() + Send + Sync>
+    };
+    let ownership = ClusterOwnership::new(Arc::clone(&link), ttl, max, counter("ownership"));
+    (ownership, PinStore::shared(SharedPins::new(link, counter("pins"))))
 }
 
 #[cfg(test)]

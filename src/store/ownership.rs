@@ -11,16 +11,22 @@
 //!
 //! [`OwnershipStore`] is the interface; [`MemoryStore`] keeps entries in memory with a TTL and
 //! a size bound, compactly (ids and owners as keyed 128/64-bit hashes, about 60 bytes an entry)
-//! and in shards so that threads rarely wait on each other. A shared backend (for several
-//! gateway nodes) implements the same trait.
+//! and in shards so that threads rarely wait on each other. The cluster store
+//! (`store::cluster`, on Redis) implements the same trait with a `MemoryStore` as its local
+//! view: checks are answered from it, and an id it does not know is noted
+//! ([`collect_misses`]) so that the caller can [`OwnershipStore::fetch`] it and check again.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+
 use crate::core::ObjectKind;
 
+#[async_trait]
 pub trait OwnershipStore: Send + Sync {
     /// Record the object `kind`/`id` as `owner`'s; an MCP approval request also records its
     /// server and tool.
@@ -34,6 +40,40 @@ pub trait OwnershipStore: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Objects this node did not know (noted by [`collect_misses`]) looked up where the cluster
+    /// keeps them; the checks are then run again. Nothing to do for a store of this process alone.
+    async fn fetch(&self, _misses: &[Miss]) {}
+}
+
+/// An object a shared store's local view did not know: its kind and id.
+pub type Miss = (ObjectKind, String);
+
+/// Objects looked up in one check, at most (a request names a few).
+const MAX_MISSES: usize = 32;
+
+thread_local! {
+    static MISSES: RefCell<Option<Vec<Miss>>> = const { RefCell::new(None) };
+}
+
+/// Run a (synchronous) check and return, with its result, the ids a shared store did not know
+/// locally while it ran: the caller fetches them ([`OwnershipStore::fetch`]) and runs the check
+/// again. The check runs on this thread without yielding, so the ids are exactly its own.
+pub fn collect_misses<T>(check: impl FnOnce() -> T) -> (T, Vec<Miss>) {
+    MISSES.with(|m| *m.borrow_mut() = Some(Vec::new()));
+    let out = check();
+    let misses = MISSES.with(|m| m.borrow_mut().take()).unwrap_or_default();
+    (out, misses)
+}
+
+/// A shared store's local view did not know the object `kind`/`id`.
+pub fn note_miss(kind: ObjectKind, id: &str) {
+    MISSES.with(|m| {
+        if let Some(v) = m.borrow_mut().as_mut() {
+            if v.len() < MAX_MISSES && !v.iter().any(|(k, x)| *k == kind && x == id) {
+                v.push((kind, id.to_string()));
+            }
+        }
+    });
 }
 
 const SHARDS: usize = 16;
@@ -94,6 +134,11 @@ impl MemoryStore {
 
     fn shard(&self, key: u128) -> &Mutex<Shard> {
         &self.shards[(key as usize) % SHARDS]
+    }
+
+    /// Whether the object `kind`/`id` is known here (owned by anyone).
+    pub fn knows(&self, kind: ObjectKind, id: &str) -> bool {
+        self.with_entry(kind, id, |_| ()).is_some()
     }
 
     fn with_entry<T>(&self, kind: ObjectKind, id: &str, f: impl FnOnce(&Entry) -> T) -> Option<T> {
@@ -199,6 +244,28 @@ mod tests {
         assert_eq!(s.approval("mcpr_1", "bo"), None);
         s.record(R, "resp_1", "alex", None);
         assert_eq!(s.approval("resp_1", "alex"), None);
+    }
+
+    #[test]
+    fn misses_are_collected_per_check() {
+        assert_eq!(collect_misses(|| note_miss(R, "x")).1, vec![(R, "x".to_string())]);
+        let ((), misses) = collect_misses(|| {
+            note_miss(R, "resp_1");
+            note_miss(R, "resp_1");
+            note_miss(ObjectKind::Item, "resp_1");
+            note_miss(ObjectKind::McpApprovalRequest, "mcpr_2");
+        });
+        assert_eq!(
+            misses,
+            vec![
+                (R, "resp_1".to_string()),
+                (ObjectKind::Item, "resp_1".to_string()),
+                (ObjectKind::McpApprovalRequest, "mcpr_2".to_string())
+            ]
+        );
+        // Outside a check, nothing is kept.
+        note_miss(R, "resp_3");
+        assert!(collect_misses(|| ()).1.is_empty());
     }
 
     #[test]

@@ -10,11 +10,34 @@
 //! each tool on it is checked against the same tool of the pinned full list (a tool whose
 //! definition differs, or that the full list did not have, is a change). Before any full list
 //! is pinned, narrowed lists cannot be verified and are not pinned either.
+//!
+//! With a cluster store (`cluster_redis`), the pins are the cluster's ([`SharedPins`]). Each node
+//! decides an observed list with the rules above (it keeps the tool definitions it has seen);
+//! the verdict is then recorded in Redis by a script, atomically for the whole cluster: a full
+//! list seen first or unchanged (trust on first use there too: a different full list accepted
+//! first by another node is a change), and every change (full or narrowed) with its block. An
+//! operator's accept is done in Redis. Every node reads all pins back every second and merges
+//! them: the accepted digest, the observed one, the block and the change count are the
+//! cluster's; the tool definitions stay this node's own, and are dropped when the cluster
+//! accepted a full list this node did not see whole (narrowed lists are then unverified here
+//! until it sees a full list). After an accept of a narrowed list's tools the cluster pins no
+//! full list until one agreeing with them is seen by a node that knows them; a node that does
+//! not know them reports the next full list as a change (blocked in `block` mode: the operator
+//! accepts it). A pin accepted or blocked on one node is in force on all within a second.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::time::Duration;
 
-use serde::Serialize;
+use redis::Script;
+use serde::{Deserialize, Serialize};
+
+use super::redis::{spawn, RedisLink};
+
+/// How often every node reads the cluster's pins back.
+pub const PIN_REFRESH: Duration = Duration::from_secs(1);
+
+type OnError = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinMode {
@@ -50,18 +73,28 @@ pub struct ListedTools<'a> {
 /// Tools per server whose definitions are remembered for checking narrowed lists.
 const MAX_PINNED_TOOLS: usize = 1024;
 
-#[derive(Debug, Clone, Serialize)]
+/// A server's pin (as the status listener shows it, and as Redis keeps it for a cluster).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PinState {
     /// The accepted digest of the full tool list (`null` after an operator accepted a narrowed
     /// list's tools, until a full list agreeing with them is seen).
+    #[serde(default)]
     pub accepted: Option<String>,
     /// The digest of the last list observed.
+    #[serde(default)]
     pub observed: Option<String>,
     /// Whether that list was narrowed by the request's `allowed_tools`.
+    #[serde(default)]
     pub observed_narrowed: bool,
     /// Set when a changed list blocks the server.
+    #[serde(default)]
     pub blocked: bool,
+    #[serde(default)]
     pub changes: u64,
+    /// An operator accepted a narrowed list's tools: no full list is pinned until one agreeing
+    /// with them is seen (never trusted on first use meanwhile).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     #[serde(skip)]
     accepted_tools: BTreeMap<String, String>,
     #[serde(skip)]
@@ -70,7 +103,9 @@ pub struct PinState {
 
 #[derive(Default)]
 pub struct PinStore {
-    inner: Mutex<BTreeMap<String, PinState>>,
+    inner: Arc<Mutex<BTreeMap<String, PinState>>>,
+    shared: Option<Arc<SharedPins>>,
+    refresher: OnceLock<()>,
 }
 
 fn tool_map(tools: &[(String, String)]) -> BTreeMap<String, String> {
@@ -78,8 +113,58 @@ fn tool_map(tools: &[(String, String)]) -> BTreeMap<String, String> {
 }
 
 impl PinStore {
-    /// Record the tool list a provider reported for `label`.
+    /// Pins shared by the cluster through Redis.
+    pub fn shared(pins: SharedPins) -> PinStore {
+        PinStore { inner: Arc::default(), shared: Some(Arc::new(pins)), refresher: OnceLock::new() }
+    }
+
+    /// Start reading the cluster's pins back (after the process forked); nothing to do alone.
+    pub fn start(&self) {
+        let Some(shared) = self.shared.clone() else { return };
+        self.refresher.get_or_init(|| {
+            let inner = Arc::clone(&self.inner);
+            spawn(async move {
+                let mut tick = tokio::time::interval(PIN_REFRESH);
+                loop {
+                    tick.tick().await;
+                    if let Some(all) = shared.all().await {
+                        if let Ok(mut m) = inner.lock() {
+                            for (label, remote) in all {
+                                merge(&mut m, label, remote);
+                            }
+                        }
+                    }
+                }
+            });
+        });
+    }
+
+    /// Record the tool list a provider reported for `label` (and, with a cluster store, tell
+    /// the cluster what this node decided).
     pub fn observe(&self, label: &str, list: ListedTools<'_>, configured: Option<&str>, mode: PinMode) -> Observation {
+        let seen = self.observe_here(label, list, configured, mode);
+        let verdict = match (&seen, list.full) {
+            (Observation::FirstSeen, _) => Some(Verdict::First),
+            (Observation::Same, true) => Some(Verdict::Same),
+            (Observation::Changed { .. }, true) => Some(Verdict::Changed),
+            (Observation::Changed { .. }, false) => Some(Verdict::ChangedNarrowed),
+            // A narrowed list that agrees, or cannot be verified yet, changes nothing.
+            _ => None,
+        };
+        if let (Some(shared), Some(verdict)) = (self.shared.clone(), verdict) {
+            let (inner, label, digest) = (Arc::clone(&self.inner), label.to_string(), list.digest.to_string());
+            let configured = configured.map(str::to_string);
+            spawn(async move {
+                let st = shared.observe(&label, &digest, configured.as_deref(), mode == PinMode::Block, verdict).await;
+                if let (Some(st), Ok(mut m)) = (st, inner.lock()) {
+                    merge(&mut m, label, st);
+                }
+            });
+        }
+        seen
+    }
+
+    fn observe_here(&self, label: &str, list: ListedTools<'_>, configured: Option<&str>, mode: PinMode) -> Observation {
         let Ok(mut m) = self.inner.lock() else { return Observation::Same };
         let st = m.entry(label.to_string()).or_insert(PinState {
             accepted: configured.map(str::to_string),
@@ -87,6 +172,7 @@ impl PinStore {
             observed_narrowed: false,
             blocked: false,
             changes: 0,
+            pending: false,
             accepted_tools: BTreeMap::new(),
             observed_tools: BTreeMap::new(),
         });
@@ -97,15 +183,16 @@ impl PinStore {
         let outcome: Result<(), String> = if list.full {
             st.observed_tools = listed.clone();
             match st.accepted.clone() {
-                None if st.accepted_tools.is_empty() => {
+                None if st.accepted_tools.is_empty() && !st.pending => {
                     st.accepted = Some(list.digest.to_string());
                     st.accepted_tools = listed;
                     return Observation::FirstSeen;
                 }
                 // Tools an operator accepted from a narrowed list: a full list agreeing with
                 // them becomes the pin.
-                None if agrees(&st.accepted_tools) => {
+                None if !st.accepted_tools.is_empty() && agrees(&st.accepted_tools) => {
                     st.accepted = Some(list.digest.to_string());
+                    st.pending = false;
                     st.accepted_tools = listed;
                     return Observation::Same;
                 }
@@ -147,8 +234,27 @@ impl PinStore {
         }
     }
 
-    /// An operator accepts the list last observed for `label`; returns what was accepted.
-    pub fn accept(&self, label: &str) -> Option<String> {
+    /// An operator accepts the list last observed for `label` (for the whole cluster, with a
+    /// cluster store); returns what was accepted.
+    pub async fn accept(&self, label: &str) -> Option<String> {
+        if let Some(shared) = &self.shared {
+            if let Ok(Some(remote)) = shared.accept(label).await {
+                // This node's tool definitions follow the accept as alone; the rest is the
+                // cluster's.
+                let here = self.accept_here(label);
+                let accepted = if remote.observed_narrowed { remote.observed.clone() } else { remote.accepted.clone() };
+                if let Ok(mut m) = self.inner.lock() {
+                    merge(&mut m, label.to_string(), remote);
+                }
+                return here.or(accepted);
+            }
+            // Redis does not know it (or is down): accepted here; the next observation tells
+            // the cluster.
+        }
+        self.accept_here(label)
+    }
+
+    fn accept_here(&self, label: &str) -> Option<String> {
         let mut m = self.inner.lock().ok()?;
         let st = m.get_mut(label)?;
         st.blocked = false;
@@ -157,8 +263,10 @@ impl PinStore {
             let observed = std::mem::take(&mut st.observed_tools);
             st.accepted_tools.extend(observed);
             st.accepted = None;
+            st.pending = true;
             return st.observed.clone();
         }
+        st.pending = false;
         st.accepted = st.observed.clone();
         st.accepted_tools = st.observed_tools.clone();
         st.accepted.clone()
@@ -166,6 +274,187 @@ impl PinStore {
 
     pub fn snapshot(&self) -> BTreeMap<String, PinState> {
         self.inner.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// What a node decided about an observed list, for the cluster's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A full list, the first this node saw (trust on first use, unless the cluster pinned
+    /// another list or waits for one agreeing with accepted tools).
+    First,
+    /// A full list equal to (or agreeing with) what this node had accepted.
+    Same,
+    /// A full list that changed.
+    Changed,
+    /// A narrowed list with a tool that changed.
+    ChangedNarrowed,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::First => "first",
+            Verdict::Same => "same",
+            Verdict::Changed => "changed",
+            Verdict::ChangedNarrowed => "changed_narrowed",
+        }
+    }
+}
+
+/// The cluster's state of a label merged into this node's: the digests, the block, the change
+/// count and whether a full list is pending are the cluster's; the tool definitions are this
+/// node's, kept while they are those of the accepted list (dropped when the cluster accepted a
+/// full list this node did not see whole).
+fn merge(m: &mut BTreeMap<String, PinState>, label: String, remote: PinState) {
+    let Some(st) = m.get_mut(&label) else {
+        m.insert(label, remote);
+        return;
+    };
+    if remote.accepted.is_some() && remote.accepted != st.accepted {
+        st.accepted_tools = if st.observed == remote.accepted && !st.observed_narrowed {
+            st.observed_tools.clone()
+        } else {
+            BTreeMap::new()
+        };
+    }
+    st.accepted = remote.accepted;
+    st.observed = remote.observed;
+    st.observed_narrowed = remote.observed_narrowed;
+    st.blocked = remote.blocked;
+    st.changes = remote.changes;
+    st.pending = remote.pending;
+}
+
+const PINS_KEY: &str = "aigate:pins";
+
+/// Record a node's verdict on an observed tool list for the cluster: a full list is trusted on
+/// first use unless the cluster pinned another (or waits for one agreeing with accepted
+/// tools, which only a node that knows them can say: `same`); every change counts and blocks.
+static OBSERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+-- KEYS[1]: the pins hash; ARGV: server label, observed digest, configured digest ('' if
+-- none), mode (warn or block), verdict (first, same, changed, changed_narrowed). Returns the
+-- label's state after, as JSON.
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local st = {changes = 0, blocked = false, observed_narrowed = false}
+if raw then st = cjson.decode(raw) end
+if st.accepted == cjson.null then st.accepted = nil end
+if st.accepted == nil and not st.pending and ARGV[3] ~= '' then st.accepted = ARGV[3] end
+st.observed = ARGV[2]
+st.observed_narrowed = (ARGV[5] == 'changed_narrowed')
+local changed = false
+if ARGV[5] == 'changed' or ARGV[5] == 'changed_narrowed' then
+  changed = true
+elseif st.accepted == nil then
+  if st.pending and ARGV[5] ~= 'same' then
+    changed = true
+  else
+    st.accepted = ARGV[2]
+    st.pending = false
+  end
+elseif st.accepted ~= ARGV[2] then
+  changed = true
+end
+if changed then
+  st.changes = (st.changes or 0) + 1
+  if ARGV[4] == 'block' then st.blocked = true end
+end
+local out = cjson.encode(st)
+redis.call('HSET', KEYS[1], ARGV[1], out)
+return out
+",
+    )
+});
+
+/// An operator accepts the list last observed for a label.
+static ACCEPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+-- KEYS[1]: the pins hash; ARGV[1]: server label. Returns the state after (JSON), or nil.
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+local st = cjson.decode(raw)
+st.blocked = false
+if st.observed_narrowed then
+  -- A narrowed list's tools: the full list is pinned when one agreeing with them is seen.
+  st.accepted = cjson.null
+  st.pending = true
+else
+  st.accepted = st.observed
+  st.pending = false
+end
+local out = cjson.encode(st)
+redis.call('HSET', KEYS[1], ARGV[1], out)
+return out
+",
+    )
+});
+
+/// The pins of the cluster, in Redis.
+pub struct SharedPins {
+    link: Arc<RedisLink>,
+    on_error: OnError,
+}
+
+impl SharedPins {
+    pub fn new(link: Arc<RedisLink>, on_error: OnError) -> SharedPins {
+        SharedPins { link, on_error }
+    }
+
+    fn parse(json: &str) -> Option<PinState> {
+        serde_json::from_str(json).ok()
+    }
+
+    /// Record an observation for the cluster; the label's state after it.
+    pub async fn observe(
+        &self,
+        label: &str,
+        digest: &str,
+        configured: Option<&str>,
+        block: bool,
+        verdict: Verdict,
+    ) -> Option<PinState> {
+        let args = vec![
+            label.to_string(),
+            digest.to_string(),
+            configured.unwrap_or("").to_string(),
+            if block { "block" } else { "warn" }.to_string(),
+            verdict.as_str().to_string(),
+        ];
+        match self.link.script::<String>(&OBSERVE, vec![PINS_KEY.into()], args).await {
+            Ok(json) => Self::parse(&json),
+            Err(_) => {
+                (self.on_error)();
+                None
+            }
+        }
+    }
+
+    /// Accept the list last observed for `label`, for the cluster. `Err` when Redis could not
+    /// be asked; `Ok(None)` when Redis has no state for the label.
+    pub async fn accept(&self, label: &str) -> Result<Option<PinState>, ()> {
+        match self.link.script::<Option<String>>(&ACCEPT, vec![PINS_KEY.into()], vec![label.to_string()]).await {
+            Ok(json) => Ok(json.and_then(|j| Self::parse(&j))),
+            Err(_) => {
+                (self.on_error)();
+                Err(())
+            }
+        }
+    }
+
+    /// Every label's state, as the cluster has it.
+    pub async fn all(&self) -> Option<BTreeMap<String, PinState>> {
+        let all: Result<Vec<(String, String)>, _> =
+            self.link.call(|mut c| async move { redis::cmd("HGETALL").arg(PINS_KEY).query_async(&mut c).await }).await;
+        match all {
+            Ok(pairs) => Some(pairs.into_iter().filter_map(|(k, v)| Self::parse(&v).map(|s| (k, s))).collect()),
+            Err(_) => {
+                (self.on_error)();
+                None
+            }
+        }
     }
 }
 
@@ -195,7 +484,7 @@ mod tests {
         assert_eq!(p.blocked("git"), None);
         assert!(matches!(p.observe("git", full("sha256:b", &b), None, PinMode::Block), Observation::Changed { .. }));
         assert_eq!(p.blocked("git"), Some("sha256:b".into()));
-        assert_eq!(p.accept("git"), Some("sha256:b".into()));
+        assert_eq!(p.accept_here("git"), Some("sha256:b".into()));
         assert_eq!(p.blocked("git"), None);
         assert_eq!(p.observe("git", full("sha256:b", &b), None, PinMode::Block), Observation::Same);
     }
@@ -238,7 +527,7 @@ mod tests {
         p.observe("git", full("sha256:all", &all), None, PinMode::Block);
         let changed = tools(&[("read", "d1b")]);
         p.observe("git", narrowed("sha256:r", &changed), None, PinMode::Block);
-        assert!(p.accept("git").is_some());
+        assert!(p.accept_here("git").is_some());
         assert_eq!(p.blocked("git"), None);
         let next = tools(&[("read", "d1b"), ("write", "d2")]);
         assert_eq!(p.observe("git", full("sha256:next", &next), None, PinMode::Block), Observation::Same);

@@ -11,6 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::core::calendar::civil_from_days;
+
 /// Where the access log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessLogTarget {
@@ -196,6 +198,17 @@ pub struct Entry<'a> {
     pub usage_missing: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mcp: Vec<McpLog<'a>>,
+    /// The limit that refused the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitLog<'a>>,
+}
+
+/// Which rate limit or budget refused a request: the plugin and its window (`minute`,
+/// `minute-openai`).
+#[derive(Serialize)]
+pub struct RateLimitLog<'a> {
+    pub plugin: &'a str,
+    pub window: &'a str,
 }
 
 /// An MCP decision or activity, for the log.
@@ -221,20 +234,6 @@ fn format_rfc3339(secs: u64, millis: u32) -> String {
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 to (year, month, day) — Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus::{
-    Counter, CounterVec, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
 };
 
@@ -51,7 +51,28 @@ pub struct Metrics {
     pub config_last_reload: Gauge,
     pub access_log_dropped: IntCounter,
     pub target_health_changes: IntCounterVec,
+    ratelimit_decisions: IntCounterVec,
+    ratelimit_remaining: GaugeVec,
+    ratelimit_backend_errors: [IntCounter; 2],
+    cluster_store_errors: IntCounterVec,
     mcp_labels: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+/// The two rate-limiting plugins, as metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitPlugin {
+    RateLimiting = 0,
+    AiRateLimiting = 1,
+}
+
+impl LimitPlugin {
+    /// The plugin's decK name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitPlugin::RateLimiting => "rate-limiting",
+            LimitPlugin::AiRateLimiting => "ai-rate-limiting-advanced",
+        }
+    }
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -120,6 +141,17 @@ impl Metrics {
                 c
             },
             target_health_changes: counter("aigate_llm_target_health_changes_total", "LLM targets taken out after repeated failures (state down) or put back (state up).", &["provider", "model", "state"]),
+            ratelimit_decisions: counter("aigate_ratelimit_decisions_total", "Rate-limit and budget decisions, by consumer, plugin and decision (allowed or limited).", &["consumer", "plugin", "decision"]),
+            ratelimit_remaining: {
+                let g = must(GaugeVec::new(Opts::new("aigate_ratelimit_remaining", "What a consumer had left in a window at its last decision: requests (rate-limiting), tokens or cost (ai-rate-limiting-advanced); window as in the plugin's headers (minute, minute-openai)."), &["consumer", "plugin", "window"]));
+                must(registry.register(Box::new(g.clone())));
+                g
+            },
+            ratelimit_backend_errors: {
+                let c = counter("aigate_ratelimit_backend_errors_total", "Requests whose limits were decided without the shared counters (Redis failed, timed out or is known down: fault-tolerant plugins count on this node), or answered 500 for it (fault_tolerant false).", &["plugin"]);
+                [c.with_label_values(&["rate-limiting"]), c.with_label_values(&["ai-rate-limiting-advanced"])]
+            },
+            cluster_store_errors: counter("aigate_cluster_store_errors_total", "Failed reads and writes of the cluster store on Redis (cluster_redis), by store (ownership, pins).", &["store"]),
             registry,
             mcp_labels: Mutex::new(HashMap::new()),
         };
@@ -193,6 +225,27 @@ impl Metrics {
         let status = status.to_string();
         let [c, p, m, rt] = &h.labels;
         self.llm_requests.with_label_values(&[c, p, m, rt, mode, &status]).inc();
+    }
+
+    /// Handles for one (consumer, limit plugin) pair.
+    pub fn limit_handles(&self, consumer: &str, plugin: LimitPlugin) -> LimitHandles {
+        LimitHandles {
+            consumer: consumer.to_string(),
+            plugin,
+            allowed: self.ratelimit_decisions.with_label_values(&[consumer, plugin.name(), "allowed"]),
+            limited: self.ratelimit_decisions.with_label_values(&[consumer, plugin.name(), "limited"]),
+            remaining: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A request whose limits were decided without the shared counters.
+    pub fn limit_backend_error(&self, plugin: LimitPlugin) {
+        self.ratelimit_backend_errors[plugin as usize].inc();
+    }
+
+    /// A failed read or write of the cluster store (`ownership`, `pins`).
+    pub fn cluster_store_error(&self, store: &str) -> IntCounter {
+        self.cluster_store_errors.with_label_values(&[store])
     }
 
     /// Count the MCP items of a response for a consumer, with bounded labels.
@@ -350,6 +403,30 @@ impl LlmHandles {
         } else {
             self.missing_oneshot.inc();
         }
+    }
+}
+
+/// A consumer's decision counters for one limit plugin, and its remaining-budget gauges (one
+/// per configured window: labels bounded by the configuration).
+pub struct LimitHandles {
+    consumer: String,
+    plugin: LimitPlugin,
+    pub allowed: IntCounter,
+    pub limited: IntCounter,
+    remaining: Mutex<Vec<(bytes::Bytes, Gauge)>>,
+}
+
+impl LimitHandles {
+    pub fn remaining(&self, metrics: &Metrics, window: &bytes::Bytes, value: f64) {
+        let Ok(mut gauges) = self.remaining.lock() else { return };
+        if let Some((_, g)) = gauges.iter().find(|(w, _)| w == window) {
+            g.set(value);
+            return;
+        }
+        let label = String::from_utf8_lossy(window);
+        let g = metrics.ratelimit_remaining.with_label_values(&[self.consumer.as_str(), self.plugin.name(), &label]);
+        g.set(value);
+        gauges.push((window.clone(), g));
     }
 }
 

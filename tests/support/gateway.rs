@@ -298,6 +298,15 @@ impl TestBed {
             .env("DECK_ANTHROPIC_API_KEY", ANTHROPIC_KEY);
         GatewayProcess::start(self.dir.path(), spec)
     }
+
+    /// Another gateway on the same upstream, in a directory of its own (`node`): several
+    /// gateways of one cluster.
+    pub fn start_node(&self, node: &str, spec: GatewaySpec) -> GatewayProcess {
+        let dir = self.dir.path().join(node);
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = spec.settings(&self.upstream_settings()).env("DECK_OPENAI_API_KEY", PROVIDER_KEY);
+        GatewayProcess::start(&dir, spec)
+    }
 }
 
 /// The walkthrough's four decK fragments, read from `conf/deck/` unchanged.
@@ -313,4 +322,15 @@ pub fn walkthrough_deck() -> Vec<(String, String)> {
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().pool_max_idle_per_host(8).build().unwrap()
+}
+
+/// Waits, when less than `needed_secs` is left of the current `period_secs` window (windows are
+/// UTC calendar periods, aligned to the epoch), for the next one to start: requests straddling a
+/// window's end would see their counters start again and the test fail by the clock.
+pub async fn clear_of_window_end(period_secs: u64, needed_secs: u64) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let left = period_secs * 1000 - now % (period_secs * 1000);
+    if left < needed_secs * 1000 {
+        tokio::time::sleep(std::time::Duration::from_millis(left + 50)).await;
+    }
 }

@@ -13,3 +13,4 @@ pub mod mock_openai;
 pub mod prom;
 pub mod python;
 pub mod raw;
+pub mod redis;

@@ -182,6 +182,7 @@ pub(super) fn build(files: &[SourceFile], digest: String, load: &LoadContext) ->
                 "serve the MCP server and the LLM on separate routes",
             );
         }
+        plugins::check_cost_budgets(route, &entities.routes[rid].origin, &mut cx);
     }
     if !cx.problems.is_empty() {
         return Err(cx.problems);

@@ -33,12 +33,6 @@ pub(super) fn extract_plugins(
 ) -> Plugins {
     let mut out = Plugins { instances: Vec::new(), target_count: 0 };
     let mut scopes_seen: HashSet<Scope> = HashSet::new();
-    let compile_cx = CompileContext {
-        consumers,
-        jwks: &load.jwks,
-        health: &load.health,
-        llm_plain_http_hosts: &load.llm_plain_http_hosts,
-    };
     for pe in &entities.plugins {
         let p = pe.plugin;
         let Some(kind) = PluginKind::from_name(&p.name) else {
@@ -97,6 +91,27 @@ pub(super) fn extract_plugins(
                 cx.problem(&pe.origin, "protocols", "only http and https are supported", "use [http, https]");
             }
         }
+        // The instance's identity: its id, else its name and scope (stable across reloads and
+        // the same on every gateway loading these files).
+        let instance = p.id.clone().unwrap_or_else(|| {
+            let or_dash = |v: Option<&str>| v.unwrap_or("-").to_string();
+            format!(
+                "{}:{}:{}:{}",
+                kind.name(),
+                or_dash(service.map(|s| services.list[s.index()].id.as_str())),
+                or_dash(route.map(|r| routes.list[r.index()].id.as_str())),
+                or_dash(consumer.map(|c| consumers.get(c).id.as_str())),
+            )
+        });
+        let compile_cx = CompileContext {
+            consumers,
+            jwks: &load.jwks,
+            health: &load.health,
+            llm_plain_http_hosts: &load.llm_plain_http_hosts,
+            counters: &load.counters,
+            trusted_ca: load.trusted_ca.as_deref(),
+            instance: &instance,
+        };
         let compiled = match plugins::compile(kind, p.config.as_ref(), &compile_cx) {
             Ok(mut c) => {
                 if let Compiled::AiProxy(ai) = &mut c {
@@ -154,4 +169,32 @@ fn nested_owner(origin: &Origin, entities: &Entities<'_>) -> Option<Owner> {
         return Some(Owner::Service(i));
     }
     entities.consumers.iter().position(|(o, _)| at(o)).map(Owner::Consumer)
+}
+
+/// A cost budget (ai-rate-limiting-advanced with `tokens_count_strategy: cost`) needs the
+/// prices of every LLM target its route can use: without them every request would cost 0
+/// and the budget would never be enforced.
+pub(super) fn check_cost_budgets(route: &crate::model::Route, origin: &Origin, cx: &mut Findings<'_>) {
+    let p = &route.policies;
+    let counts_cost =
+        p.ai_rate_limiting.default.iter().chain(p.ai_rate_limiting.by_consumer.values()).any(|b| b.counts_cost());
+    if !counts_cost {
+        return;
+    }
+    let targets = p.ai_proxy.default.iter().chain(p.ai_proxy.by_consumer.values()).flat_map(|ai| ai.targets.iter());
+    for t in targets {
+        if t.options.input_cost.is_none() || t.options.output_cost.is_none() {
+            cx.problem(
+                origin,
+                "",
+                format!(
+                    "route \"{}\": ai-rate-limiting-advanced counts cost, but an ai-proxy target (model {}) has no input_cost/output_cost",
+                    route.name,
+                    t.model.as_deref().unwrap_or("from the request")
+                ),
+                "set model.options.input_cost and output_cost (per million tokens) on every target of the route",
+            );
+            return;
+        }
+    }
 }

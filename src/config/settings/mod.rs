@@ -21,6 +21,8 @@ use serde::Deserialize;
 use crate::core::net::IpBlocks;
 use crate::core::problems::{Problem, Problems};
 use crate::core::{Secret, Timeouts};
+use crate::plugins::limits::redis_record::EeRedisSchema;
+use crate::store::redis::RedisEndpoint;
 pub use crate::telemetry::access_log::AccessLogTarget;
 use crate::upstream::resolver::Overrides;
 
@@ -135,6 +137,9 @@ pub struct Settings {
     /// (without it, any value of that header from a local address is accepted).
     #[serde(deserialize_with = "values::secret")]
     pub status_operator_token: Option<Secret>,
+    /// The Redis every gateway of a cluster shares response ownership and MCP pins through
+    /// (Kong's redis record); none: this process's memory.
+    pub cluster_redis: Option<EeRedisSchema>,
 }
 
 /// How long and how much a lingering close reads (`lingering_*` settings).
@@ -189,6 +194,7 @@ impl Default for Settings {
             lingering_max_size: 8 * 1024 * 1024,
             cluster_secret: None,
             status_operator_token: None,
+            cluster_redis: None,
         }
     }
 }
@@ -318,6 +324,16 @@ impl Settings {
     /// The bounds of a lingering close.
     pub fn lingering(&self) -> Lingering {
         Lingering { time: self.lingering_time, idle: self.lingering_timeout, max_size: self.lingering_max_size }
+    }
+
+    /// The cluster store's Redis, checked; its problems as `(what, fix)`.
+    pub fn cluster_endpoint(&self) -> Result<Option<RedisEndpoint>, Vec<(String, String)>> {
+        let Some(record) = &self.cluster_redis else { return Ok(None) };
+        let mut issues = Vec::new();
+        match record.endpoint("cluster_redis", self.tls_trusted_ca.as_deref(), &mut issues) {
+            Some(e) if issues.is_empty() => Ok(Some(e)),
+            _ => Err(issues.into_iter().map(|i| (format!("{}: {}", i.path, i.what), i.fix)).collect()),
+        }
     }
 
     /// Upstream timeouts for services that do not set their own.

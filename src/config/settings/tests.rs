@@ -233,3 +233,30 @@ fn cluster_secret_is_long_and_never_printed() {
     let err = Settings::from_yaml("declarative_config: k.yaml\ncluster_secret: short\n", None, &no_env).unwrap_err();
     assert!(err.to_string().contains("cluster_secret") && !err.to_string().contains("short\""), "{err}");
 }
+
+#[test]
+fn the_cluster_store_takes_kongs_redis_record_and_checks_it() {
+    let s = Settings::from_yaml("declarative_config: k.yaml\n", None, &no_env).unwrap();
+    assert_eq!(s.cluster_endpoint(), Ok(None));
+    let env = |k: &str| {
+        (k == "AIGATE_CLUSTER_REDIS").then(|| {
+            "{host: r.internal, port: 6380, password: pw, connect_timeout: 100, read_timeout: 250}".to_string()
+        })
+    };
+    let s = Settings::from_yaml("declarative_config: k.yaml\n", None, &env).unwrap();
+    let e = s.cluster_endpoint().unwrap().unwrap();
+    assert_eq!((e.host.as_str(), e.port, e.password.as_deref()), ("r.internal", 6380, Some("pw")));
+    assert_eq!((e.connect_timeout.as_millis(), e.timeout.as_millis()), (100, 2000));
+    assert!(!format!("{s:?}").contains("pw,"), "the password is not in a debug print");
+    let s = Settings::from_yaml(
+        "declarative_config: k.yaml\ncluster_redis: {cluster_nodes: [{ip: a, port: 1}]}\n",
+        None,
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        s.cluster_endpoint().unwrap_err()[0].0,
+        "cluster_redis.cluster_nodes: `cluster_redis.cluster_nodes` is not supported by aigate"
+    );
+    assert!(Settings::from_yaml("declarative_config: k.yaml\ncluster_redis: {hots: r}\n", None, &no_env).is_err());
+}

@@ -238,8 +238,8 @@ fn mcp_items_sent_back_in_input_follow_the_same_rules() {
     assert_eq!(run(&g, &c, Some("bo"), call).result.unwrap_err().status, 403);
 }
 
-#[test]
-fn a_blocked_pin_refuses_the_server() {
+#[tokio::test]
+async fn a_blocked_pin_refuses_the_server() {
     let c = consumers();
     let g = guard(GUARD, &c);
     let pins = PinStore::default();
@@ -250,7 +250,7 @@ fn a_blocked_pin_refuses_the_server() {
     let body = json!({"tools": [{"type": "mcp", "server_label": "docs", "server_url": "https://docs.example/mcp"}]});
     let e = run_with(&g, &c, Some("bo"), body.clone(), &store, &pins).result.unwrap_err();
     assert!(e.message.contains("sha256:b"), "{}", e.message);
-    pins.accept("docs");
+    pins.accept("docs").await;
     assert!(run_with(&g, &c, Some("bo"), body, &store, &pins).result.is_ok());
 }
 

@@ -4,11 +4,12 @@
 
 use pingora_proxy::Session;
 
+use super::limits;
 use super::remember::{facts_of, remember_mcp};
 use crate::ai::response::{McpItem, ResponseFacts};
 use crate::proxy::context::{ErrorKind, RequestCtx, ResponseScan};
 use crate::proxy::state::ProcessState;
-use crate::telemetry::access_log::{now_rfc3339, Entry, McpLog, Tokens};
+use crate::telemetry::access_log::{now_rfc3339, Entry, McpLog, RateLimitLog, Tokens};
 use crate::telemetry::metrics::RequestRecord;
 
 pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_core::Error>, ctx: &mut RequestCtx) {
@@ -67,11 +68,7 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
             let stream =
                 matches!(ctx.response.scan, ResponseScan::Sse(_)) || ai.facts.as_ref().is_some_and(|f| f.stream);
             mode = Some(if stream { "stream" } else { "oneshot" });
-            let (early, remembered) = match ctx.response.early_facts.take() {
-                Some(f) => (Some(f), true),
-                None => (None, false),
-            };
-            facts = match (early, &ctx.response.translation) {
+            facts = match (ctx.response.early_facts.take(), &ctx.response.translation) {
                 (Some(f), _) => f,
                 (None, Some(t)) => {
                     let f = t.facts();
@@ -79,7 +76,7 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
                 }
                 (None, None) => facts_of(&mut ctx.response.scan, ctx.response.dialect),
             };
-            already_remembered = remembered;
+            already_remembered = ctx.response.remembered;
             let model = bounded_model(target.model.as_deref(), facts.model.as_deref());
             let llm = generation.llm_metrics[target.id].get(ctx.identity.consumer, || {
                 shared.metrics.llm_handles(
@@ -123,6 +120,10 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
         }
     }
 
+    // Not charged yet (the answer ended without its last chunk): charged now.
+    if let Some(u) = &facts.usage {
+        limits::charge(ctx, u);
+    }
     if remember && !already_remembered {
         remember_mcp(shared, ctx, &facts);
     }
@@ -180,6 +181,7 @@ pub fn finish(shared: &ProcessState, session: &mut Session, e: Option<&pingora_c
             tokens: facts.usage.map(|u| Tokens { input: u.input, output: u.output, total: u.total }),
             usage_missing,
             mcp,
+            rate_limit: ctx.limits.refused_by.as_ref().map(|(plugin, window)| RateLimitLog { plugin, window }),
         };
         if !shared.access_log.write(&entry) {
             shared.metrics.access_log_dropped.inc();

@@ -14,8 +14,10 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
 use super::edges;
+use super::remember::check_owners;
 use crate::ai::anthropic::request::{chat_to_messages, RequestOptions};
 use crate::ai::body_scan::Malformed;
+use crate::ai::chat_usage::ensure_stream_usage;
 use crate::ai::json_body::RequestDoc;
 use crate::ai::provider::Dialect;
 use crate::ai::refusal::{AiRefusal, BAD_BODY};
@@ -133,7 +135,7 @@ pub async fn read_and_check(
     };
     ctx.body.state = match original {
         Some(original) => {
-            let upstream = inspect(shared, ctx, session.req_header(), &original)?;
+            let upstream = check_owners(shared, || inspect(shared, ctx, session.req_header(), &original)).await?;
             BodyState::Complete { original, upstream }
         }
         None => BodyState::Pending { chunks: Vec::new(), len: 0 },
@@ -211,6 +213,14 @@ pub fn inspect(
         BodyRule::Inference { options: false } => Some(apply_model_only(&mut doc, target)?),
         BodyRule::Json | BodyRule::Empty => None,
     };
+    // Every OpenAI-format chat stream reports its usage (taken out again for a client that did
+    // not ask). A translated Anthropic stream always carries its usage.
+    ai.usage_added = target.route_type == RouteType::Chat
+        && facts.as_ref().is_some_and(|f| f.stream)
+        && matches!(rule, BodyRule::Inference { options: true })
+        && format == Dialect::OpenAi
+        && target.provider.dialect() == Dialect::OpenAi
+        && ensure_stream_usage(&mut doc);
     let governs_mcp = guard.is_some();
     // Ownership: every object the body names is the consumer's own; objects no consumer can
     // own through the gateway are not named at all.
@@ -351,7 +361,7 @@ pub fn render_for_current_target(
 }
 
 /// `request_body_filter`: what goes upstream for each chunk Pingora read.
-pub fn forward_chunk(
+pub async fn forward_chunk(
     shared: &ProcessState,
     client: &RequestHeader,
     body: &mut Option<Bytes>,
@@ -391,7 +401,7 @@ pub fn forward_chunk(
             }
             let original = concat(std::mem::take(chunks), *len);
             ctx.body.state = BodyState::Released;
-            match inspect(shared, ctx, client, &original) {
+            match check_owners(shared, || inspect(shared, ctx, client, &original)).await {
                 Ok(upstream) => {
                     *body = Some(upstream);
                     Ok(())

@@ -8,6 +8,7 @@ use pingora_proxy::Session;
 use super::authenticate::{self, EarlyBody};
 use super::body;
 use super::headers;
+use super::limits;
 use super::respond::{self, refuse};
 use super::surface::{self, Decision};
 use crate::ai::surface::BodyRule;
@@ -96,6 +97,11 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         }
     }
 
+    // ---- rate limits and budgets: a refused request is never read further or sent upstream
+    if let Err(err) = limits::admit(shared, session, ctx, route).await {
+        return refuse(session, ctx, err, envelope).await;
+    }
+
     // ---- MCP routes: every message checked before anything goes upstream
     if let Some(plugin) = policies.mcp_proxy.default.clone() {
         let early = EarlyBody { read: early_read, body: early_body };
@@ -110,7 +116,7 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         ctx.body.limit = limit;
     }
     let envelope = Envelope::for_llm(plugin.llm_format);
-    let (op, path_model) = match surface::decide(shared, session.req_header(), ctx, &plugin) {
+    let (op, path_model) = match surface::decide(shared, session.req_header(), ctx, &plugin).await {
         Ok(Decision::Operation { op, path_model }) => (op, path_model),
         Ok(Decision::Preflight) => return respond::no_content(session, ctx).await,
         Err(e) => return refuse(session, ctx, e, envelope).await,
@@ -131,6 +137,7 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
         facts: None,
         mcp: GuardRecord::default(),
         has_mcp: false,
+        usage_added: false,
         rendered_for: None,
     });
     if !has_body {

@@ -10,8 +10,9 @@ use pingora_proxy::Session;
 
 use super::remember::{owner, record_as_it_streams, record_at_end};
 use super::respond::REQUEST_ID_HEADER;
-use super::{edges, failure, headers};
+use super::{edges, failure, headers, limits};
 use crate::ai::anthropic::answer::AnswerTranslator;
+use crate::ai::chat_usage::UsageChunkFilter;
 use crate::ai::response::StreamFacts;
 use crate::ai::surface::Records;
 use crate::core::secrets::Scrubber;
@@ -117,6 +118,11 @@ pub fn upstream_response(
         return Ok(());
     }
     ctx.response.records = record.then_some(records);
+    if is_sse && ai.usage_added {
+        // The usage chunk the client did not ask for is taken out: the length changes.
+        resp.remove_header(&http::header::CONTENT_LENGTH);
+        ctx.response.usage_filter = Some(Box::new(UsageChunkFilter::new()));
+    }
     ctx.response.scan = if is_sse {
         let stream = StreamFacts::new(shared.settings.usage_scan_limit);
         // A Responses stream names the objects it creates as it goes: they are recorded as
@@ -132,6 +138,9 @@ pub fn upstream_response(
 pub fn response_headers(session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     // The gateway's id in its own header; the upstream's `x-request-id` passes unchanged.
     resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+    // After the upstream's account headers (its x-ratelimit-*) were removed: these are the
+    // gateway's own limits.
+    limits::add_headers(ctx, resp)?;
     if ctx.response.status == 0 {
         ctx.response.status = resp.status.as_u16();
     }
@@ -178,8 +187,11 @@ pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_st
     if let Some(scrubber) = ctx.response.scrubber.as_mut() {
         scrubber.apply(body, end_of_stream);
     }
+    let filtered = ctx.response.usage_filter.is_some();
     if let Some(b) = body.as_ref() {
-        ctx.response.bytes_out += b.len() as u64;
+        if !filtered {
+            ctx.response.bytes_out += b.len() as u64;
+        }
         let first_chunk = ctx.response.bytes_out == b.len() as u64;
         match &mut ctx.response.scan {
             ResponseScan::None => {}
@@ -200,9 +212,14 @@ pub fn response_chunk(shared: &ProcessState, body: &mut Option<Bytes>, end_of_st
         // client can never use the id before the gateway knows whose it is.
         record_as_it_streams(shared, ctx, b, first_chunk);
     }
+    // The client sees what it asked for (the scanner above saw everything).
+    if let Some(f) = ctx.response.usage_filter.as_mut() {
+        *body = f.filter(body.take(), end_of_stream);
+        ctx.response.bytes_out += body.as_ref().map_or(0, |b| b.len() as u64);
+    }
     if end_of_stream {
-        // Whole-answer facts (output items, MCP approval requests) before the last bytes go
-        // out, so they are known before the client can name them.
+        // Whole-answer facts (output items, MCP approval requests, a budget's usage) before the
+        // last bytes go out, so they are known, and charged, before the client can act on them.
         ctx.response.early_facts = record_at_end(shared, ctx);
     }
 }

@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 
+use super::limits;
 use crate::ai::answer_id::leading_id;
 use crate::ai::provider::Dialect;
 use crate::ai::response::{self, list_item_ids, EventObject, McpItem, ResponseFacts, MAX_ITEM_IDS};
@@ -14,6 +15,7 @@ use crate::ai::surface::Records;
 use crate::core::ObjectKind;
 use crate::proxy::context::{RequestCtx, ResponseScan};
 use crate::proxy::state::ProcessState;
+use crate::store::ownership::collect_misses;
 use crate::store::pins::{ListedTools, Observation, PinMode};
 
 /// The consumer whose objects are checked and recorded, when ownership applies (the setting is
@@ -23,6 +25,17 @@ pub fn owner<'a>(shared: &ProcessState, ctx: &'a RequestCtx) -> Option<&'a str> 
         return None;
     }
     ctx.identity.consumer.map(|c| ctx.generation.config.consumers.get(c).id.as_str())
+}
+/// Run a check that asks the ownership store; when a shared (cluster) store did not know some
+/// ids here, they are fetched from it and the check runs again. With a store of this process
+/// alone, the check runs once.
+pub async fn check_owners<T>(shared: &ProcessState, mut check: impl FnMut() -> T) -> T {
+    let (out, misses) = collect_misses(&mut check);
+    if misses.is_empty() {
+        return out;
+    }
+    shared.ownership.fetch(&misses).await;
+    check()
 }
 
 /// Facts from the side view of the response, in the upstream's dialect.
@@ -81,6 +94,14 @@ pub fn record_at_end(shared: &ProcessState, ctx: &mut RequestCtx) -> Option<Resp
     if let ResponseScan::Sse(stream) = &mut ctx.response.scan {
         stream.finish();
     }
+    // A budget's charge, before the last bytes go out (so the client cannot start its next
+    // request before this one's usage counts). A translated answer's usage is the translator's.
+    if ctx.limits.charge.is_some() {
+        if let Some(u) = ctx.response.translation.as_ref().and_then(|t| t.facts().usage) {
+            limits::charge(ctx, &u);
+        }
+    }
+    let charging = ctx.limits.charge.is_some() && ctx.response.translation.is_none();
     let has_mcp = ctx.ai.as_ref().is_some_and(|a| a.has_mcp);
     let records = ctx.response.records;
     if records == Some(Records::ItemList) {
@@ -93,13 +114,16 @@ pub fn record_at_end(shared: &ProcessState, ctx: &mut RequestCtx) -> Option<Resp
         return None;
     }
     let json = matches!(ctx.response.scan, ResponseScan::Json { .. });
-    let needed = has_mcp
+    let remembers = has_mcp
         || (records == Some(Records::Response) && json)
         || (records.is_some_and(|r| r != Records::Nothing) && !ctx.response.id_recorded);
-    if !needed {
+    if !remembers && !charging {
         return None;
     }
     let facts = facts_of(&mut ctx.response.scan, ctx.response.dialect);
+    if let Some(u) = &facts.usage {
+        limits::charge(ctx, u);
+    }
     if let Some(records) = records {
         if !ctx.response.id_recorded {
             if let Some(id) = &facts.response_id {
@@ -115,6 +139,8 @@ pub fn record_at_end(shared: &ProcessState, ctx: &mut RequestCtx) -> Option<Resp
     if has_mcp {
         remember_mcp(shared, ctx, &facts);
     }
+    // What the account phase would remember is done (a charge alone leaves it to that phase).
+    ctx.response.remembered = remembers;
     Some(facts)
 }
 

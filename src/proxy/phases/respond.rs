@@ -4,7 +4,7 @@ use pingora_core::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-use super::{body, edges};
+use super::{body, edges, limits};
 use crate::proxy::context::{ErrorKind, RequestCtx};
 use crate::proxy::errors::{Envelope, ErrorResponse, GatewayError};
 
@@ -65,6 +65,7 @@ pub async fn write(session: &mut Session, ctx: &mut RequestCtx, r: &ErrorRespons
     if let Some(a) = r.allow {
         h.insert_header(http::header::ALLOW, a)?;
     }
+    limits::add_headers(ctx, &mut h)?;
     ctx.response.status = r.status;
     ctx.response.bytes_out += r.body.len() as u64;
     session.write_response_header(Box::new(h), false).await?;

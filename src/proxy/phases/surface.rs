@@ -7,7 +7,7 @@
 use pingora_http::RequestHeader;
 
 use super::body::{declared_length, not_found};
-use super::remember::owner;
+use super::remember::{check_owners, owner};
 use crate::ai::refusal::AiRefusal;
 use crate::ai::sdk_paths::{classify, ClientPath};
 use crate::ai::surface::{self, not_found_message, BodyRule, Operation, SurfaceRefusal};
@@ -29,7 +29,7 @@ pub enum Decision {
 const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-method-override", "x-http-method"];
 
 /// Decide what a request to an LLM route is, or why it is refused.
-pub fn decide(
+pub async fn decide(
     shared: &ProcessState,
     req: &RequestHeader,
     ctx: &RequestCtx,
@@ -88,8 +88,9 @@ pub fn decide(
         }));
     }
     // The object the path names: the consumer's own, or it does not exist.
+    // With a cluster store, an id created through another node is looked up there first.
     if let (Some((kind, id)), Some(owner)) = (op.owned_object(), owner(shared, ctx)) {
-        if !shared.ownership.owned_by(kind, id, owner) {
+        if !check_owners(shared, || shared.ownership.owned_by(kind, id, owner)).await {
             return Err(GatewayError::Ai(not_found(&not_found_message(kind, id))));
         }
     }

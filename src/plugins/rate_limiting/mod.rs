@@ -1,0 +1,247 @@
+//! rate-limiting (Kong OSS): at most N requests per second, minute, hour, day, month and/or
+//! year, per consumer (or credential, IP, service, header value, path), counted in this
+//! process (`policy: local`) or across gateways in Redis (`policy: redis`). Windows are
+//! calendar periods in UTC, as Kong's; a refused request is not counted. Kong's answer (429
+//! `API rate limit exceeded`) and headers (`RateLimit-*`, `X-RateLimit-*-<Period>`,
+//! `Retry-After`).
+
+mod schema;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use schema::RateLimitingSchema;
+
+use super::limits::redis_record::OssRedisSchema;
+use super::limits::{error_code, kong_number, Identifier, Refusal, Verdict, Who};
+use super::{CompileContext, ConfigIssue};
+use crate::store::ratelimit::{CounterId, Counters, Period, Slot, Subject, SyncMode, Unavailable, Used};
+
+pub const NAME: &str = "rate-limiting";
+
+pub struct RateLimiting {
+    /// The configured periods, shortest first, with their limits.
+    pub limits: Vec<(Period, f64)>,
+    pub identifier: Identifier,
+    counters: Arc<dyn Counters>,
+    /// The plugin instance's counters namespace (its id, or its scope).
+    namespace: String,
+    pub fault_tolerant: bool,
+    pub hide_client_headers: bool,
+    pub error_code: u16,
+    pub error_message: String,
+}
+
+/// `X-RateLimit-Limit-<Period>` and `X-RateLimit-Remaining-<Period>`, spelled as Kong does.
+fn period_headers(p: Period) -> (&'static str, &'static str) {
+    match p {
+        Period::Second => ("X-RateLimit-Limit-Second", "X-RateLimit-Remaining-Second"),
+        Period::Minute => ("X-RateLimit-Limit-Minute", "X-RateLimit-Remaining-Minute"),
+        Period::Hour => ("X-RateLimit-Limit-Hour", "X-RateLimit-Remaining-Hour"),
+        Period::Day => ("X-RateLimit-Limit-Day", "X-RateLimit-Remaining-Day"),
+        Period::Month => ("X-RateLimit-Limit-Month", "X-RateLimit-Remaining-Month"),
+        Period::Year => ("X-RateLimit-Limit-Year", "X-RateLimit-Remaining-Year"),
+    }
+}
+
+/// A deprecated flat field and its `redis.*` twin: Kong refuses both set to different values.
+fn alias<T: PartialEq + Clone>(issues: &mut Vec<ConfigIssue>, flat: &Option<T>, nested: &mut Option<T>, name: &str) {
+    match (flat, nested.as_ref()) {
+        (Some(f), Some(n)) if f != n => issues.push(ConfigIssue::new(
+            format!("redis_{name}"),
+            format!("redis_{name} (deprecated) and redis.{name} differ"),
+            format!("keep only redis.{name}"),
+        )),
+        (Some(f), None) => *nested = Some(f.clone()),
+        _ => {}
+    }
+}
+
+impl RateLimiting {
+    pub fn compile(s: RateLimitingSchema, cx: &CompileContext<'_>) -> Result<RateLimiting, Vec<ConfigIssue>> {
+        let mut issues = Vec::new();
+        let configured = [s.second, s.minute, s.hour, s.day, s.month, s.year];
+        let mut limits = Vec::new();
+        for (p, v) in Period::ALL.iter().zip(configured) {
+            match v {
+                Some(v) if v > 0.0 && v.is_finite() => limits.push((*p, v)),
+                Some(v) => issues.push(ConfigIssue::new(
+                    p.name(),
+                    format!("{} must be greater than 0 (got {v})", p.name()),
+                    "give the number of requests allowed in the period",
+                )),
+                None => {}
+            }
+        }
+        if limits.is_empty() && issues.is_empty() {
+            issues.push(ConfigIssue::new(
+                "",
+                "at least one of these fields must be non-empty: 'config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year'",
+                "set a limit, such as minute: 60",
+            ));
+        }
+        // Kong: a longer period may not allow fewer requests than a shorter one.
+        for (i, (lower, lv)) in limits.iter().enumerate() {
+            for (upper, uv) in &limits[i + 1..] {
+                if uv < lv {
+                    issues.push(ConfigIssue::new(
+                        upper.name(),
+                        format!(
+                            "The limit for {}({uv:.1}) cannot be lower than the limit for {}({lv:.1})",
+                            upper.name(),
+                            lower.name()
+                        ),
+                        "make longer periods allow at least as many requests as shorter ones",
+                    ));
+                }
+            }
+        }
+        let identifier = Identifier::compile(
+            "limit_by",
+            s.limit_by.as_deref(),
+            s.header_name.as_deref(),
+            s.path.as_deref(),
+            &mut issues,
+        );
+        let mut redis = s.redis.clone().unwrap_or_default();
+        alias(&mut issues, &s.redis_host, &mut redis.host, "host");
+        alias(&mut issues, &s.redis_port, &mut redis.port, "port");
+        alias(&mut issues, &s.redis_password, &mut redis.password, "password");
+        alias(&mut issues, &s.redis_username, &mut redis.username, "username");
+        alias(&mut issues, &s.redis_ssl, &mut redis.ssl, "ssl");
+        alias(&mut issues, &s.redis_ssl_verify, &mut redis.ssl_verify, "ssl_verify");
+        alias(&mut issues, &s.redis_server_name, &mut redis.server_name, "server_name");
+        alias(&mut issues, &s.redis_timeout, &mut redis.timeout, "timeout");
+        alias(&mut issues, &s.redis_database, &mut redis.database, "database");
+        let sync_rate = s.sync_rate.unwrap_or(-1.0);
+        let counters = match s.policy.as_deref().unwrap_or("local") {
+            "local" | "" => {
+                if sync_rate != -1.0 {
+                    issues.push(ConfigIssue::new(
+                        "sync_rate",
+                        "sync_rate can only be used with the redis policy",
+                        "remove sync_rate or set it to -1",
+                    ));
+                }
+                Some(cx.counters.local())
+            }
+            "redis" => counters_on_redis(&redis, sync_rate, cx, &mut issues),
+            "cluster" => {
+                issues.push(ConfigIssue::new(
+                    "policy",
+                    "policy cluster keeps counters in Kong's database, which aigate does not have",
+                    "use policy: redis to share limits between gateways, or local",
+                ));
+                None
+            }
+            other => {
+                issues.push(ConfigIssue::new(
+                    "policy",
+                    format!("`{other}` is not one of local, redis"),
+                    "use local or redis",
+                ));
+                None
+            }
+        };
+        let error_code = error_code(s.error_code, &mut issues);
+        match counters {
+            Some(counters) if issues.is_empty() => Ok(RateLimiting {
+                limits,
+                identifier,
+                counters,
+                namespace: cx.instance.to_string(),
+                fault_tolerant: s.fault_tolerant.unwrap_or(true),
+                hide_client_headers: s.hide_client_headers.unwrap_or(false),
+                error_code,
+                error_message: s.error_message.unwrap_or_else(|| "API rate limit exceeded".into()),
+            }),
+            _ => Err(issues),
+        }
+    }
+
+    /// Count the request against every period; refuse it (uncounted) when one is used up.
+    pub async fn admit(&self, who: &Who<'_>, now_ms: i64) -> Result<Verdict, Unavailable> {
+        let (kind, id) = self.identifier.of(who);
+        let subject = Subject::of(&[self.namespace.as_bytes(), kind.tag(), id.as_bytes()]);
+        let slots: Vec<Slot> = self
+            .limits
+            .iter()
+            .map(|(p, limit)| Slot {
+                current: CounterId::fixed(subject, p.window(now_ms)),
+                previous: None,
+                limit: *limit,
+            })
+            .collect();
+        let checked = self.counters.admit(&slots, 1, now_ms, self.fault_tolerant).await?;
+        let mut v = self.verdict(&checked.used, checked.refused, now_ms);
+        v.degraded = checked.degraded;
+        Ok(v)
+    }
+
+    /// Kong's headers and answer from the counts before this request.
+    fn verdict(&self, used: &[Used], refused: Option<usize>, now_ms: i64) -> Verdict {
+        let mut v = Verdict::default();
+        // The RateLimit-* window: the least remaining; on a tie, the longer period.
+        let mut chosen: Option<(Period, f64, f64)> = None;
+        for (i, ((p, limit), u)) in self.limits.iter().zip(used).enumerate() {
+            let remaining = limit - u.current as f64;
+            // This request counts, unless another period refused it.
+            let counted = refused.is_none() || refused == Some(i);
+            let shown = (if counted { remaining - 1.0 } else { remaining }).max(0.0);
+            v.remaining.push((Bytes::from_static(p.name().as_bytes()), shown));
+            if chosen.is_none_or(|(_, _, r)| shown <= r) {
+                chosen = Some((*p, *limit, shown));
+            }
+            if !self.hide_client_headers {
+                let (lh, rh) = period_headers(*p);
+                v.headers.push((Bytes::from_static(lh.as_bytes()), kong_number(*limit)));
+                v.headers.push((Bytes::from_static(rh.as_bytes()), kong_number(shown)));
+            }
+        }
+        let reset = chosen.map_or(1, |(p, _, _)| p.window(now_ms).reset_secs(now_ms));
+        if let (false, Some((_, limit, shown))) = (self.hide_client_headers, chosen) {
+            v.headers.push((Bytes::from_static(b"RateLimit-Limit"), kong_number(limit)));
+            v.headers.push((Bytes::from_static(b"RateLimit-Remaining"), kong_number(shown)));
+            v.headers.push((Bytes::from_static(b"RateLimit-Reset"), reset.to_string()));
+        }
+        if let Some(i) = refused {
+            if !self.hide_client_headers {
+                v.headers.push((Bytes::from_static(b"Retry-After"), reset.to_string()));
+            }
+            v.refused = Some(Refusal {
+                status: self.error_code,
+                message: self.error_message.clone(),
+                with_request_id: true,
+                plugin: NAME,
+                window: self.limits.get(i).map_or("", |(p, _)| p.name()).to_string(),
+            });
+        }
+        v
+    }
+}
+
+fn counters_on_redis(
+    redis: &OssRedisSchema,
+    sync_rate: f64,
+    cx: &CompileContext<'_>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<Arc<dyn Counters>> {
+    let mode = if sync_rate == -1.0 {
+        SyncMode::Synchronous
+    } else if sync_rate >= 0.02 && sync_rate.is_finite() {
+        SyncMode::Periodic(std::time::Duration::from_secs_f64(sync_rate))
+    } else {
+        issues.push(ConfigIssue::new(
+            "sync_rate",
+            "sync_rate must be greater than 0.02, or -1 to disable",
+            "use -1 (synchronous) or a number of seconds such as 1",
+        ));
+        SyncMode::Synchronous
+    };
+    let endpoint = redis.endpoint("redis", cx.trusted_ca, issues)?;
+    Some(cx.counters.redis(&endpoint, mode))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! Rate limits and budgets on a request: admitted or refused in `inbound` (after
+//! authentication and authorization, before anything is read or sent upstream), their headers
+//! on whatever answer the client gets, and — for an admitted LLM request — what it used charged
+//! to its budgets as soon as its answer is complete (`outbound`), or at the latest when it is
+//! logged (`account`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+use crate::ai::response::Usage;
+use crate::model::Route;
+use crate::plugins::limits::{Verdict, Who};
+use crate::proxy::context::{PendingCharge, RequestCtx};
+use crate::proxy::errors::GatewayError;
+use crate::proxy::state::ProcessState;
+use crate::telemetry::metrics::LimitPlugin;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// rate-limiting, then ai-rate-limiting-advanced (Kong's order): the first refusal is the
+/// answer. A request rate-limiting counted stays counted when the budget refuses it, as in Kong.
+pub async fn admit(
+    shared: &ProcessState,
+    session: &Session,
+    ctx: &mut RequestCtx,
+    route: &Route,
+) -> Result<(), GatewayError> {
+    let consumer = ctx.identity.consumer;
+    let rl = route.policies.rate_limiting.for_consumer(consumer).cloned();
+    let ai = route.policies.ai_rate_limiting.for_consumer(consumer).cloned();
+    if rl.is_none() && ai.is_none() {
+        return Ok(());
+    }
+    let generation = ctx.generation.clone();
+    let config = &generation.config;
+    let now = now_ms();
+    let client_ip = ctx.client_ip();
+    let who = Who {
+        consumer: consumer.map(|c| config.consumers.get(c).id.as_str()),
+        credential: ctx.identity.credential.as_ref().and_then(|c| c.identifier(&config.consumers)),
+        client_ip,
+        service: config.service_of(route).id.as_str(),
+        headers: &session.req_header().headers,
+        path: &ctx.routing.path,
+    };
+    let rl_verdict = match &rl {
+        Some(rl) => Some(rl.admit(&who, now).await),
+        None => None,
+    };
+    let stopped = matches!(&rl_verdict, Some(Err(_))) || matches!(&rl_verdict, Some(Ok(v)) if v.refused.is_some());
+    let ai_verdict = match &ai {
+        Some(ai) if !stopped => Some(ai.admit(&who, now).await),
+        _ => None,
+    };
+    if let Some(v) = rl_verdict {
+        decide(shared, ctx, LimitPlugin::RateLimiting, v)?;
+    }
+    if let (Some(plugin), Some(v)) = (ai, ai_verdict) {
+        let v = v.map(|(v, ticket)| {
+            ctx.limits.charge = Some(PendingCharge { plugin, ticket });
+            v
+        });
+        decide(shared, ctx, LimitPlugin::AiRateLimiting, v)?;
+    }
+    Ok(())
+}
+
+/// Count a plugin's decision, keep its headers, and turn a refusal into the answer.
+fn decide(
+    shared: &ProcessState,
+    ctx: &mut RequestCtx,
+    plugin: LimitPlugin,
+    verdict: Result<Verdict, crate::store::ratelimit::Unavailable>,
+) -> Result<(), GatewayError> {
+    let consumer = ctx.identity.consumer;
+    let handles = ctx.generation.limit_metrics[plugin as usize].get(consumer, || {
+        let label = consumer.map_or("", |c| ctx.generation.config.consumers.get(c).label.as_str());
+        shared.metrics.limit_handles(label, plugin)
+    });
+    let v = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            shared.metrics.limit_backend_error(plugin);
+            log::debug!("{}: counters unavailable ({}); answering 500 (fault_tolerant is false)", plugin.name(), e.0);
+            ctx.limits.charge = None;
+            return Err(GatewayError::LimitsUnavailable);
+        }
+    };
+    if v.degraded {
+        shared.metrics.limit_backend_error(plugin);
+    }
+    if consumer.is_some() {
+        for (window, remaining) in &v.remaining {
+            handles.remaining(&shared.metrics, window, *remaining);
+        }
+    }
+    ctx.limits.headers.extend(v.headers);
+    match v.refused {
+        None => {
+            handles.allowed.inc();
+            Ok(())
+        }
+        Some(r) => {
+            handles.limited.inc();
+            ctx.limits.charge = None;
+            ctx.limits.refused_by = Some((r.plugin, r.window.clone()));
+            Err(GatewayError::RateLimited(Box::new(r)))
+        }
+    }
+}
+
+/// The limits' headers on an answer (proxied or the gateway's own).
+pub fn add_headers(ctx: &RequestCtx, resp: &mut ResponseHeader) -> pingora_core::Result<()> {
+    for (name, value) in &ctx.limits.headers {
+        resp.insert_header(Bytes::clone(name), value.as_str())?;
+    }
+    Ok(())
+}
+
+/// Charge what the request used to its budgets (once).
+pub fn charge(ctx: &mut RequestCtx, usage: &Usage) {
+    let Some(pending) = ctx.limits.charge.take() else { return };
+    let Some(ai) = &ctx.ai else { return };
+    let target = &ai.plugin.targets[ai.target];
+    let amount = pending.plugin.amount(usage, target.options.input_cost, target.options.output_cost);
+    pending.plugin.charge(&pending.ticket, target.provider.as_str(), amount, now_ms());
+}

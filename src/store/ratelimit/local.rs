@@ -1,0 +1,383 @@
+//! Counters in this process: [`CounterTable`], a bounded, sharded map of counters that expire
+//! with their windows, and [`LocalCounters`], the store that counts in it alone. The Redis store
+//! keeps one too, as its local view: what Redis said last (`base`), what this node counted
+//! since and has not pushed yet (`pending`), and what is being pushed (`inflight`).
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{Checked, CounterId, Counters, Slot, Unavailable, Used};
+
+const SHARDS: usize = 16;
+/// Counters kept at most (about 100 bytes each); beyond it the oldest go first.
+pub const DEFAULT_MAX_ENTRIES: usize = 500_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: CounterId,
+    /// The count as last known from the shared backend (or the whole count, when local only).
+    base: i64,
+    /// Counted here, not yet pushed.
+    pending: i64,
+    /// Being pushed.
+    inflight: i64,
+}
+
+impl Entry {
+    fn total(&self) -> i64 {
+        self.base + self.pending + self.inflight
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<CounterId, Entry>,
+    order: VecDeque<CounterId>,
+}
+
+/// Where an addition goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Into the count itself (local only, or a value the backend confirmed).
+    Base,
+    /// Into what is still to be pushed to the backend.
+    Pending,
+}
+
+pub struct CounterTable {
+    shards: Vec<Mutex<Shard>>,
+    max_per_shard: usize,
+    hasher: RandomState,
+}
+
+impl CounterTable {
+    pub fn new(max_entries: usize) -> CounterTable {
+        CounterTable {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            max_per_shard: max_entries.div_ceil(SHARDS).max(1),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// A subject's counters all live in one shard, so one lock covers a request's windows.
+    fn shard_of(&self, id: &CounterId) -> usize {
+        (self.hasher.hash_one(id.subject) as usize) % SHARDS
+    }
+
+    /// Lock the shards of `ids`, each once, in index order (no deadlock between requests).
+    fn lock<'a>(&'a self, ids: impl Iterator<Item = &'a CounterId>) -> Vec<(usize, MutexGuard<'a, Shard>)> {
+        let mut idx: Vec<usize> = ids.map(|id| self.shard_of(id)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.into_iter().filter_map(|i| self.shards[i].lock().ok().map(|g| (i, g))).collect()
+    }
+
+    fn total_in(&self, guards: &[(usize, MutexGuard<'_, Shard>)], id: &CounterId, now_ms: i64) -> i64 {
+        let i = self.shard_of(id);
+        guards
+            .iter()
+            .find(|(at, _)| *at == i)
+            .and_then(|(_, g)| g.map.get(id))
+            .filter(|e| e.id.expires_ms > now_ms)
+            .map_or(0, Entry::total)
+    }
+
+    fn add_in(&self, shard: &mut Shard, id: &CounterId, amount: i64, record: Record, now_ms: i64) {
+        let fresh = shard.map.get(id).is_none_or(|e| e.id.expires_ms <= now_ms);
+        if fresh {
+            if shard.map.insert(*id, Entry { id: *id, base: 0, pending: 0, inflight: 0 }).is_none() {
+                shard.order.push_back(*id);
+            }
+            self.bound(shard, now_ms);
+        }
+        if let Some(e) = shard.map.get_mut(id) {
+            match record {
+                Record::Base => e.base += amount,
+                Record::Pending => e.pending += amount,
+            }
+        }
+    }
+
+    /// Drop expired counters at the front, and the oldest beyond the bound.
+    fn bound(&self, shard: &mut Shard, now_ms: i64) {
+        while shard.map.len() > self.max_per_shard {
+            let Some(oldest) = shard.order.pop_front() else { break };
+            shard.map.remove(&oldest);
+        }
+        while let Some(front) = shard.order.front() {
+            match shard.map.get(front) {
+                Some(e) if e.id.expires_ms > now_ms => break,
+                _ => {
+                    let front = *front;
+                    shard.order.pop_front();
+                    shard.map.remove(&front);
+                }
+            }
+        }
+    }
+
+    /// Check every slot against the counts here; when all are under, add `cost` to each
+    /// current counter (as `record` says). All under one set of locks: exact in this process.
+    pub fn admit(&self, slots: &[Slot], cost: i64, now_ms: i64, record: Record) -> Checked {
+        let ids = slots.iter().flat_map(|s| std::iter::once(&s.current).chain(s.previous.as_ref().map(|(p, _)| p)));
+        let mut guards = self.lock(ids);
+        let mut used = Vec::with_capacity(slots.len());
+        let mut refused = None;
+        for (i, s) in slots.iter().enumerate() {
+            let u = Used {
+                current: self.total_in(&guards, &s.current, now_ms),
+                previous: s.previous.map_or(0, |(p, _)| self.total_in(&guards, &p, now_ms)),
+            };
+            if refused.is_none() && u.estimate(s) >= s.limit {
+                refused = Some(i);
+            }
+            used.push(u);
+        }
+        if record == Record::Pending {
+            // Counters seen here are synced (read back) even when nothing is added to them.
+            for id in slots.iter().flat_map(|s| std::iter::once(s.current).chain(s.previous.map(|(p, _)| p))) {
+                let i = self.shard_of(&id);
+                if let Some((_, g)) = guards.iter_mut().find(|(at, _)| *at == i) {
+                    if !g.map.contains_key(&id) && id.expires_ms > now_ms {
+                        self.add_in(g, &id, 0, record, now_ms);
+                    }
+                }
+            }
+        }
+        if refused.is_none() && cost != 0 {
+            for s in slots {
+                let i = self.shard_of(&s.current);
+                if let Some((_, g)) = guards.iter_mut().find(|(at, _)| *at == i) {
+                    self.add_in(g, &s.current, cost, record, now_ms);
+                }
+            }
+        }
+        Checked { used, refused, degraded: false }
+    }
+
+    /// Add `amount` to a counter.
+    pub fn add(&self, id: &CounterId, amount: i64, record: Record, now_ms: i64) {
+        if let Ok(mut g) = self.shards[self.shard_of(id)].lock() {
+            self.add_in(&mut g, id, amount, record, now_ms);
+        }
+    }
+
+    /// The backend says the counter holds `value` (everything pushed so far included).
+    pub fn confirm(&self, id: &CounterId, value: i64, now_ms: i64) {
+        if let Ok(mut g) = self.shards[self.shard_of(id)].lock() {
+            if !g.map.contains_key(id) && id.expires_ms > now_ms {
+                self.add_in(&mut g, id, 0, Record::Base, now_ms);
+            }
+            if let Some(e) = g.map.get_mut(id) {
+                e.base = e.base.max(value);
+            }
+        }
+    }
+
+    /// Start a sync: every live counter (all of them, or only those with something to push),
+    /// with what it has pending (the delta to push), moved to in-flight.
+    pub fn begin_sync(&self, only_pending: bool, now_ms: i64) -> Vec<(CounterId, i64)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let Ok(mut g) = shard.lock() else { continue };
+            self.bound(&mut g, now_ms);
+            for e in g.map.values_mut() {
+                if e.id.expires_ms <= now_ms || (only_pending && e.pending == 0) {
+                    continue;
+                }
+                out.push((e.id, Self::take_pending(e)));
+            }
+        }
+        out
+    }
+
+    /// Start a sync of some counters only (a charge pushed at once).
+    pub fn begin_sync_of(&self, ids: &[CounterId], now_ms: i64) -> Vec<(CounterId, i64)> {
+        let mut out = Vec::new();
+        for id in ids {
+            let Ok(mut g) = self.shards[self.shard_of(id)].lock() else { continue };
+            if let Some(e) = g.map.get_mut(id).filter(|e| e.id.expires_ms > now_ms && e.pending != 0) {
+                out.push((e.id, Self::take_pending(e)));
+            }
+        }
+        out
+    }
+
+    fn take_pending(e: &mut Entry) -> i64 {
+        let delta = std::mem::take(&mut e.pending);
+        e.inflight += delta;
+        delta
+    }
+
+    /// End the push of `delta` to `id`: the backend holds `total` now (counts only grow in a
+    /// window, so the largest total seen is the latest; while another push is in flight the
+    /// view may count it twice, erring on the side of the limit), or `None`: the push failed
+    /// and the delta is pending again.
+    pub fn end_sync(&self, id: &CounterId, delta: i64, total: Option<i64>) {
+        if let Ok(mut g) = self.shards[self.shard_of(id)].lock() {
+            if let Some(e) = g.map.get_mut(id) {
+                e.inflight -= delta;
+                match total {
+                    Some(v) => e.base = e.base.max(v),
+                    None => e.pending += delta,
+                }
+            }
+        }
+    }
+
+    /// What this node counted into `id` that the backend has not confirmed yet.
+    pub fn unconfirmed(&self, id: &CounterId, now_ms: i64) -> i64 {
+        self.shards[self.shard_of(id)]
+            .lock()
+            .ok()
+            .and_then(|g| g.map.get(id).filter(|e| e.id.expires_ms > now_ms).map(|e| e.pending + e.inflight))
+            .unwrap_or(0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map(|g| g.map.len()).unwrap_or(0)).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Counting in this process only (`policy: local`, ai-rate-limiting-advanced's
+/// `strategy: local` or `sync_rate: -1`): exact on one node, per node on several.
+pub struct LocalCounters {
+    table: CounterTable,
+}
+
+impl LocalCounters {
+    pub fn new(max_entries: usize) -> LocalCounters {
+        LocalCounters { table: CounterTable::new(max_entries) }
+    }
+}
+
+#[async_trait]
+impl Counters for LocalCounters {
+    async fn admit(&self, slots: &[Slot], cost: i64, now_ms: i64, _: bool) -> Result<Checked, Unavailable> {
+        Ok(self.table.admit(slots, cost, now_ms, Record::Base))
+    }
+
+    fn charge(&self, counters: &[CounterId], amount: i64, now_ms: i64) {
+        for id in counters {
+            self.table.add(id, amount, Record::Base, now_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::window::{epoch_window, sliding_weight, Period};
+    use super::super::Subject;
+    use super::*;
+
+    const NOW: i64 = 1_795_685_706_123;
+
+    fn slot(subject: Subject, period: Period, limit: f64) -> Slot {
+        Slot { current: CounterId::fixed(subject, period.window(NOW)), previous: None, limit }
+    }
+
+    #[test]
+    fn admits_while_under_every_limit_all_or_nothing() {
+        let t = CounterTable::new(1000);
+        let s = Subject::of(&[b"p", b"alex"]);
+        let slots = [slot(s, Period::Second, 5.0), slot(s, Period::Minute, 3.0)];
+        for i in 0..3 {
+            let c = t.admit(&slots, 1, NOW, Record::Base);
+            assert_eq!(c.refused, None, "request {i}");
+            assert_eq!(c.used[1].current, i);
+        }
+        let c = t.admit(&slots, 1, NOW, Record::Base);
+        assert_eq!(c.refused, Some(1));
+        // Nothing was added to the second's counter by the refused request.
+        assert_eq!(t.admit(&slots, 0, NOW, Record::Base).used[0].current, 3);
+        // Another subject has its own counters; the next minute starts from zero.
+        assert_eq!(
+            t.admit(&[slot(Subject::of(&[b"p", b"bo"]), Period::Minute, 3.0)], 1, NOW, Record::Base).refused,
+            None
+        );
+        let later = NOW + 60_000;
+        let next = [Slot { current: CounterId::fixed(s, Period::Minute.window(later)), previous: None, limit: 3.0 }];
+        assert_eq!(t.admit(&next, 1, later, Record::Base).used[0].current, 0);
+    }
+
+    #[test]
+    fn fractional_limits_admit_while_under_as_kong_does() {
+        let t = CounterTable::new(1000);
+        let s = Subject::of(&[b"p", b"x"]);
+        let slots = [slot(s, Period::Minute, 2.5)];
+        let admitted = (0..5).filter(|_| t.admit(&slots, 1, NOW, Record::Base).refused.is_none()).count();
+        assert_eq!(admitted, 3);
+    }
+
+    #[test]
+    fn sliding_windows_weigh_the_previous_one() {
+        let t = CounterTable::new(1000);
+        let s = Subject::of(&[b"ai", b"alex"]);
+        let now = 30_000; // half-way through the window [0, 60 s)
+        let w = epoch_window(60, now);
+        let prev = CounterId::sliding(s, w.previous());
+        t.add(&prev, 100, Record::Base, -1);
+        let slot =
+            Slot { current: CounterId::sliding(s, w), previous: Some((prev, sliding_weight(&w, now))), limit: 60.0 };
+        // 100 × 0.5 = 50 < 60: admitted (check only), then 20 tokens charged: 70 ≥ 60.
+        let c = t.admit(&[slot], 0, now, Record::Base);
+        assert_eq!((c.refused, c.used[0].estimate(&slot)), (None, 50.0));
+        t.add(&slot.current, 20, Record::Base, now);
+        assert_eq!(t.admit(&[slot], 0, now, Record::Base).refused, Some(0));
+    }
+
+    #[test]
+    fn counters_expire_with_their_window_and_the_table_is_bounded() {
+        let t = CounterTable::new(32);
+        for i in 0..1000u32 {
+            t.add(&CounterId::fixed(Subject(u128::from(i)), Period::Minute.window(NOW)), 1, Record::Base, NOW);
+        }
+        assert!(t.len() <= 32 + SHARDS, "{}", t.len());
+        let id = CounterId::fixed(Subject(7), Period::Second.window(NOW));
+        t.add(&id, 5, Record::Base, NOW);
+        let later = NOW + 2_000;
+        assert_eq!(
+            t.admit(&[Slot { current: id, previous: None, limit: 1.0 }], 0, later, Record::Base).used[0].current,
+            0
+        );
+    }
+
+    #[test]
+    fn a_sync_moves_pending_to_inflight_and_back_on_failure() {
+        let t = CounterTable::new(100);
+        let id = CounterId::fixed(Subject(1), Period::Minute.window(NOW));
+        t.add(&id, 3, Record::Pending, NOW);
+        let batch = t.begin_sync(true, NOW);
+        assert_eq!(batch, vec![(id, 3)]);
+        t.add(&id, 2, Record::Pending, NOW);
+        let total = |t: &CounterTable| {
+            t.admit(&[Slot { current: id, previous: None, limit: 1e9 }], 0, NOW, Record::Base).used[0].current
+        };
+        assert_eq!(total(&t), 5);
+        t.end_sync(&id, 3, None);
+        assert_eq!(t.begin_sync(true, NOW), vec![(id, 5)]);
+        // Redis holds 12 (5 from here, 7 from other nodes).
+        t.end_sync(&id, 5, Some(12));
+        assert_eq!(total(&t), 12);
+        assert!(t.begin_sync(true, NOW).is_empty());
+        // Two pushes in flight at once: each pushes its own delta; the totals may come back in
+        // any order.
+        t.add(&id, 4, Record::Pending, NOW);
+        let first = t.begin_sync_of(&[id], NOW);
+        t.add(&id, 6, Record::Pending, NOW);
+        let second = t.begin_sync_of(&[id], NOW);
+        assert_eq!((first, second), (vec![(id, 4)], vec![(id, 6)]));
+        assert_eq!(total(&t), 22);
+        t.end_sync(&id, 6, Some(22));
+        t.end_sync(&id, 4, Some(16));
+        assert_eq!(total(&t), 22);
+    }
+}
