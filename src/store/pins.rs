@@ -99,6 +99,10 @@ pub struct PinState {
     accepted_tools: BTreeMap<String, String>,
     #[serde(skip)]
     observed_tools: BTreeMap<String, String>,
+    /// The list `observed_tools` came from, as this node saw it: its digest, and whether it was
+    /// full (with a cluster store, `observed` is the cluster's last list, maybe another node's).
+    #[serde(skip)]
+    own: Option<(String, bool)>,
 }
 
 #[derive(Default)]
@@ -175,6 +179,7 @@ impl PinStore {
             pending: false,
             accepted_tools: BTreeMap::new(),
             observed_tools: BTreeMap::new(),
+            own: None,
         });
         st.observed = Some(list.digest.to_string());
         st.observed_narrowed = !list.full;
@@ -182,6 +187,7 @@ impl PinStore {
         let agrees = |accepted: &BTreeMap<String, String>| listed.iter().all(|(n, d)| accepted.get(n) == Some(d));
         let outcome: Result<(), String> = if list.full {
             st.observed_tools = listed.clone();
+            st.own = Some((list.digest.to_string(), true));
             match st.accepted.clone() {
                 None if st.accepted_tools.is_empty() && !st.pending => {
                     st.accepted = Some(list.digest.to_string());
@@ -213,6 +219,7 @@ impl PinStore {
                 return Observation::Same;
             }
             st.observed_tools.extend(listed);
+            st.own = Some((list.digest.to_string(), false));
             Err(st.accepted.clone().unwrap_or_else(|| "(accepted tools)".into()))
         };
         let Err(accepted) = outcome else { return Observation::Same };
@@ -239,14 +246,11 @@ impl PinStore {
     pub async fn accept(&self, label: &str) -> Option<String> {
         if let Some(shared) = &self.shared {
             if let Ok(Some(remote)) = shared.accept(label).await {
-                // This node's tool definitions follow the accept as alone; the rest is the
-                // cluster's.
-                let here = self.accept_here(label);
                 let accepted = if remote.observed_narrowed { remote.observed.clone() } else { remote.accepted.clone() };
                 if let Ok(mut m) = self.inner.lock() {
                     merge(&mut m, label.to_string(), remote);
                 }
-                return here.or(accepted);
+                return accepted;
             }
             // Redis does not know it (or is down): accepted here; the next observation tells
             // the cluster.
@@ -304,19 +308,24 @@ impl Verdict {
 
 /// The cluster's state of a label merged into this node's: the digests, the block, the change
 /// count and whether a full list is pending are the cluster's; the tool definitions are this
-/// node's, kept while they are those of the accepted list (dropped when the cluster accepted a
-/// full list this node did not see whole).
+/// node's. When the cluster accepted a full list, this node's accepted tools are that list's if
+/// this node saw it whole, else none (narrowed lists are unverified here until it sees a full
+/// list); when it accepted a narrowed list's tools, this node adds them if it saw that list.
 fn merge(m: &mut BTreeMap<String, PinState>, label: String, remote: PinState) {
     let Some(st) = m.get_mut(&label) else {
         m.insert(label, remote);
         return;
     };
-    if remote.accepted.is_some() && remote.accepted != st.accepted {
-        st.accepted_tools = if st.observed == remote.accepted && !st.observed_narrowed {
-            st.observed_tools.clone()
-        } else {
-            BTreeMap::new()
-        };
+    let saw = |digest: &Option<String>, full: bool| {
+        st.own.as_ref().is_some_and(|(d, f)| *f == full && Some(d) == digest.as_ref())
+    };
+    if remote.pending && !st.pending && remote.accepted.is_none() {
+        if saw(&remote.observed, false) {
+            let observed = std::mem::take(&mut st.observed_tools);
+            st.accepted_tools.extend(observed);
+        }
+    } else if remote.accepted.is_some() && remote.accepted != st.accepted {
+        st.accepted_tools = if saw(&remote.accepted, true) { st.observed_tools.clone() } else { BTreeMap::new() };
     }
     st.accepted = remote.accepted;
     st.observed = remote.observed;
