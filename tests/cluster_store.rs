@@ -66,6 +66,37 @@ async fn a_response_created_through_one_node_is_its_owners_on_the_other_and_nobo
         assert_eq!(get(&b, "bo_key", &format!("/anything/{id}")).await.0, 404);
         assert_eq!(get(&a, "bo_key", &format!("/anything/{id}")).await.0, 404);
     }
+    // Every operation of the surface that names a response or an item: its owner's on the
+    // other node at once, nobody else's (each on a response B has never been asked about).
+    for (i, (method, suffix)) in [("GET", ""), ("GET", "/input_items"), ("POST", "/cancel"), ("DELETE", "")]
+        .into_iter()
+        .enumerate()
+    {
+        let (status, created) = post(&a, "hello_world", &json!({"input": "hi"})).await;
+        assert_eq!(status, 200, "{created}");
+        let id = created["id"].as_str().unwrap();
+        let path = format!("/anything/{id}{suffix}");
+        let call = |key: &'static str| {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            client().request(method, b.url(&path)).header("apikey", key).send()
+        };
+        let r = call("bo_key").await.unwrap();
+        assert_eq!(r.status(), 404, "{i}: {method} {suffix}: {}", r.text().await.unwrap());
+        let r = call("hello_world").await.unwrap();
+        assert_eq!(r.status(), 200, "{i}: {method} {suffix}: {}", r.text().await.unwrap());
+        // An output item of that response, named in a body on B.
+        let item = created["output"][0]["id"].as_str().unwrap();
+        let by_ref = json!({"input": [{"type": "item_reference", "id": item}]});
+        let (status, body) = post(&b, "bo_key", &by_ref).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(post(&b, "hello_world", &by_ref).await.0, 200);
+    }
+    // A conversation created through A: its owner's on B.
+    let r = client().post(a.url("/anything/conversations")).header("apikey", "hello_world").json(&json!({})).send();
+    let conv: Value = r.await.unwrap().json().await.unwrap();
+    let path = format!("/anything/conversations/{}", conv["id"].as_str().unwrap());
+    assert_eq!(get(&b, "bo_key", &path).await.0, 404);
+    assert_eq!(get(&b, "hello_world", &path).await.0, 200);
     // A stream's id too (recorded from response.created, before the client sees it).
     let r = client()
         .post(a.url("/anything"))
