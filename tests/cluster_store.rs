@@ -68,9 +68,8 @@ async fn a_response_created_through_one_node_is_its_owners_on_the_other_and_nobo
     }
     // Every operation of the surface that names a response or an item: its owner's on the
     // other node at once, nobody else's (each on a response B has never been asked about).
-    for (i, (method, suffix)) in [("GET", ""), ("GET", "/input_items"), ("POST", "/cancel"), ("DELETE", "")]
-        .into_iter()
-        .enumerate()
+    for (i, (method, suffix)) in
+        [("GET", ""), ("GET", "/input_items"), ("POST", "/cancel"), ("DELETE", "")].into_iter().enumerate()
     {
         let (status, created) = post(&a, "hello_world", &json!({"input": "hi"})).await;
         assert_eq!(status, 200, "{created}");
@@ -172,7 +171,8 @@ async fn until(gw: &GatewayProcess, ok: impl Fn(&Value) -> bool) -> Value {
 }
 
 async fn accept(gw: &GatewayProcess) {
-    let r = client().post(gw.status_url("/mcp/pins/docs/accept")).header("x-aigate-operator", "1").send().await.unwrap();
+    let r =
+        client().post(gw.status_url("/mcp/pins/docs/accept")).header("x-aigate-operator", "1").send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
 

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ownership::{note_miss, MemoryStore, Miss, OwnershipStore};
-use crate::core::ObjectKind;
 use super::redis::{spawn, RedisLink};
+use crate::core::ObjectKind;
 
 /// How long a lookup keeps asking Redis for an id it does not have (a record on its way).
 const LOOKUP_RETRIES: [Duration; 3] = [Duration::from_millis(10), Duration::from_millis(30), Duration::from_millis(60)];

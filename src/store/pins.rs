@@ -543,6 +543,64 @@ mod tests {
         assert_eq!(p.snapshot()["git"].accepted.as_deref(), Some("sha256:next"));
     }
 
+    /// The cluster's state as another node's script left it.
+    fn remote(accepted: Option<&str>, observed: &str, narrowed: bool, blocked: bool, pending: bool) -> PinState {
+        let json = serde_json::json!({"accepted": accepted, "observed": observed, "observed_narrowed": narrowed,
+            "blocked": blocked, "changes": 1, "pending": pending});
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn merged(p: &PinStore, st: PinState) {
+        merge(&mut p.inner.lock().unwrap(), "git".into(), st);
+    }
+
+    #[test]
+    fn the_clusters_state_merges_keeping_this_nodes_tools() {
+        let all = tools(&[("read", "d1"), ("write", "d2")]);
+        // Accepted elsewhere: a list this node saw whole keeps its tools for narrowed checks.
+        let p = PinStore::default();
+        p.observe("git", full("sha256:all", &all), None, PinMode::Block);
+        let changed_all = tools(&[("read", "d1b"), ("write", "d2")]);
+        p.observe("git", full("sha256:new", &changed_all), None, PinMode::Block);
+        merged(&p, remote(Some("sha256:new"), "sha256:new", false, false, false));
+        assert_eq!(p.blocked("git"), None);
+        let read_b = tools(&[("read", "d1b")]);
+        assert_eq!(p.observe("git", narrowed("sha256:rb", &read_b), None, PinMode::Block), Observation::Same);
+        let read = tools(&[("read", "d1")]);
+        assert!(matches!(
+            p.observe("git", narrowed("sha256:r", &read), None, PinMode::Block),
+            Observation::Changed { .. }
+        ));
+
+        // Accepted elsewhere, a list this node never saw: its old tools are dropped, narrowed
+        // lists are unverified until the pinned full list is seen here.
+        let p = PinStore::default();
+        p.observe("git", full("sha256:all", &all), None, PinMode::Block);
+        merged(&p, remote(Some("sha256:other"), "sha256:other", false, false, false));
+        assert_eq!(p.observe("git", narrowed("sha256:r", &read), None, PinMode::Block), Observation::Unverified);
+        assert!(matches!(
+            p.observe("git", full("sha256:all", &all), None, PinMode::Block),
+            Observation::Changed { .. }
+        ));
+
+        // Blocked elsewhere, then a narrowed list's tools accepted: a node that saw that list
+        // adds its tools; one that did not never trusts the next full list on first use.
+        let p = PinStore::default();
+        p.observe("git", full("sha256:all", &all), None, PinMode::Block);
+        p.observe("git", narrowed("sha256:rb", &read_b), None, PinMode::Block);
+        merged(&p, remote(None, "sha256:rb", true, false, true));
+        assert_eq!(p.blocked("git"), None);
+        let next = tools(&[("read", "d1b"), ("write", "d2")]);
+        assert_eq!(p.observe("git", full("sha256:next", &next), None, PinMode::Block), Observation::Same);
+        let fresh = PinStore::default();
+        merged(&fresh, remote(None, "sha256:rb", true, false, true));
+        assert!(matches!(
+            fresh.observe("git", full("sha256:next", &next), None, PinMode::Block),
+            Observation::Changed { .. }
+        ));
+        assert_eq!(fresh.blocked("git"), Some("sha256:next".into()));
+    }
+
     #[test]
     fn a_configured_digest_is_the_accepted_one_and_warn_never_blocks() {
         let p = PinStore::default();
