@@ -131,7 +131,7 @@ async fn connections_closed_at_random_moments_never_fail_a_request() {
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 tokio::time::sleep(Duration::from_millis(seed % 40)).await;
-                let stream = seed % 3 == 0;
+                let stream = seed.is_multiple_of(3);
                 let body = json!({"input": format!("client {t} request {i}"), "stream": stream});
                 match c.post(&url).json(&body).send().await {
                     Ok(resp) => {

@@ -26,6 +26,7 @@ pub fn owner<'a>(shared: &ProcessState, ctx: &'a RequestCtx) -> Option<&'a str> 
     }
     ctx.identity.consumer.map(|c| ctx.generation.config.consumers.get(c).id.as_str())
 }
+
 /// Run a check that asks the ownership store; when a shared (cluster) store did not know some
 /// ids here, they are fetched from it and the check runs again. With a store of this process
 /// alone, the check runs once.
