@@ -420,7 +420,12 @@ async fn a_tool_list_blocked_on_one_node_blocks_the_server_on_the_other_through_
     let pins: Value = client().get(node2.status_url("/mcp/pins")).send().await.unwrap().json().await.unwrap();
     assert_eq!(pins["github-mcp"]["blocked"], true, "{pins}");
     // An operator accepts it on node 2: node 1 serves the server again.
-    let r = client().post(node2.status_url("/mcp/pins/github-mcp/accept")).send().await.unwrap();
+    let r = client()
+        .post(node2.status_url("/mcp/pins/github-mcp/accept"))
+        .header("x-aigate-operator", "1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(eventually(async || post(&bed.url(), "alice-key", Some(&sid), call(3)).await.status() == 200).await);
 }

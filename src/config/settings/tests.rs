@@ -96,7 +96,7 @@ fn unknown_keys_and_bad_values_are_all_reported() {
 
 #[test]
 fn every_documented_key_is_accepted() {
-    assert_eq!(Settings::keys().len(), 39);
+    assert_eq!(Settings::keys().len(), 40);
     assert!(!Settings::keys().contains(&"source"));
     for key in Settings::keys() {
         let (parsed, problems) = Settings::parse(&format!("{key}: null\n"), None, &no_env);
