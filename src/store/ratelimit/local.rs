@@ -37,7 +37,14 @@ impl Entry {
 struct Shard {
     map: HashMap<CounterId, Entry>,
     order: VecDeque<CounterId>,
+    /// The size at which expired counters are swept from the whole shard (not only from the
+    /// front of `order`).
+    sweep_at: usize,
 }
+
+/// A shard is swept of its expired counters when it has grown to twice its live size since the
+/// last sweep (and at least this many).
+const MIN_SWEEP: usize = 64;
 
 /// Where an addition goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,8 +109,21 @@ impl CounterTable {
         }
     }
 
-    /// Drop expired counters at the front, and the oldest beyond the bound.
+    /// Drop expired counters, and the oldest beyond the bound.
+    ///
+    /// `order` is by insertion, not by expiry: a second's counter inserted behind an hour's
+    /// stays there, expired, until the hour's goes. So the front is dropped while it is expired
+    /// (cheap, every time), and the whole shard is swept when it has doubled since the last
+    /// sweep (amortized O(1) per insertion): without it the expired counters piled up to the
+    /// bound (500,000 by default), evicting live counters first and making every lookup and
+    /// every sync slower.
     fn bound(&self, shard: &mut Shard, now_ms: i64) {
+        if shard.map.len() >= shard.sweep_at.max(MIN_SWEEP) {
+            shard.map.retain(|_, e| e.id.expires_ms > now_ms);
+            let Shard { map, order, .. } = shard;
+            order.retain(|id| map.contains_key(id));
+            shard.sweep_at = shard.map.len() * 2;
+        }
         while shard.map.len() > self.max_per_shard {
             let Some(oldest) = shard.order.pop_front() else { break };
             shard.map.remove(&oldest);
@@ -348,6 +368,35 @@ mod tests {
             t.admit(&[Slot { current: id, previous: None, limit: 1.0 }], 0, later, Record::Base).used[0].current,
             0
         );
+    }
+
+    #[test]
+    fn expired_counters_behind_a_live_one_are_dropped() {
+        // One subject (one shard): an hour's counter first, then a second's counter for each of
+        // 5,000 seconds. Each second's expires behind the hour's, which stays live.
+        let t = CounterTable::new(DEFAULT_MAX_ENTRIES);
+        let s = Subject(9);
+        let hour = CounterId::fixed(s, Period::Hour.window(NOW));
+        t.add(&hour, 7, Record::Base, NOW);
+        let start = Period::Hour.window(NOW).start_ms;
+        for i in 0..5000 {
+            let now = start + i * 500;
+            t.add(&CounterId::fixed(s, Period::Second.window(now)), 1, Record::Base, now);
+        }
+        let now = start + 4999 * 500;
+        assert!(t.len() <= 2 * MIN_SWEEP, "{} counters kept", t.len());
+        let slot = |id| Slot { current: id, previous: None, limit: 1e9 };
+        assert_eq!(t.admit(&[slot(hour)], 0, now, Record::Base).used[0].current, 7);
+        let last = CounterId::fixed(s, Period::Second.window(now));
+        assert_eq!(t.admit(&[slot(last)], 0, now, Record::Base).used[0].current, 2);
+        // The insertion order stays consistent with the map across sweeps: later front drops
+        // never take the live hour's counter.
+        for i in 0..1000 {
+            let now = now + i * 1000;
+            t.add(&CounterId::fixed(s, Period::Second.window(now)), 1, Record::Base, now);
+        }
+        let end = now + 999 * 1000;
+        assert_eq!(t.admit(&[slot(hour)], 0, end, Record::Base).used[0].current, 7);
     }
 
     #[test]
