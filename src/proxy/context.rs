@@ -16,7 +16,7 @@ use crate::core::secrets::Scrubber;
 use crate::core::{ConsumerId, RouteId};
 use crate::plugins::ai_proxy::request::RequestFacts;
 use crate::plugins::ai_proxy::AiProxy;
-use crate::plugins::ai_rate_limiting::{AiRateLimiting, Ticket};
+use crate::plugins::ai_rate_limiting::Ticket;
 use crate::plugins::auth::{Credential, CredentialLocation};
 use crate::plugins::mcp_guard::GuardRecord;
 use crate::plugins::mcp_proxy::McpProxy;
@@ -169,7 +169,7 @@ pub struct RequestCtx {
 #[derive(Default)]
 pub struct Limits {
     /// Headers the limits add to the answer (Kong's `RateLimit-*`, `X-AI-RateLimit-*`, …).
-    pub headers: Vec<(Bytes, String)>,
+    pub headers: Vec<crate::plugins::limits::LimitHeader>,
     /// An admitted request's budget, charged with what it used when its answer completes.
     pub charge: Option<PendingCharge>,
     /// The limit that refused the request: plugin and window (the access log says it).
@@ -178,7 +178,7 @@ pub struct Limits {
 
 /// Whose budgets an admitted LLM request is charged to.
 pub struct PendingCharge {
-    pub plugin: Arc<AiRateLimiting>,
+    /// Whom the route's ai-rate-limiting-advanced (for the request's consumer) charges.
     pub ticket: Ticket,
 }
 

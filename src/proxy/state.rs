@@ -19,7 +19,7 @@ use crate::store::ownership::{MemoryStore, OwnershipStore};
 use crate::store::pins::{PinStore, SharedPins};
 use crate::store::redis::RedisLink;
 use crate::telemetry::access_log::AccessLog;
-use crate::telemetry::metrics::{HandleTable, LimitHandles, LlmHandles, Metrics, RouteHandles};
+use crate::telemetry::metrics::{HandleTable, LlmHandles, Metrics, RouteHandles};
 use crate::upstream::resolver::Resolver;
 
 /// A request id: 32 lower-case hex digits (like Kong's), kept inline.
@@ -49,8 +49,6 @@ pub struct Generation {
     pub route_metrics: Vec<HandleTable<RouteHandles>>,
     pub unrouted_metrics: HandleTable<RouteHandles>,
     pub llm_metrics: Vec<HandleTable<LlmHandles>>,
-    /// Per consumer, for rate-limiting and ai-rate-limiting-advanced (`LimitPlugin` order).
-    pub limit_metrics: [HandleTable<LimitHandles>; 2],
     pub loaded_at: SystemTime,
 }
 
@@ -61,7 +59,6 @@ impl Generation {
             route_metrics: config.routes.iter().map(|_| HandleTable::new(consumers)).collect(),
             unrouted_metrics: HandleTable::new(0),
             llm_metrics: (0..config.ai_target_count).map(|_| HandleTable::new(consumers)).collect(),
-            limit_metrics: [HandleTable::new(consumers), HandleTable::new(consumers)],
             loaded_at: SystemTime::now(),
             config,
         }

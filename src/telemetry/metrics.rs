@@ -228,13 +228,20 @@ impl Metrics {
     }
 
     /// Handles for one (consumer, limit plugin) pair.
-    pub fn limit_handles(&self, consumer: &str, plugin: LimitPlugin) -> LimitHandles {
+    /// A plugin instance's handles for one consumer (`None`: requests without one, which
+    /// have no remaining-budget gauges), with a gauge per window in `windows`' order.
+    pub fn limit_handles(&self, consumer: Option<&str>, plugin: LimitPlugin, windows: &[&str]) -> LimitHandles {
+        let label = consumer.unwrap_or("");
+        let remaining = match consumer {
+            Some(c) => {
+                windows.iter().map(|w| self.ratelimit_remaining.with_label_values(&[c, plugin.name(), w])).collect()
+            }
+            None => Vec::new(),
+        };
         LimitHandles {
-            consumer: consumer.to_string(),
-            plugin,
-            allowed: self.ratelimit_decisions.with_label_values(&[consumer, plugin.name(), "allowed"]),
-            limited: self.ratelimit_decisions.with_label_values(&[consumer, plugin.name(), "limited"]),
-            remaining: Mutex::new(Vec::new()),
+            allowed: self.ratelimit_decisions.with_label_values(&[label, plugin.name(), "allowed"]),
+            limited: self.ratelimit_decisions.with_label_values(&[label, plugin.name(), "limited"]),
+            remaining,
         }
     }
 
@@ -409,24 +416,22 @@ impl LlmHandles {
 /// A consumer's decision counters for one limit plugin, and its remaining-budget gauges (one
 /// per configured window: labels bounded by the configuration).
 pub struct LimitHandles {
-    consumer: String,
-    plugin: LimitPlugin,
     pub allowed: IntCounter,
     pub limited: IntCounter,
-    remaining: Mutex<Vec<(bytes::Bytes, Gauge)>>,
+    /// One gauge per window of the plugin instance, in its order.
+    remaining: Vec<Gauge>,
 }
 
 impl LimitHandles {
-    pub fn remaining(&self, metrics: &Metrics, window: &bytes::Bytes, value: f64) {
-        let Ok(mut gauges) = self.remaining.lock() else { return };
-        if let Some((_, g)) = gauges.iter().find(|(w, _)| w == window) {
-            g.set(value);
-            return;
+    /// What is left in each window, in the plugin's order.
+    pub fn remaining(&self, values: &[f64]) {
+        for (g, v) in self.remaining.iter().zip(values) {
+            // Written only when it changed: a budget is the same for every request until an
+            // answer is charged, and a write takes the line from the other worker's cache.
+            if g.get() != *v {
+                g.set(*v);
+            }
         }
-        let label = String::from_utf8_lossy(window);
-        let g = metrics.ratelimit_remaining.with_label_values(&[self.consumer.as_str(), self.plugin.name(), &label]);
-        g.set(value);
-        gauges.push((window.clone(), g));
     }
 }
 
@@ -441,8 +446,13 @@ impl<T> HandleTable<T> {
     }
 
     pub fn get(&self, consumer: Option<ConsumerId>, make: impl FnOnce() -> T) -> Arc<T> {
+        self.get_ref(consumer, make).clone()
+    }
+
+    /// The handles without taking a reference count (for use within the request's phase).
+    pub fn get_ref(&self, consumer: Option<ConsumerId>, make: impl FnOnce() -> T) -> &Arc<T> {
         let i = consumer.map_or(self.slots.len() - 1, |c| c.index().min(self.slots.len() - 1));
-        self.slots[i].get_or_init(|| Arc::new(make())).clone()
+        self.slots[i].get_or_init(|| Arc::new(make()))
     }
 }
 

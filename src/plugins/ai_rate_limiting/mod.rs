@@ -12,14 +12,20 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use smallvec::SmallVec;
 
 pub use schema::AiRateLimitingSchema;
 
-use super::limits::{error_code, kong_number, IdKind, Identifier, Refusal, Verdict, Who};
+use super::limits::{
+    configured_header_name, configured_number, error_code, interned, number_value, IdKind, Identifier, Refusal,
+    SubjectCache, Verdict, Who,
+};
 use super::{unsupported_unless_default, CompileContext, ConfigIssue};
 use crate::ai::response::Usage;
 use crate::store::ratelimit::window::{epoch_window, sliding_reset_secs, sliding_weight};
 use crate::store::ratelimit::{CounterId, Counters, Slot, Subject, SyncMode, Unavailable, Used};
+use crate::telemetry::metrics::{HandleTable, LimitHandles};
 
 pub const NAME: &str = "ai-rate-limiting-advanced";
 
@@ -47,7 +53,9 @@ pub struct WindowLimit {
     pub limit: f64,
     /// `minute-openai`: the suffix of its headers, and its metric and log label.
     pub label: Bytes,
-    headers: [Bytes; 4],
+    headers: [HeaderName; 4],
+    /// The limit as its header's value, built once.
+    limit_value: HeaderValue,
 }
 
 pub struct ProviderLimits {
@@ -62,6 +70,11 @@ pub struct AiRateLimiting {
     pub identifier: Identifier,
     counters: Arc<dyn Counters>,
     namespace: String,
+    /// Consumers' subjects, by provider then consumer.
+    subjects: SubjectCache,
+    consumer_count: usize,
+    /// Decisions and remaining budgets per consumer (filled by the proxy as it counts them).
+    pub metrics: HandleTable<LimitHandles>,
     pub hide_client_headers: bool,
     retry_after_jitter_max: u64,
     pub error_code: u16,
@@ -69,11 +82,11 @@ pub struct AiRateLimiting {
     error_hide_providers: bool,
 }
 
-/// Whom an admitted request is charged to when its answer completes.
+/// Whom an admitted request is charged to when its answer completes: its subject per
+/// provider, in the order of `llm_providers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
-    kind: IdKind,
-    id: String,
+    subjects: SmallVec<[Subject; 2]>,
 }
 
 const PROVIDERS: &[&str] =
@@ -165,6 +178,9 @@ impl AiRateLimiting {
         let error_code = error_code(s.error_code, &mut issues);
         match counters {
             Some(counters) if issues.is_empty() => Ok(AiRateLimiting {
+                subjects: SubjectCache::new(providers.len() * cx.consumers.list.len()),
+                consumer_count: cx.consumers.list.len(),
+                metrics: HandleTable::new(cx.consumers.list.len()),
                 providers,
                 window_type,
                 strategy,
@@ -192,8 +208,27 @@ impl AiRateLimiting {
         }
     }
 
-    fn subject(&self, provider: &str, ticket: &Ticket) -> Subject {
-        Subject::of(&[self.namespace.as_bytes(), provider.as_bytes(), ticket.kind.tag(), ticket.id.as_bytes()])
+    /// The windows' names (`minute-openai`), in the order of [`Verdict::remaining`].
+    pub fn window_labels(&self) -> Vec<&str> {
+        self.providers
+            .iter()
+            .flat_map(|p| p.windows.iter().map(|w| std::str::from_utf8(&w.label).unwrap_or("")))
+            .collect()
+    }
+
+    /// Whom the request counts as, under each provider.
+    fn ticket(&self, who: &Who<'_>) -> Ticket {
+        let (kind, id) = self.identifier.of(who);
+        let subjects = self.providers.iter().enumerate().map(|(i, p)| {
+            let digest = || Subject::of(&[self.namespace.as_bytes(), p.provider.as_bytes(), kind.tag(), id.as_bytes()]);
+            match who.consumer_index {
+                Some(c) if kind == IdKind::Consumer && c.index() < self.consumer_count => {
+                    self.subjects.get(i * self.consumer_count + c.index(), digest)
+                }
+                _ => digest(),
+            }
+        });
+        Ticket { subjects: subjects.collect() }
     }
 
     fn counter(&self, subject: Subject, size_secs: u64, now_ms: i64) -> CounterId {
@@ -205,10 +240,10 @@ impl AiRateLimiting {
     }
 
     /// Every budget of every provider, in order.
-    fn slots(&self, ticket: &Ticket, now_ms: i64) -> Vec<Slot> {
-        let mut slots = Vec::new();
-        for p in &self.providers {
-            let subject = self.subject(&p.provider, ticket);
+    fn slots(&self, ticket: &Ticket, now_ms: i64) -> SmallVec<[Slot; 4]> {
+        let mut slots = SmallVec::new();
+        for (p, subject) in self.providers.iter().zip(&ticket.subjects) {
+            let subject = *subject;
             for w in &p.windows {
                 let current = self.counter(subject, w.size_secs, now_ms);
                 let previous = (self.window_type == WindowType::Sliding).then(|| {
@@ -224,8 +259,7 @@ impl AiRateLimiting {
     /// Admit the request while every budget is under its limit (nothing is added now: what
     /// it uses is charged when its answer completes).
     pub async fn admit(&self, who: &Who<'_>, now_ms: i64) -> Result<(Verdict, Ticket), Unavailable> {
-        let (kind, id) = self.identifier.of(who);
-        let ticket = Ticket { kind, id: id.into_owned() };
+        let ticket = self.ticket(who);
         let slots = self.slots(&ticket, now_ms);
         // Kong falls back to this node's counters when Redis fails: always fault tolerant.
         let checked = self.counters.admit(&slots, 0, now_ms, true).await?;
@@ -236,6 +270,9 @@ impl AiRateLimiting {
 
     fn verdict(&self, slots: &[Slot], used: &[Used], now_ms: i64) -> Verdict {
         let mut v = Verdict::default();
+        if !self.hide_client_headers {
+            v.headers.reserve(2 * slots.len());
+        }
         let scale = self.scale();
         let mut denied: Vec<&str> = Vec::new();
         let (mut reset_max, mut retry_max) = (0u64, 0u64);
@@ -245,10 +282,10 @@ impl AiRateLimiting {
             let rate = u.estimate(slot) / scale;
             let remaining = (w.limit - rate).max(0.0);
             let shown = if self.strategy == CountStrategy::Cost { remaining } else { remaining.floor() };
-            v.remaining.push((w.label.clone(), shown));
+            v.remaining.push(shown);
             if !self.hide_client_headers {
-                v.headers.push((w.headers[0].clone(), kong_number(w.limit)));
-                v.headers.push((w.headers[1].clone(), kong_number(shown)));
+                v.headers.push((w.headers[0].clone(), w.limit_value.clone()));
+                v.headers.push((w.headers[1].clone(), number_value(shown)));
             }
             if u.estimate(slot) < slot.limit {
                 continue;
@@ -267,14 +304,14 @@ impl AiRateLimiting {
             reset_max = reset_max.max(reset);
             retry_max = retry_max.max(retry);
             if !self.hide_client_headers {
-                v.headers.push((w.headers[2].clone(), reset.to_string()));
-                v.headers.push((w.headers[3].clone(), retry.to_string()));
+                v.headers.push((w.headers[2].clone(), HeaderValue::from(reset)));
+                v.headers.push((w.headers[3].clone(), HeaderValue::from(retry)));
             }
         }
         if let Some(w) = first_refused {
             // Kong sends these two even with hide_client_headers.
-            v.headers.push((Bytes::from_static(b"X-AI-RateLimit-Reset"), reset_max.to_string()));
-            v.headers.push((Bytes::from_static(b"X-AI-RateLimit-Retry-After"), retry_max.to_string()));
+            v.headers.push((HeaderName::from_static("x-ai-ratelimit-reset"), HeaderValue::from(reset_max)));
+            v.headers.push((HeaderName::from_static("x-ai-ratelimit-retry-after"), HeaderValue::from(retry_max)));
             let message = if self.error_hide_providers {
                 self.error_message.clone()
             } else {
@@ -319,9 +356,12 @@ impl AiRateLimiting {
         if amount <= 0 {
             return;
         }
-        let Some(p) = self.providers.iter().find(|p| p.provider == provider) else { return };
-        let subject = self.subject(provider, ticket);
-        let ids: Vec<CounterId> = p.windows.iter().map(|w| self.counter(subject, w.size_secs, now_ms)).collect();
+        let Some((p, subject)) = self.providers.iter().zip(&ticket.subjects).find(|(p, _)| p.provider == provider)
+        else {
+            return;
+        };
+        let ids: SmallVec<[CounterId; 4]> =
+            p.windows.iter().map(|w| self.counter(*subject, w.size_secs, now_ms)).collect();
         self.counters.charge(&ids, amount, now_ms);
     }
 
@@ -390,12 +430,16 @@ fn compile_providers(list: &[schema::ProviderSchema], issues: &mut Vec<ConfigIss
             }
             let size = size as u64;
             let label = format!("{}-{}", window_label(size), p.name);
-            let h = |base: &str| Bytes::from(format!("X-AI-RateLimit-{base}-{label}"));
+            let h = |base: &str| {
+                configured_header_name(&format!("X-AI-RateLimit-{base}-{label}"))
+                    .unwrap_or(HeaderName::from_static("x-ai-ratelimit"))
+            };
             windows.push(WindowLimit {
                 size_secs: size,
                 limit,
                 headers: [h("Limit"), h("Remaining"), h("Reset"), h("Retry-After")],
-                label: Bytes::from(label),
+                limit_value: configured_number(limit),
+                label: interned(label),
             });
         }
         out.push(ProviderLimits { provider: p.name.clone(), windows });

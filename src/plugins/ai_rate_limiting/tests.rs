@@ -25,11 +25,19 @@ fn problems(yaml: &str) -> Vec<String> {
 }
 
 fn who(headers: &HeaderMap) -> Who<'_> {
-    Who { consumer: Some("alex-id"), credential: None, client_ip: None, service: "svc", headers, path: "/" }
+    Who {
+        consumer: Some("alex-id"),
+        consumer_index: None,
+        credential: None,
+        client_ip: None,
+        service: "svc",
+        headers,
+        path: "/",
+    }
 }
 
 fn header<'a>(v: &'a Verdict, name: &str) -> Option<&'a str> {
-    v.headers.iter().find(|(n, _)| n.as_ref() == name.as_bytes()).map(|(_, v)| v.as_str())
+    v.headers.iter().find(|(n, _)| n.as_str().eq_ignore_ascii_case(name)).map(|(_, v)| v.to_str().unwrap())
 }
 
 fn usage(input: u64, output: u64) -> Usage {
@@ -73,8 +81,8 @@ async fn hidden_headers_keep_kongs_two_and_providers_can_be_hidden() {
     assert!(v.headers.is_empty());
     ai.charge(&ticket, "openai", 10, NOW);
     let (v, _) = ai.admit(&who(&h), NOW).await.unwrap();
-    let names: Vec<&[u8]> = v.headers.iter().map(|(n, _)| n.as_ref()).collect();
-    assert_eq!(names, vec![b"X-AI-RateLimit-Reset".as_slice(), b"X-AI-RateLimit-Retry-After".as_slice()]);
+    let names: Vec<&str> = v.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["x-ai-ratelimit-reset", "x-ai-ratelimit-retry-after"]);
     let r = v.refused.unwrap();
     assert_eq!((r.status, r.message.as_str()), (402, "over budget"));
 }
@@ -159,4 +167,35 @@ fn kongs_checks_with_kongs_messages() {
         "{{{p}, dictionary_name: kong_rate_limiting_counters, disable_penalty: false, decrease_by_fractions_in_redis: false, llm_format: openai, identifier: consumer, window_type: sliding, retry_after_jitter_max: 0, policies: null, request_prompt_count_function: null}}"
     ))
     .is_empty());
+}
+
+#[tokio::test]
+async fn a_consumers_cached_subjects_are_the_same_counters_as_their_digests() {
+    let mut consumers = crate::consumers::Consumers::default();
+    let alex = consumers.add(crate::consumers::Consumer::new("alex-id".into(), Some("alex".into()), None, vec![]));
+    let counters = CounterStores::default();
+    let ai = crate::plugins::limits::compile_for_test_with(&consumers, &counters, "ai:-:-:-", |cx| {
+        AiRateLimiting::compile(
+            serde_yaml::from_str(
+                "{llm_providers: [{name: openai, limit: 100, window_size: 60}, {name: anthropic, limit: 50, window_size: 60}], window_type: fixed}",
+            )
+            .unwrap(),
+            cx,
+        )
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let h = HeaderMap::new();
+    let cached = Who { consumer_index: Some(alex), ..who(&h) };
+    let (_, ticket) = ai.admit(&cached, NOW).await.unwrap();
+    ai.charge(&ticket, "anthropic", 50, NOW);
+    // Digested on the spot: the same counters, per provider.
+    let (v, ticket) = ai.admit(&who(&h), NOW).await.unwrap();
+    assert_eq!(header(&v, "X-AI-RateLimit-Remaining-minute-anthropic"), Some("0"));
+    assert_eq!(header(&v, "X-AI-RateLimit-Remaining-minute-openai"), Some("100"));
+    ai.charge(&ticket, "openai", 100, NOW);
+    let (v, _) = ai.admit(&cached, NOW).await.unwrap();
+    assert_eq!(
+        v.refused.map(|r| r.message),
+        Some("AI token rate limit exceeded for provider(s): openai, anthropic".into())
+    );
 }

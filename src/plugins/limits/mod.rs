@@ -6,12 +6,17 @@
 pub mod redis_record;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
 
 use super::ConfigIssue;
+use crate::core::ConsumerId;
+use crate::store::ratelimit::Subject;
 
 /// Whom a limit counts (Kong's `limit_by` / `identifier`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +31,9 @@ pub enum Identifier {
 
 /// What a request offers to identify it.
 pub struct Who<'a> {
+    /// The consumer's id (what Kong counts by), and its place in the configuration.
     pub consumer: Option<&'a str>,
+    pub consumer_index: Option<ConsumerId>,
     pub credential: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
     pub service: &'a str,
@@ -172,6 +179,72 @@ pub fn kong_number(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// Bytes kept for the life of the process, each distinct text once: header names and values a
+/// configuration builds. Static bytes are cloned and dropped on every request without touching
+/// a shared reference count (which both worker threads would otherwise write to); a reload
+/// adds only texts not seen before, so what is kept is bounded by the configurations' texts.
+pub fn interned(text: String) -> Bytes {
+    Bytes::from_static(interned_str(text).as_bytes())
+}
+
+fn interned_str(text: String) -> &'static str {
+    static SEEN: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Mutex::default);
+    let Ok(mut seen) = SEEN.lock() else { return Box::leak(text.into_boxed_str()) };
+    match seen.get(text.as_str()) {
+        Some(t) => t,
+        None => {
+            let t: &'static str = Box::leak(text.into_boxed_str());
+            seen.insert(t);
+            t
+        }
+    }
+}
+
+/// A header name a configuration builds (`X-AI-RateLimit-Limit-minute-openai`), parsed once
+/// and kept (see [`interned`]); `None` if it is not a valid name.
+pub fn configured_header_name(text: &str) -> Option<HeaderName> {
+    let lower = text.to_ascii_lowercase();
+    HeaderName::from_bytes(lower.as_bytes()).ok()?;
+    Some(HeaderName::from_static(interned_str(lower)))
+}
+
+/// A configured number as a header value, built once (see [`interned`]).
+pub fn configured_number(v: f64) -> HeaderValue {
+    HeaderValue::from_maybe_shared(interned(kong_number(v))).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// [`kong_number`] as a header value (an integer without going through a `String`).
+pub fn number_value(v: f64) -> HeaderValue {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        return HeaderValue::from(v as i64);
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(kong_number(v))).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// A header a limit adds to the answer. Names go out in lower case (HTTP header names are
+/// case-insensitive, and HTTP/2 writes every name so): parsed once, they are written into the
+/// answer without being parsed, copied or hashed twice on every request.
+pub type LimitHeader = (HeaderName, HeaderValue);
+
+/// The subjects of a plugin instance's consumers, digested once each (a subject is a SHA-256
+/// of the namespace and the identifier: not worth computing on every request).
+pub struct SubjectCache {
+    slots: Vec<OnceLock<Subject>>,
+}
+
+impl SubjectCache {
+    pub fn new(len: usize) -> SubjectCache {
+        SubjectCache { slots: (0..len).map(|_| OnceLock::new()).collect() }
+    }
+
+    pub fn get(&self, index: usize, make: impl FnOnce() -> Subject) -> Subject {
+        match self.slots.get(index) {
+            Some(s) => *s.get_or_init(make),
+            None => make(),
+        }
+    }
+}
+
 /// A limit's refusal, as the proxy answers it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
@@ -188,12 +261,13 @@ pub struct Refusal {
 #[derive(Debug, Default)]
 pub struct Verdict {
     /// Headers for the answer, whatever it is.
-    pub headers: Vec<(Bytes, String)>,
+    pub headers: Vec<LimitHeader>,
     pub refused: Option<Refusal>,
     /// Decided without the shared backend (it failed, or is known to be down).
     pub degraded: bool,
-    /// Remaining budget per window after this decision, for the metrics (label, remaining).
-    pub remaining: Vec<(Bytes, f64)>,
+    /// Remaining budget per window after this decision, in the order of the plugin's
+    /// `window_labels`, for the metrics.
+    pub remaining: SmallVec<[f64; 8]>,
 }
 
 /// A plugin's `error_code` (Kong: a number > 0) as an HTTP status.
@@ -219,11 +293,21 @@ pub fn compile_for_test<T>(
     instance: &str,
     compile: impl FnOnce(&super::CompileContext<'_>) -> T,
 ) -> T {
-    let consumers = crate::consumers::Consumers::default();
+    compile_for_test_with(&crate::consumers::Consumers::default(), counters, instance, compile)
+}
+
+/// [`compile_for_test`] with these consumers configured.
+#[cfg(test)]
+pub fn compile_for_test_with<T>(
+    consumers: &crate::consumers::Consumers,
+    counters: &crate::store::ratelimit::CounterStores,
+    instance: &str,
+    compile: impl FnOnce(&super::CompileContext<'_>) -> T,
+) -> T {
     let jwks = super::openid_connect::JwksRegistry::new(None, Vec::new());
     let health = crate::upstream::balancer::HealthRegistry::default();
     compile(&super::CompileContext {
-        consumers: &consumers,
+        consumers,
         jwks: &jwks,
         health: &health,
         llm_plain_http_hosts: &[],

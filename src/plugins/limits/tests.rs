@@ -3,6 +3,7 @@ use super::*;
 fn who<'a>(headers: &'a HeaderMap, consumer: Option<&'a str>, credential: Option<&'a str>) -> Who<'a> {
     Who {
         consumer,
+        consumer_index: None,
         credential,
         client_ip: Some("192.0.2.7".parse().unwrap()),
         service: "svc-id",
@@ -63,6 +64,15 @@ fn numbers_as_lua_writes_them() {
     assert_eq!(kong_number(2.5), "2.5");
     assert_eq!(kong_number(19.9975), "19.9975");
     assert_eq!(kong_number(0.1 + 0.2), "0.3");
+    // The header values say the same.
+    for v in [5.0, 0.0, 2.5, 19.9975, 0.1 + 0.2, 1e12] {
+        assert_eq!(number_value(v).to_str().unwrap(), kong_number(v));
+        assert_eq!(configured_number(v).to_str().unwrap(), kong_number(v));
+    }
+    // Interned texts are kept once.
+    let a = interned("X-AI-RateLimit-Limit-minute-openai".to_string());
+    let b = interned("X-AI-RateLimit-Limit-minute-openai".to_string());
+    assert_eq!(a.as_ptr(), b.as_ptr());
 }
 
 #[test]

@@ -9,21 +9,31 @@ mod schema;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use smallvec::SmallVec;
 
 pub use schema::RateLimitingSchema;
 
 use super::limits::redis_record::OssRedisSchema;
-use super::limits::{error_code, kong_number, Identifier, Refusal, Verdict, Who};
+use super::limits::{
+    configured_number, error_code, number_value, IdKind, Identifier, Refusal, SubjectCache, Verdict, Who,
+};
 use super::{CompileContext, ConfigIssue};
 use crate::store::ratelimit::{CounterId, Counters, Period, Slot, Subject, SyncMode, Unavailable, Used};
+use crate::telemetry::metrics::{HandleTable, LimitHandles};
 
 pub const NAME: &str = "rate-limiting";
 
 pub struct RateLimiting {
     /// The configured periods, shortest first, with their limits.
     pub limits: Vec<(Period, f64)>,
+    /// Each limit as its headers' value, built once.
+    limit_values: Vec<HeaderValue>,
     pub identifier: Identifier,
+    /// Consumers' subjects, by consumer.
+    subjects: SubjectCache,
+    /// Decisions and remaining requests per consumer (filled by the proxy as it counts them).
+    pub metrics: HandleTable<LimitHandles>,
     counters: Arc<dyn Counters>,
     /// The plugin instance's counters namespace (its id, or its scope).
     namespace: String,
@@ -33,17 +43,22 @@ pub struct RateLimiting {
     pub error_message: String,
 }
 
-/// `X-RateLimit-Limit-<Period>` and `X-RateLimit-Remaining-<Period>`, spelled as Kong does.
-fn period_headers(p: Period) -> (&'static str, &'static str) {
-    match p {
-        Period::Second => ("X-RateLimit-Limit-Second", "X-RateLimit-Remaining-Second"),
-        Period::Minute => ("X-RateLimit-Limit-Minute", "X-RateLimit-Remaining-Minute"),
-        Period::Hour => ("X-RateLimit-Limit-Hour", "X-RateLimit-Remaining-Hour"),
-        Period::Day => ("X-RateLimit-Limit-Day", "X-RateLimit-Remaining-Day"),
-        Period::Month => ("X-RateLimit-Limit-Month", "X-RateLimit-Remaining-Month"),
-        Period::Year => ("X-RateLimit-Limit-Year", "X-RateLimit-Remaining-Year"),
-    }
+/// Kong's `X-RateLimit-Limit-<Period>` and `X-RateLimit-Remaining-<Period>`.
+fn period_headers(p: Period) -> (HeaderName, HeaderName) {
+    let (limit, remaining) = match p {
+        Period::Second => ("x-ratelimit-limit-second", "x-ratelimit-remaining-second"),
+        Period::Minute => ("x-ratelimit-limit-minute", "x-ratelimit-remaining-minute"),
+        Period::Hour => ("x-ratelimit-limit-hour", "x-ratelimit-remaining-hour"),
+        Period::Day => ("x-ratelimit-limit-day", "x-ratelimit-remaining-day"),
+        Period::Month => ("x-ratelimit-limit-month", "x-ratelimit-remaining-month"),
+        Period::Year => ("x-ratelimit-limit-year", "x-ratelimit-remaining-year"),
+    };
+    (HeaderName::from_static(limit), HeaderName::from_static(remaining))
 }
+
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// A deprecated flat field and its `redis.*` twin: Kong refuses both set to different values.
 fn alias<T: PartialEq + Clone>(issues: &mut Vec<ConfigIssue>, flat: &Option<T>, nested: &mut Option<T>, name: &str) {
@@ -147,8 +162,11 @@ impl RateLimiting {
         let error_code = error_code(s.error_code, &mut issues);
         match counters {
             Some(counters) if issues.is_empty() => Ok(RateLimiting {
+                limit_values: limits.iter().map(|(_, v)| configured_number(*v)).collect(),
                 limits,
                 identifier,
+                subjects: SubjectCache::new(cx.consumers.list.len()),
+                metrics: HandleTable::new(cx.consumers.list.len()),
                 counters,
                 namespace: cx.instance.to_string(),
                 fault_tolerant: s.fault_tolerant.unwrap_or(true),
@@ -160,11 +178,20 @@ impl RateLimiting {
         }
     }
 
+    /// The windows' names, in the order of [`Verdict::remaining`].
+    pub fn window_labels(&self) -> Vec<&'static str> {
+        self.limits.iter().map(|(p, _)| p.name()).collect()
+    }
+
     /// Count the request against every period; refuse it (uncounted) when one is used up.
     pub async fn admit(&self, who: &Who<'_>, now_ms: i64) -> Result<Verdict, Unavailable> {
         let (kind, id) = self.identifier.of(who);
-        let subject = Subject::of(&[self.namespace.as_bytes(), kind.tag(), id.as_bytes()]);
-        let slots: Vec<Slot> = self
+        let digest = || Subject::of(&[self.namespace.as_bytes(), kind.tag(), id.as_bytes()]);
+        let subject = match who.consumer_index {
+            Some(c) if kind == IdKind::Consumer => self.subjects.get(c.index(), digest),
+            _ => digest(),
+        };
+        let slots: SmallVec<[Slot; 6]> = self
             .limits
             .iter()
             .map(|(p, limit)| Slot {
@@ -182,32 +209,35 @@ impl RateLimiting {
     /// Kong's headers and answer from the counts before this request.
     fn verdict(&self, used: &[Used], refused: Option<usize>, now_ms: i64) -> Verdict {
         let mut v = Verdict::default();
+        if !self.hide_client_headers {
+            v.headers.reserve(2 * self.limits.len() + 4);
+        }
         // The RateLimit-* window: the least remaining; on a tie, the longer period.
-        let mut chosen: Option<(Period, f64, f64)> = None;
+        let mut chosen: Option<(Period, usize, f64)> = None;
         for (i, ((p, limit), u)) in self.limits.iter().zip(used).enumerate() {
             let remaining = limit - u.current as f64;
             // This request counts, unless another period refused it.
             let counted = refused.is_none() || refused == Some(i);
             let shown = (if counted { remaining - 1.0 } else { remaining }).max(0.0);
-            v.remaining.push((Bytes::from_static(p.name().as_bytes()), shown));
+            v.remaining.push(shown);
             if chosen.is_none_or(|(_, _, r)| shown <= r) {
-                chosen = Some((*p, *limit, shown));
+                chosen = Some((*p, i, shown));
             }
             if !self.hide_client_headers {
                 let (lh, rh) = period_headers(*p);
-                v.headers.push((Bytes::from_static(lh.as_bytes()), kong_number(*limit)));
-                v.headers.push((Bytes::from_static(rh.as_bytes()), kong_number(shown)));
+                v.headers.push((lh, self.limit_values[i].clone()));
+                v.headers.push((rh, number_value(shown)));
             }
         }
         let reset = chosen.map_or(1, |(p, _, _)| p.window(now_ms).reset_secs(now_ms));
-        if let (false, Some((_, limit, shown))) = (self.hide_client_headers, chosen) {
-            v.headers.push((Bytes::from_static(b"RateLimit-Limit"), kong_number(limit)));
-            v.headers.push((Bytes::from_static(b"RateLimit-Remaining"), kong_number(shown)));
-            v.headers.push((Bytes::from_static(b"RateLimit-Reset"), reset.to_string()));
+        if let (false, Some((_, i, shown))) = (self.hide_client_headers, chosen) {
+            v.headers.push((RATELIMIT_LIMIT, self.limit_values[i].clone()));
+            v.headers.push((RATELIMIT_REMAINING, number_value(shown)));
+            v.headers.push((RATELIMIT_RESET, HeaderValue::from(reset)));
         }
         if let Some(i) = refused {
             if !self.hide_client_headers {
-                v.headers.push((Bytes::from_static(b"Retry-After"), reset.to_string()));
+                v.headers.push((http::header::RETRY_AFTER, HeaderValue::from(reset)));
             }
             v.refused = Some(Refusal {
                 status: self.error_code,

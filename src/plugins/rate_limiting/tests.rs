@@ -27,6 +27,7 @@ fn problems(yaml: &str) -> Vec<String> {
 fn who(headers: &HeaderMap) -> Who<'_> {
     Who {
         consumer: Some("alex-id"),
+        consumer_index: None,
         credential: None,
         client_ip: Some("192.0.2.1".parse().unwrap()),
         service: "svc",
@@ -36,7 +37,7 @@ fn who(headers: &HeaderMap) -> Who<'_> {
 }
 
 fn header<'a>(v: &'a Verdict, name: &str) -> Option<&'a str> {
-    v.headers.iter().find(|(n, _)| n.as_ref() == name.as_bytes()).map(|(_, v)| v.as_str())
+    v.headers.iter().find(|(n, _)| n.as_str().eq_ignore_ascii_case(name)).map(|(_, v)| v.to_str().unwrap())
 }
 
 #[tokio::test]
@@ -49,7 +50,7 @@ async fn kongs_headers_for_the_third_request_of_a_second() {
     }
     assert!(v.refused.is_none());
     let shown: Vec<(String, &str)> =
-        v.headers.iter().map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.as_str())).collect();
+        v.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap())).collect();
     let want = [
         ("X-RateLimit-Limit-Second", "5"),
         ("X-RateLimit-Remaining-Second", "2"),
@@ -59,7 +60,8 @@ async fn kongs_headers_for_the_third_request_of_a_second() {
         ("RateLimit-Remaining", "2"),
         ("RateLimit-Reset", "1"),
     ];
-    assert_eq!(shown, want.iter().map(|(n, v)| (n.to_string(), *v)).collect::<Vec<_>>());
+    // Kong's names (sent in lower case: names are case-insensitive).
+    assert_eq!(shown, want.iter().map(|(n, v)| (n.to_ascii_lowercase(), *v)).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -151,4 +153,27 @@ fn deprecated_flat_redis_fields_still_work_unless_they_contradict() {
         vec!["redis_host (deprecated) and redis.host differ"]
     );
     assert!(problems("{minute: 5, policy: redis, redis_host: a.example, redis: {host: a.example}}").is_empty());
+}
+
+#[tokio::test]
+async fn a_consumers_cached_subject_is_the_same_counter_as_its_digest() {
+    // The subject is digested once per consumer and kept: it must be the very counter (and
+    // Redis key) a node without the cached subject uses for the same consumer.
+    let mut consumers = crate::consumers::Consumers::default();
+    let alex = consumers.add(crate::consumers::Consumer::new("alex-id".into(), Some("alex".into()), None, vec![]));
+    let bo = consumers.add(crate::consumers::Consumer::new("bo-id".into(), Some("bo".into()), None, vec![]));
+    let counters = CounterStores::default();
+    let rl = crate::plugins::limits::compile_for_test_with(&consumers, &counters, "rate-limiting:-:-:-", |cx| {
+        RateLimiting::compile(serde_yaml::from_str("{minute: 3}").unwrap(), cx)
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let h = HeaderMap::new();
+    let as_consumer = |id, index| Who { consumer: Some(id), consumer_index: Some(index), ..who(&h) };
+    assert!(rl.admit(&as_consumer("alex-id", alex), NOW).await.unwrap().refused.is_none());
+    assert!(rl.admit(&as_consumer("alex-id", alex), NOW).await.unwrap().refused.is_none());
+    // The same consumer without its index (digested on the spot) sees the same count.
+    assert_eq!(header(&rl.admit(&who(&h), NOW).await.unwrap(), "X-RateLimit-Remaining-Minute"), Some("0"));
+    assert!(rl.admit(&as_consumer("alex-id", alex), NOW).await.unwrap().refused.is_some());
+    // Another consumer's cached subject is its own.
+    assert!(rl.admit(&as_consumer("bo-id", bo), NOW).await.unwrap().refused.is_none());
 }

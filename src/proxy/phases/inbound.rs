@@ -98,7 +98,7 @@ pub async fn handle(shared: &ProcessState, session: &mut Session, ctx: &mut Requ
     }
 
     // ---- rate limits and budgets: a refused request is never read further or sent upstream
-    if let Err(err) = limits::admit(shared, session, ctx, route).await {
+    if let Err(err) = limits::admit(shared, session, ctx, config, route).await {
         return refuse(session, ctx, err, envelope).await;
     }
 

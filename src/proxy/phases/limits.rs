@@ -6,17 +6,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use crate::ai::response::Usage;
-use crate::model::Route;
+use crate::model::{Config, Route};
 use crate::plugins::limits::{Verdict, Who};
 use crate::proxy::context::{PendingCharge, RequestCtx};
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::ProcessState;
-use crate::telemetry::metrics::LimitPlugin;
+use crate::telemetry::metrics::{LimitHandles, LimitPlugin};
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -28,44 +27,51 @@ pub async fn admit(
     shared: &ProcessState,
     session: &Session,
     ctx: &mut RequestCtx,
+    config: &Config,
     route: &Route,
 ) -> Result<(), GatewayError> {
     let consumer = ctx.identity.consumer;
-    let rl = route.policies.rate_limiting.for_consumer(consumer).cloned();
-    let ai = route.policies.ai_rate_limiting.for_consumer(consumer).cloned();
+    let rl = route.policies.rate_limiting.for_consumer(consumer);
+    let ai = route.policies.ai_rate_limiting.for_consumer(consumer);
     if rl.is_none() && ai.is_none() {
         return Ok(());
     }
-    let generation = ctx.generation.clone();
-    let config = &generation.config;
     let now = now_ms();
     let client_ip = ctx.client_ip();
     let who = Who {
         consumer: consumer.map(|c| config.consumers.get(c).id.as_str()),
+        consumer_index: consumer,
         credential: ctx.identity.credential.as_ref().and_then(|c| c.identifier(&config.consumers)),
         client_ip,
         service: config.service_of(route).id.as_str(),
         headers: &session.req_header().headers,
         path: &ctx.routing.path,
     };
-    let rl_verdict = match &rl {
+    let rl_verdict = match rl {
         Some(rl) => Some(rl.admit(&who, now).await),
         None => None,
     };
     let stopped = matches!(&rl_verdict, Some(Err(_))) || matches!(&rl_verdict, Some(Ok(v)) if v.refused.is_some());
-    let ai_verdict = match &ai {
+    let ai_verdict = match ai {
         Some(ai) if !stopped => Some(ai.admit(&who, now).await),
         _ => None,
     };
-    if let Some(v) = rl_verdict {
-        decide(shared, ctx, LimitPlugin::RateLimiting, v)?;
+    let label = consumer.map(|c| config.consumers.get(c).label.as_str());
+    if let (Some(plugin), Some(v)) = (rl, rl_verdict) {
+        let handles = plugin.metrics.get_ref(consumer, || {
+            shared.metrics.limit_handles(label, LimitPlugin::RateLimiting, &plugin.window_labels())
+        });
+        decide(shared, ctx, LimitPlugin::RateLimiting, handles, v)?;
     }
     if let (Some(plugin), Some(v)) = (ai, ai_verdict) {
+        let handles = plugin.metrics.get_ref(consumer, || {
+            shared.metrics.limit_handles(label, LimitPlugin::AiRateLimiting, &plugin.window_labels())
+        });
         let v = v.map(|(v, ticket)| {
-            ctx.limits.charge = Some(PendingCharge { plugin, ticket });
+            ctx.limits.charge = Some(PendingCharge { ticket });
             v
         });
-        decide(shared, ctx, LimitPlugin::AiRateLimiting, v)?;
+        decide(shared, ctx, LimitPlugin::AiRateLimiting, handles, v)?;
     }
     Ok(())
 }
@@ -75,13 +81,9 @@ fn decide(
     shared: &ProcessState,
     ctx: &mut RequestCtx,
     plugin: LimitPlugin,
+    handles: &LimitHandles,
     verdict: Result<Verdict, crate::store::ratelimit::Unavailable>,
 ) -> Result<(), GatewayError> {
-    let consumer = ctx.identity.consumer;
-    let handles = ctx.generation.limit_metrics[plugin as usize].get(consumer, || {
-        let label = consumer.map_or("", |c| ctx.generation.config.consumers.get(c).label.as_str());
-        shared.metrics.limit_handles(label, plugin)
-    });
     let v = match verdict {
         Ok(v) => v,
         Err(e) => {
@@ -94,12 +96,12 @@ fn decide(
     if v.degraded {
         shared.metrics.limit_backend_error(plugin);
     }
-    if consumer.is_some() {
-        for (window, remaining) in &v.remaining {
-            handles.remaining(&shared.metrics, window, *remaining);
-        }
+    handles.remaining(&v.remaining);
+    if ctx.limits.headers.is_empty() {
+        ctx.limits.headers = v.headers;
+    } else {
+        ctx.limits.headers.extend(v.headers);
     }
-    ctx.limits.headers.extend(v.headers);
     match v.refused {
         None => {
             handles.allowed.inc();
@@ -115,18 +117,34 @@ fn decide(
 }
 
 /// The limits' headers on an answer (proxied or the gateway's own).
+///
+/// Written into the header map directly, with the names parsed when the configuration was
+/// loaded: Pingora's `insert_header` parses, copies and hashes each name twice to keep its
+/// spelling, which made the limits' headers the largest part of their cost per request. The
+/// answer's names then go out as HTTP/2 writes them (standard names titled, others in lower
+/// case), which HTTP/1 clients read the same.
 pub fn add_headers(ctx: &RequestCtx, resp: &mut ResponseHeader) -> pingora_core::Result<()> {
-    for (name, value) in &ctx.limits.headers {
-        resp.insert_header(Bytes::clone(name), value.as_str())?;
+    if ctx.limits.headers.is_empty() {
+        return Ok(());
     }
+    let mut parts: http::response::Parts = std::mem::replace(resp, ResponseHeader::build_no_case(200, Some(0))?).into();
+    parts.headers.reserve(ctx.limits.headers.len());
+    for (name, value) in &ctx.limits.headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    *resp = ResponseHeader::from(parts);
     Ok(())
 }
 
 /// Charge what the request used to its budgets (once).
 pub fn charge(ctx: &mut RequestCtx, usage: &Usage) {
     let Some(pending) = ctx.limits.charge.take() else { return };
-    let Some(ai) = &ctx.ai else { return };
+    let (Some(ai), Some(route)) = (&ctx.ai, ctx.routing.route) else { return };
+    // The plugin that admitted the request (the request's configuration is the one it was
+    // admitted under).
+    let route = ctx.generation.config.route(route);
+    let Some(plugin) = route.policies.ai_rate_limiting.for_consumer(ctx.identity.consumer) else { return };
     let target = &ai.plugin.targets[ai.target];
-    let amount = pending.plugin.amount(usage, target.options.input_cost, target.options.output_cost);
-    pending.plugin.charge(&pending.ticket, target.provider.as_str(), amount, now_ms());
+    let amount = plugin.amount(usage, target.options.input_cost, target.options.output_cost);
+    plugin.charge(&pending.ticket, target.provider.as_str(), amount, now_ms());
 }

@@ -3,10 +3,11 @@
 //! keeps one too, as its local view: what Redis said last (`base`), what this node counted
 //! since and has not pushed yet (`pending`), and what is being pushed (`inflight`).
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
+
+use foldhash::fast::RandomState;
 
 use async_trait::async_trait;
 
@@ -35,7 +36,9 @@ impl Entry {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<CounterId, Entry>,
+    /// Keyed with a random seed per process (foldhash): fast on the request path, and a
+    /// subject chosen by a client (a header value) cannot be made to collide.
+    map: HashMap<CounterId, Entry, RandomState>,
     order: VecDeque<CounterId>,
     /// The size at which expired counters are swept from the whole shard (not only from the
     /// front of `order`).
@@ -55,6 +58,9 @@ pub enum Record {
     Pending,
 }
 
+/// The guards of one operation, by shard index.
+type Guards<'a> = [Option<MutexGuard<'a, Shard>>; SHARDS];
+
 pub struct CounterTable {
     shards: Vec<Mutex<Shard>>,
     max_per_shard: usize,
@@ -66,7 +72,7 @@ impl CounterTable {
         CounterTable {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             max_per_shard: max_entries.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
@@ -75,37 +81,55 @@ impl CounterTable {
         (self.hasher.hash_one(id.subject) as usize) % SHARDS
     }
 
-    /// Lock the shards of `ids`, each once, in index order (no deadlock between requests).
-    fn lock<'a>(&'a self, ids: impl Iterator<Item = &'a CounterId>) -> Vec<(usize, MutexGuard<'a, Shard>)> {
-        let mut idx: Vec<usize> = ids.map(|id| self.shard_of(id)).collect();
-        idx.sort_unstable();
-        idx.dedup();
-        idx.into_iter().filter_map(|i| self.shards[i].lock().ok().map(|g| (i, g))).collect()
+    /// Lock the shards of `ids`, each once, in index order (no deadlock between requests); a
+    /// guard per shard index, `None` for shards not needed (or poisoned).
+    fn lock<'a>(&'a self, ids: impl Iterator<Item = &'a CounterId>) -> Guards<'a> {
+        let mut wanted = 0u32;
+        for id in ids {
+            wanted |= 1 << self.shard_of(id);
+        }
+        let mut guards: Guards<'a> = Default::default();
+        while wanted != 0 {
+            let i = wanted.trailing_zeros() as usize;
+            wanted &= wanted - 1;
+            guards[i] = self.shards[i].lock().ok();
+        }
+        guards
     }
 
-    fn total_in(&self, guards: &[(usize, MutexGuard<'_, Shard>)], id: &CounterId, now_ms: i64) -> i64 {
-        let i = self.shard_of(id);
-        guards
-            .iter()
-            .find(|(at, _)| *at == i)
-            .and_then(|(_, g)| g.map.get(id))
-            .filter(|e| e.id.expires_ms > now_ms)
-            .map_or(0, Entry::total)
+    /// A counter's total. Counting into `Pending`, a counter not kept yet is created (at 0):
+    /// counters seen here are synced (read back) even when nothing is added to them.
+    fn read(&self, guards: &mut Guards<'_>, id: &CounterId, now_ms: i64, record: Record) -> i64 {
+        let Some(g) = guards[self.shard_of(id)].as_mut() else { return 0 };
+        match g.map.get(id) {
+            Some(e) if e.id.expires_ms > now_ms => e.total(),
+            Some(_) => 0,
+            None => {
+                if record == Record::Pending && id.expires_ms > now_ms {
+                    self.add_in(g, id, 0, record, now_ms);
+                }
+                0
+            }
+        }
     }
 
     fn add_in(&self, shard: &mut Shard, id: &CounterId, amount: i64, record: Record, now_ms: i64) {
-        let fresh = shard.map.get(id).is_none_or(|e| e.id.expires_ms <= now_ms);
-        if fresh {
-            if shard.map.insert(*id, Entry { id: *id, base: 0, pending: 0, inflight: 0 }).is_none() {
-                shard.order.push_back(*id);
+        let e = match shard.map.get_mut(id) {
+            Some(e) if e.id.expires_ms > now_ms => e,
+            _ => {
+                if shard.map.insert(*id, Entry { id: *id, base: 0, pending: 0, inflight: 0 }).is_none() {
+                    shard.order.push_back(*id);
+                }
+                self.bound(shard, now_ms);
+                match shard.map.get_mut(id) {
+                    Some(e) => e,
+                    None => return,
+                }
             }
-            self.bound(shard, now_ms);
-        }
-        if let Some(e) = shard.map.get_mut(id) {
-            match record {
-                Record::Base => e.base += amount,
-                Record::Pending => e.pending += amount,
-            }
+        };
+        match record {
+            Record::Base => e.base += amount,
+            Record::Pending => e.pending += amount,
         }
     }
 
@@ -149,29 +173,17 @@ impl CounterTable {
         let mut refused = None;
         for (i, s) in slots.iter().enumerate() {
             let u = Used {
-                current: self.total_in(&guards, &s.current, now_ms),
-                previous: s.previous.map_or(0, |(p, _)| self.total_in(&guards, &p, now_ms)),
+                current: self.read(&mut guards, &s.current, now_ms, record),
+                previous: s.previous.map_or(0, |(p, _)| self.read(&mut guards, &p, now_ms, record)),
             };
             if refused.is_none() && u.estimate(s) >= s.limit {
                 refused = Some(i);
             }
             used.push(u);
         }
-        if record == Record::Pending {
-            // Counters seen here are synced (read back) even when nothing is added to them.
-            for id in slots.iter().flat_map(|s| std::iter::once(s.current).chain(s.previous.map(|(p, _)| p))) {
-                let i = self.shard_of(&id);
-                if let Some((_, g)) = guards.iter_mut().find(|(at, _)| *at == i) {
-                    if !g.map.contains_key(&id) && id.expires_ms > now_ms {
-                        self.add_in(g, &id, 0, record, now_ms);
-                    }
-                }
-            }
-        }
         if refused.is_none() && cost != 0 {
             for s in slots {
-                let i = self.shard_of(&s.current);
-                if let Some((_, g)) = guards.iter_mut().find(|(at, _)| *at == i) {
+                if let Some(g) = guards[self.shard_of(&s.current)].as_mut() {
                     self.add_in(g, &s.current, cost, record, now_ms);
                 }
             }
@@ -183,6 +195,16 @@ impl CounterTable {
     pub fn add(&self, id: &CounterId, amount: i64, record: Record, now_ms: i64) {
         if let Ok(mut g) = self.shards[self.shard_of(id)].lock() {
             self.add_in(&mut g, id, amount, record, now_ms);
+        }
+    }
+
+    /// Add `amount` to each counter (a subject's counters: one lock).
+    pub fn add_all(&self, ids: &[CounterId], amount: i64, record: Record, now_ms: i64) {
+        let mut guards = self.lock(ids.iter());
+        for id in ids {
+            if let Some(g) = guards[self.shard_of(id)].as_mut() {
+                self.add_in(g, id, amount, record, now_ms);
+            }
         }
     }
 
@@ -286,9 +308,7 @@ impl Counters for LocalCounters {
     }
 
     fn charge(&self, counters: &[CounterId], amount: i64, now_ms: i64) {
-        for id in counters {
-            self.table.add(id, amount, Record::Base, now_ms);
-        }
+        self.table.add_all(counters, amount, Record::Base, now_ms);
     }
 }
 

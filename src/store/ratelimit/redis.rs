@@ -276,9 +276,7 @@ impl Counters for RedisCounters {
 
     fn charge(&self, counters: &[CounterId], amount: i64, now_ms: i64) {
         self.ensure_task();
-        for id in counters {
-            self.mirror.add(id, amount, Record::Pending, now_ms);
-        }
+        self.mirror.add_all(counters, amount, Record::Pending, now_ms);
         if self.mode == SyncMode::Synchronous {
             // Told to Redis within the batch window, so the other nodes see it within a few
             // milliseconds (this node counts it already).
