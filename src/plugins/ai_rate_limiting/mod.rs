@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 pub use schema::AiRateLimitingSchema;
 
 use super::limits::{
-    configured_header_name, configured_number, error_code, interned, number_value, IdKind, Identifier, Refusal,
+    configured_header_name, configured_number, error_code, interned, HeaderBuilder, IdKind, Identifier, Refusal,
     SubjectCache, Verdict, Who,
 };
 use super::{unsupported_unless_default, CompileContext, ConfigIssue};
@@ -270,9 +270,11 @@ impl AiRateLimiting {
 
     fn verdict(&self, slots: &[Slot], used: &[Used], now_ms: i64) -> Verdict {
         let mut v = Verdict::default();
-        if !self.hide_client_headers {
-            v.headers.reserve(2 * slots.len());
-        }
+        let mut headers = if self.hide_client_headers {
+            HeaderBuilder::default()
+        } else {
+            HeaderBuilder::with_capacity(2 * slots.len())
+        };
         let scale = self.scale();
         let mut denied: Vec<&str> = Vec::new();
         let (mut reset_max, mut retry_max) = (0u64, 0u64);
@@ -284,8 +286,8 @@ impl AiRateLimiting {
             let shown = if self.strategy == CountStrategy::Cost { remaining } else { remaining.floor() };
             v.remaining.push(shown);
             if !self.hide_client_headers {
-                v.headers.push((w.headers[0].clone(), w.limit_value.clone()));
-                v.headers.push((w.headers[1].clone(), number_value(shown)));
+                headers.value(w.headers[0].clone(), w.limit_value.clone());
+                headers.number(w.headers[1].clone(), shown);
             }
             if u.estimate(slot) < slot.limit {
                 continue;
@@ -304,14 +306,14 @@ impl AiRateLimiting {
             reset_max = reset_max.max(reset);
             retry_max = retry_max.max(retry);
             if !self.hide_client_headers {
-                v.headers.push((w.headers[2].clone(), HeaderValue::from(reset)));
-                v.headers.push((w.headers[3].clone(), HeaderValue::from(retry)));
+                headers.seconds(w.headers[2].clone(), reset);
+                headers.seconds(w.headers[3].clone(), retry);
             }
         }
         if let Some(w) = first_refused {
             // Kong sends these two even with hide_client_headers.
-            v.headers.push((HeaderName::from_static("x-ai-ratelimit-reset"), HeaderValue::from(reset_max)));
-            v.headers.push((HeaderName::from_static("x-ai-ratelimit-retry-after"), HeaderValue::from(retry_max)));
+            headers.seconds(HeaderName::from_static("x-ai-ratelimit-reset"), reset_max);
+            headers.seconds(HeaderName::from_static("x-ai-ratelimit-retry-after"), retry_max);
             let message = if self.error_hide_providers {
                 self.error_message.clone()
             } else {
@@ -325,6 +327,7 @@ impl AiRateLimiting {
                 window: String::from_utf8_lossy(&w.label).into_owned(),
             });
         }
+        v.headers = headers.finish();
         v
     }
 

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex, OnceLock};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use smallvec::SmallVec;
 
@@ -213,12 +213,62 @@ pub fn configured_number(v: f64) -> HeaderValue {
     HeaderValue::from_maybe_shared(interned(kong_number(v))).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
-/// [`kong_number`] as a header value (an integer without going through a `String`).
-pub fn number_value(v: f64) -> HeaderValue {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        return HeaderValue::from(v as i64);
+/// A verdict's headers as they are built. The numbers a request brings (what is left, when a
+/// window resets) are written into one buffer that their values then share: one allocation
+/// for all of them rather than one each.
+#[derive(Default)]
+pub struct HeaderBuilder {
+    headers: Vec<LimitHeader>,
+    digits: BytesMut,
+    /// (header, start, end) of each number in `digits`.
+    numbers: SmallVec<[(usize, usize, usize); 8]>,
+}
+
+impl HeaderBuilder {
+    pub fn with_capacity(headers: usize) -> HeaderBuilder {
+        HeaderBuilder {
+            headers: Vec::with_capacity(headers),
+            digits: BytesMut::with_capacity(headers * 12),
+            numbers: SmallVec::new(),
+        }
     }
-    HeaderValue::from_maybe_shared(Bytes::from(kong_number(v))).unwrap_or_else(|_| HeaderValue::from_static("0"))
+
+    /// A header whose value was built beforehand.
+    pub fn value(&mut self, name: HeaderName, value: HeaderValue) {
+        self.headers.push((name, value));
+    }
+
+    /// A header whose value is a number, written as Kong writes it ([`kong_number`]).
+    pub fn number(&mut self, name: HeaderName, v: f64) {
+        let start = self.digits.len();
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            self.digits.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+        } else {
+            self.digits.extend_from_slice(kong_number(v).as_bytes());
+        }
+        self.numbers.push((self.headers.len(), start, self.digits.len()));
+        self.headers.push((name, HeaderValue::from_static("0")));
+    }
+
+    /// A header whose value is a whole number of seconds.
+    pub fn seconds(&mut self, name: HeaderName, secs: u64) {
+        let start = self.digits.len();
+        self.digits.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
+        self.numbers.push((self.headers.len(), start, self.digits.len()));
+        self.headers.push((name, HeaderValue::from_static("0")));
+    }
+
+    pub fn finish(mut self) -> Vec<LimitHeader> {
+        let digits = self.digits.freeze();
+        for (i, start, end) in self.numbers {
+            if let (Some(h), Ok(v)) =
+                (self.headers.get_mut(i), HeaderValue::from_maybe_shared(digits.slice(start..end)))
+            {
+                h.1 = v;
+            }
+        }
+        self.headers
+    }
 }
 
 /// A header a limit adds to the answer. Names go out in lower case (HTTP header names are

@@ -65,10 +65,16 @@ fn numbers_as_lua_writes_them() {
     assert_eq!(kong_number(19.9975), "19.9975");
     assert_eq!(kong_number(0.1 + 0.2), "0.3");
     // The header values say the same.
-    for v in [5.0, 0.0, 2.5, 19.9975, 0.1 + 0.2, 1e12] {
-        assert_eq!(number_value(v).to_str().unwrap(), kong_number(v));
+    let numbers = [5.0, 0.0, 2.5, 19.9975, 0.1 + 0.2, 1e12];
+    let mut b = HeaderBuilder::with_capacity(8);
+    for v in numbers {
         assert_eq!(configured_number(v).to_str().unwrap(), kong_number(v));
+        b.number(http::HeaderName::from_static("x-n"), v);
     }
+    b.seconds(http::HeaderName::from_static("x-s"), 54);
+    let headers = b.finish();
+    let values: Vec<&str> = headers.iter().map(|(_, v)| v.to_str().unwrap()).collect();
+    assert_eq!(values, ["5", "0", "2.5", "19.9975", "0.3", "1000000000000", "54"]);
     // Interned texts are kept once.
     let a = interned("X-AI-RateLimit-Limit-minute-openai".to_string());
     let b = interned("X-AI-RateLimit-Limit-minute-openai".to_string());

@@ -16,7 +16,7 @@ pub use schema::RateLimitingSchema;
 
 use super::limits::redis_record::OssRedisSchema;
 use super::limits::{
-    configured_number, error_code, number_value, IdKind, Identifier, Refusal, SubjectCache, Verdict, Who,
+    configured_number, error_code, HeaderBuilder, IdKind, Identifier, Refusal, SubjectCache, Verdict, Who,
 };
 use super::{CompileContext, ConfigIssue};
 use crate::store::ratelimit::{CounterId, Counters, Period, Slot, Subject, SyncMode, Unavailable, Used};
@@ -209,9 +209,11 @@ impl RateLimiting {
     /// Kong's headers and answer from the counts before this request.
     fn verdict(&self, used: &[Used], refused: Option<usize>, now_ms: i64) -> Verdict {
         let mut v = Verdict::default();
-        if !self.hide_client_headers {
-            v.headers.reserve(2 * self.limits.len() + 4);
-        }
+        let mut headers = if self.hide_client_headers {
+            HeaderBuilder::default()
+        } else {
+            HeaderBuilder::with_capacity(2 * self.limits.len() + 4)
+        };
         // The RateLimit-* window: the least remaining; on a tie, the longer period.
         let mut chosen: Option<(Period, usize, f64)> = None;
         for (i, ((p, limit), u)) in self.limits.iter().zip(used).enumerate() {
@@ -225,19 +227,19 @@ impl RateLimiting {
             }
             if !self.hide_client_headers {
                 let (lh, rh) = period_headers(*p);
-                v.headers.push((lh, self.limit_values[i].clone()));
-                v.headers.push((rh, number_value(shown)));
+                headers.value(lh, self.limit_values[i].clone());
+                headers.number(rh, shown);
             }
         }
         let reset = chosen.map_or(1, |(p, _, _)| p.window(now_ms).reset_secs(now_ms));
         if let (false, Some((_, i, shown))) = (self.hide_client_headers, chosen) {
-            v.headers.push((RATELIMIT_LIMIT, self.limit_values[i].clone()));
-            v.headers.push((RATELIMIT_REMAINING, number_value(shown)));
-            v.headers.push((RATELIMIT_RESET, HeaderValue::from(reset)));
+            headers.value(RATELIMIT_LIMIT, self.limit_values[i].clone());
+            headers.number(RATELIMIT_REMAINING, shown);
+            headers.seconds(RATELIMIT_RESET, reset);
         }
         if let Some(i) = refused {
             if !self.hide_client_headers {
-                v.headers.push((http::header::RETRY_AFTER, HeaderValue::from(reset)));
+                headers.seconds(http::header::RETRY_AFTER, reset);
             }
             v.refused = Some(Refusal {
                 status: self.error_code,
@@ -247,6 +249,7 @@ impl RateLimiting {
                 window: self.limits.get(i).map_or("", |(p, _)| p.name()).to_string(),
             });
         }
+        v.headers = headers.finish();
         v
     }
 }
