@@ -262,7 +262,10 @@ impl AiRateLimiting {
         let ticket = self.ticket(who);
         let slots = self.slots(&ticket, now_ms);
         // Kong falls back to this node's counters when Redis fails: always fault tolerant.
-        let checked = self.counters.admit(&slots, 0, now_ms, true).await?;
+        let checked = match self.counters.admit_now(&slots, 0, now_ms, true) {
+            Some(checked) => checked?,
+            None => self.counters.admit(&slots, 0, now_ms, true).await?,
+        };
         let mut v = self.verdict(&slots, &checked.used, now_ms);
         v.degraded = checked.degraded;
         Ok((v, ticket))

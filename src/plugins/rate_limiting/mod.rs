@@ -200,7 +200,10 @@ impl RateLimiting {
                 limit: *limit,
             })
             .collect();
-        let checked = self.counters.admit(&slots, 1, now_ms, self.fault_tolerant).await?;
+        let checked = match self.counters.admit_now(&slots, 1, now_ms, self.fault_tolerant) {
+            Some(checked) => checked?,
+            None => self.counters.admit(&slots, 1, now_ms, self.fault_tolerant).await?,
+        };
         let mut v = self.verdict(&checked.used, checked.refused, now_ms);
         v.degraded = checked.degraded;
         Ok(v)

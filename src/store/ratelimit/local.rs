@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use foldhash::fast::RandomState;
 
 use async_trait::async_trait;
+use smallvec::SmallVec;
 
 use super::{Checked, CounterId, Counters, Slot, Unavailable, Used};
 
@@ -169,7 +170,7 @@ impl CounterTable {
     pub fn admit(&self, slots: &[Slot], cost: i64, now_ms: i64, record: Record) -> Checked {
         let ids = slots.iter().flat_map(|s| std::iter::once(&s.current).chain(s.previous.as_ref().map(|(p, _)| p)));
         let mut guards = self.lock(ids);
-        let mut used = Vec::with_capacity(slots.len());
+        let mut used = SmallVec::with_capacity(slots.len());
         let mut refused = None;
         for (i, s) in slots.iter().enumerate() {
             let u = Used {
@@ -305,6 +306,10 @@ impl LocalCounters {
 impl Counters for LocalCounters {
     async fn admit(&self, slots: &[Slot], cost: i64, now_ms: i64, _: bool) -> Result<Checked, Unavailable> {
         Ok(self.table.admit(slots, cost, now_ms, Record::Base))
+    }
+
+    fn admit_now(&self, slots: &[Slot], cost: i64, now_ms: i64, _: bool) -> Option<Result<Checked, Unavailable>> {
+        Some(Ok(self.table.admit(slots, cost, now_ms, Record::Base)))
     }
 
     fn charge(&self, counters: &[CounterId], amount: i64, now_ms: i64) {

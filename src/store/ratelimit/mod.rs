@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 
 use super::redis::{RedisEndpoint, RedisLink};
 pub use window::{Period, Window};
@@ -102,7 +103,7 @@ impl Used {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     /// Per slot, in order: the use before this request.
-    pub used: Vec<Used>,
+    pub used: SmallVec<[Used; 4]>,
     /// The first slot at or over its limit: the request is refused and nothing was added.
     pub refused: Option<usize>,
     /// Decided without the shared backend (Redis down, slow or not yet synced): this node's
@@ -121,6 +122,19 @@ pub trait Counters: Send + Sync {
     /// answered from this node's view (`degraded`); otherwise it is an error.
     async fn admit(&self, slots: &[Slot], cost: i64, now_ms: i64, fault_tolerant: bool)
         -> Result<Checked, Unavailable>;
+
+    /// [`Counters::admit`] without waiting, when this store decides in the process (local
+    /// counters, or the periodic view between syncs); `None` when the decision needs the
+    /// shared backend. Callers try it first: most decisions then cost no future at all.
+    fn admit_now(
+        &self,
+        _slots: &[Slot],
+        _cost: i64,
+        _now_ms: i64,
+        _fault_tolerant: bool,
+    ) -> Option<Result<Checked, Unavailable>> {
+        None
+    }
 
     /// Add what a request used (tokens, micro-units) to counters. Counted here at once; a
     /// shared backend is told off the request path.

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redis::Script;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 use super::local::{CounterTable, Record};
@@ -202,6 +203,21 @@ impl RedisCounters {
         self.push(batch).await;
     }
 
+    /// Periodic mode: decide on this node's view (degraded while Redis is down).
+    fn admit_periodically(
+        &self,
+        slots: &[Slot],
+        cost: i64,
+        now_ms: i64,
+        fault_tolerant: bool,
+    ) -> Result<Checked, Unavailable> {
+        let up = self.link.is_up();
+        if !up && !fault_tolerant {
+            return Err(Unavailable("Redis is unreachable".into()));
+        }
+        Ok(Checked { degraded: !up, ..self.admit_locally(slots, cost, now_ms) })
+    }
+
     /// Decide on this node's view, counting into what is still to be pushed.
     fn admit_locally(&self, slots: &[Slot], cost: i64, now_ms: i64) -> Checked {
         self.mirror.admit(slots, cost, now_ms, Record::Pending)
@@ -234,7 +250,7 @@ impl RedisCounters {
             return Err(format!("unexpected answer from the admission script ({} values)", reply.len()));
         }
         let refused = usize::try_from(reply[0]).ok().filter(|&r| r > 0).map(|r| r - 1);
-        let used: Vec<Used> = reply[1..].chunks(2).map(|c| Used { current: c[0], previous: c[1] }).collect();
+        let used: SmallVec<[Used; 4]> = reply[1..].chunks(2).map(|c| Used { current: c[0], previous: c[1] }).collect();
         // Keep the local view close to Redis's, for when Redis is not there.
         for (s, u) in slots.iter().zip(&used) {
             let added = if refused.is_none() { cost } else { 0 };
@@ -264,12 +280,22 @@ impl Counters for RedisCounters {
                 Err(e) if !fault_tolerant => Err(Unavailable(e)),
                 Err(_) => Ok(Checked { degraded: true, ..self.admit_locally(slots, cost, now_ms) }),
             },
+            SyncMode::Periodic(_) => self.admit_periodically(slots, cost, now_ms, fault_tolerant),
+        }
+    }
+
+    fn admit_now(
+        &self,
+        slots: &[Slot],
+        cost: i64,
+        now_ms: i64,
+        fault_tolerant: bool,
+    ) -> Option<Result<Checked, Unavailable>> {
+        match self.mode {
+            SyncMode::Synchronous => None,
             SyncMode::Periodic(_) => {
-                let up = self.link.is_up();
-                if !up && !fault_tolerant {
-                    return Err(Unavailable("Redis is unreachable".into()));
-                }
-                Ok(Checked { degraded: !up, ..self.admit_locally(slots, cost, now_ms) })
+                self.ensure_task();
+                Some(self.admit_periodically(slots, cost, now_ms, fault_tolerant))
             }
         }
     }
