@@ -116,7 +116,7 @@ pub fn run(checked: Checked, opts: RunOptions) -> Result<(), String> {
     let app = pingora_proxy::http_proxy(&server.configuration, Proxy { shared: shared.clone() });
     let app = HeadTimeout::new(app, settings.client_header_timeout.as_secs());
     let mut proxy = Service::new("aigate proxy".to_string(), app);
-    let buffers = L4BufferSettings::default().read(settings.client_read_buffer_size);
+    let buffers = L4BufferSettings::new(settings.client_read_buffer_size, settings.client_write_buffer_size);
     for addr in &settings.proxy_listen {
         proxy.endpoints().add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers));
     }

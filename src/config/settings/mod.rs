@@ -79,6 +79,12 @@ pub struct Settings {
     /// one saved no measurable CPU and cost 16-18 KB per long stream (benches/README.md).
     #[serde(deserialize_with = "values::read_buffer_size")]
     pub client_read_buffer_size: usize,
+    /// Write buffer of each client connection, kept for the connection's life. Pingora's default
+    /// is one TCP segment (1460 bytes): an answer whose head and body together are larger went
+    /// out in two writes and two segments (an LLM answer with a rate limit's headers usually
+    /// is). 4 KiB by default, so such answers go out in one.
+    #[serde(deserialize_with = "values::write_buffer_size")]
+    pub client_write_buffer_size: usize,
     /// Largest request head (request line and header fields) answered with anything but 431.
     /// Pingora's own parser caps a head at 1 MiB and 256 fields, answering an empty 400 above.
     #[serde(deserialize_with = "values::header_size")]
@@ -173,6 +179,7 @@ impl Default for Settings {
             client_header_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
             client_read_buffer_size: 0,
+            client_write_buffer_size: 4 * 1024,
             max_request_header_size: 32 * 1024,
             max_request_headers: 100,
             proxy_access_log: AccessLogTarget::Off,

@@ -43,6 +43,12 @@ fn env_overrides_win_and_parse_as_yaml() {
 fn client_read_buffer_is_small_by_default_and_bounded() {
     let s = Settings::from_yaml("declarative_config: k.yaml\n", None, &no_env).unwrap();
     assert_eq!(s.client_read_buffer_size, 0);
+    assert_eq!(s.client_write_buffer_size, 4 * 1024);
+    let s = Settings::from_yaml("declarative_config: k.yaml\nclient_write_buffer_size: 0\n", None, &no_env).unwrap();
+    assert_eq!(s.client_write_buffer_size, 0);
+    let err =
+        Settings::from_yaml("declarative_config: k.yaml\nclient_write_buffer_size: 4m\n", None, &no_env).unwrap_err();
+    assert!(err.to_string().contains("client_write_buffer_size must be at most 1m"), "{err}");
     let s = Settings::from_yaml("declarative_config: k.yaml\nclient_read_buffer_size: 64k\n", None, &no_env).unwrap();
     assert_eq!(s.client_read_buffer_size, 64 * 1024);
     let err =
@@ -96,7 +102,7 @@ fn unknown_keys_and_bad_values_are_all_reported() {
 
 #[test]
 fn every_documented_key_is_accepted() {
-    assert_eq!(Settings::keys().len(), 40);
+    assert_eq!(Settings::keys().len(), 41);
     assert!(!Settings::keys().contains(&"source"));
     for key in Settings::keys() {
         let (parsed, problems) = Settings::parse(&format!("{key}: null\n"), None, &no_env);

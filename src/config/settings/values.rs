@@ -285,6 +285,15 @@ pub(super) fn read_buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize,
     }
 }
 
+pub(super) fn write_buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    match usize::try_from(byte_size(d)?) {
+        Ok(n) if n <= 1024 * 1024 => Ok(n),
+        _ => Err(de::Error::custom(
+            "client_write_buffer_size must be at most 1m (fix: use a size such as 4k (0 writes straight to the socket))",
+        )),
+    }
+}
+
 pub(super) fn header_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     match usize::try_from(byte_size(d)?) {
         Ok(n) if (1024..=PARSER_MAX_HEAD).contains(&n) => Ok(n),
