@@ -277,20 +277,24 @@ pub(super) fn body_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error
 }
 
 pub(super) fn read_buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    match usize::try_from(byte_size(d)?) {
-        Ok(n) if n <= 1024 * 1024 => Ok(n),
-        _ => Err(de::Error::custom(
-            "client_read_buffer_size must be at most 1m (fix: use a size such as 16k (0 reads straight from the socket))",
-        )),
-    }
+    buffer_size(
+        d,
+        "client_read_buffer_size must be at most 1m (fix: use a size such as 16k (0 reads straight from the socket))",
+    )
 }
 
 pub(super) fn write_buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    buffer_size(
+        d,
+        "client_write_buffer_size must be at most 1m (fix: use a size such as 4k (0 writes straight to the socket))",
+    )
+}
+
+/// A connection buffer's size: at most 1 MiB (one is kept per client connection).
+fn buffer_size<'de, D: Deserializer<'de>>(d: D, too_large: &str) -> Result<usize, D::Error> {
     match usize::try_from(byte_size(d)?) {
         Ok(n) if n <= 1024 * 1024 => Ok(n),
-        _ => Err(de::Error::custom(
-            "client_write_buffer_size must be at most 1m (fix: use a size such as 4k (0 writes straight to the socket))",
-        )),
+        _ => Err(de::Error::custom(too_large)),
     }
 }
 

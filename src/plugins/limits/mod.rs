@@ -240,20 +240,22 @@ impl HeaderBuilder {
 
     /// A header whose value is a number, written as Kong writes it ([`kong_number`]).
     pub fn number(&mut self, name: HeaderName, v: f64) {
-        let start = self.digits.len();
         if v.fract() == 0.0 && v.abs() < 1e15 {
-            self.digits.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+            self.digits(name, itoa::Buffer::new().format(v as i64).as_bytes());
         } else {
-            self.digits.extend_from_slice(kong_number(v).as_bytes());
+            self.digits(name, kong_number(v).as_bytes());
         }
-        self.numbers.push((self.headers.len(), start, self.digits.len()));
-        self.headers.push((name, HeaderValue::from_static("0")));
     }
 
     /// A header whose value is a whole number of seconds.
     pub fn seconds(&mut self, name: HeaderName, secs: u64) {
+        self.digits(name, itoa::Buffer::new().format(secs).as_bytes());
+    }
+
+    /// A header whose value is `text`, kept in the shared buffer until [`HeaderBuilder::finish`].
+    fn digits(&mut self, name: HeaderName, text: &[u8]) {
         let start = self.digits.len();
-        self.digits.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
+        self.digits.extend_from_slice(text);
         self.numbers.push((self.headers.len(), start, self.digits.len()));
         self.headers.push((name, HeaderValue::from_static("0")));
     }
