@@ -119,7 +119,10 @@ impl ServeHttp for StatusApp {
         }
         match path.as_str() {
             "/mcp/pins" => json(200, &s.pins.snapshot()),
-            "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", s.metrics.render()),
+            "/metrics" => {
+                crate::proxy::phases::limits::refresh_remaining(&s.current.load().config);
+                reply(200, "text/plain; version=0.0.4; charset=utf-8", s.metrics.render())
+            }
             "/status" => {
                 let g = s.current.load();
                 let body = StatusBody {

@@ -59,7 +59,7 @@ pub struct Metrics {
 }
 
 /// The two rate-limiting plugins, as metric labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitPlugin {
     RateLimiting = 0,
     AiRateLimiting = 1,
@@ -143,7 +143,7 @@ impl Metrics {
             target_health_changes: counter("aigate_llm_target_health_changes_total", "LLM targets taken out after repeated failures (state down) or put back (state up).", &["provider", "model", "state"]),
             ratelimit_decisions: counter("aigate_ratelimit_decisions_total", "Rate-limit and budget decisions, by consumer, plugin and decision (allowed or limited).", &["consumer", "plugin", "decision"]),
             ratelimit_remaining: {
-                let g = must(GaugeVec::new(Opts::new("aigate_ratelimit_remaining", "What a consumer had left in a window at its last decision: requests (rate-limiting), tokens or cost (ai-rate-limiting-advanced); window as in the plugin's headers (minute, minute-openai)."), &["consumer", "plugin", "window"]));
+                let g = must(GaugeVec::new(Opts::new("aigate_ratelimit_remaining", "What a consumer has left in a window, as this gateway counts it when scraped: requests (rate-limiting), tokens or cost (ai-rate-limiting-advanced); window as in the plugin's headers (minute, minute-openai). Limits counted by consumer only."), &["consumer", "plugin", "window"]));
                 must(registry.register(Box::new(g.clone())));
                 g
             },
@@ -423,15 +423,10 @@ pub struct LimitHandles {
 }
 
 impl LimitHandles {
-    /// What is left in each window, in the plugin's order.
-    pub fn remaining(&self, values: &[f64]) {
-        for (g, v) in self.remaining.iter().zip(values) {
-            // Written only when it changed: a budget is the same for every request until an
-            // answer is charged, and a write takes the line from the other worker's cache.
-            if g.get() != *v {
-                g.set(*v);
-            }
-        }
+    /// The remaining-budget gauges, in the plugin's window order (set when scraped, never on
+    /// the request path).
+    pub fn remaining(&self) -> &[Gauge] {
+        &self.remaining
     }
 }
 
@@ -447,6 +442,13 @@ impl<T> HandleTable<T> {
 
     pub fn get(&self, consumer: Option<ConsumerId>, make: impl FnOnce() -> T) -> Arc<T> {
         self.get_ref(consumer, make).clone()
+    }
+
+    /// The slots filled so far: (consumer index, handles); the last slot (no consumer) is not
+    /// listed.
+    pub fn filled(&self) -> impl Iterator<Item = (usize, &Arc<T>)> {
+        let consumers = self.slots.len() - 1;
+        self.slots[..consumers].iter().enumerate().filter_map(|(i, s)| s.get().map(|h| (i, h)))
     }
 
     /// The handles without taking a reference count (for use within the request's phase).

@@ -23,6 +23,7 @@ use super::limits::{
 };
 use super::{unsupported_unless_default, CompileContext, ConfigIssue};
 use crate::ai::response::Usage;
+use crate::core::ConsumerId;
 use crate::store::ratelimit::window::{epoch_window, sliding_reset_secs, sliding_weight};
 use crate::store::ratelimit::{CounterId, Counters, Slot, Subject, SyncMode, Unavailable, Used};
 use crate::telemetry::metrics::{HandleTable, LimitHandles};
@@ -208,12 +209,48 @@ impl AiRateLimiting {
         }
     }
 
-    /// The windows' names (`minute-openai`), in the order of [`Verdict::remaining`].
+    /// The windows' names (`minute-openai`), in the order of [`AiRateLimiting::remaining_now`];
+    /// none when the plugin does not count by consumer.
     pub fn window_labels(&self) -> Vec<&str> {
+        if self.identifier != Identifier::Consumer {
+            return Vec::new();
+        }
         self.providers
             .iter()
             .flat_map(|p| p.windows.iter().map(|w| std::str::from_utf8(&w.label).unwrap_or("")))
             .collect()
+    }
+
+    /// What a consumer (its index and id) has left in each budget now, as this process sees
+    /// it, in the order of [`AiRateLimiting::window_labels`] (`None` unless counted by
+    /// consumer).
+    pub fn remaining_now(&self, consumer: ConsumerId, id: &str, now_ms: i64) -> Option<SmallVec<[f64; 8]>> {
+        if self.identifier != Identifier::Consumer {
+            return None;
+        }
+        let who = Who {
+            consumer: Some(id),
+            consumer_index: Some(consumer),
+            credential: None,
+            client_ip: None,
+            service: "",
+            headers: &http::HeaderMap::new(),
+            path: "",
+        };
+        let slots = self.slots(&self.ticket(&who), now_ms);
+        let used = self.counters.peek(&slots, now_ms);
+        let windows = self.providers.iter().flat_map(|p| p.windows.iter());
+        Some(windows.zip(&slots).zip(&used).map(|((w, slot), u)| self.shown(w, u.estimate(slot))).collect())
+    }
+
+    /// A budget's remaining as the headers and metrics show it (whole tokens; cost as is).
+    fn shown(&self, w: &WindowLimit, used: f64) -> f64 {
+        let remaining = (w.limit - used / self.scale()).max(0.0);
+        if self.strategy == CountStrategy::Cost {
+            remaining
+        } else {
+            remaining.floor()
+        }
     }
 
     /// Whom the request counts as, under each provider.
@@ -278,16 +315,12 @@ impl AiRateLimiting {
         } else {
             HeaderBuilder::with_capacity(2 * slots.len())
         };
-        let scale = self.scale();
         let mut denied: Vec<&str> = Vec::new();
         let (mut reset_max, mut retry_max) = (0u64, 0u64);
         let mut first_refused: Option<&WindowLimit> = None;
         let windows = self.providers.iter().flat_map(|p| p.windows.iter().map(move |w| (p, w)));
         for (((p, w), slot), u) in windows.zip(slots).zip(used) {
-            let rate = u.estimate(slot) / scale;
-            let remaining = (w.limit - rate).max(0.0);
-            let shown = if self.strategy == CountStrategy::Cost { remaining } else { remaining.floor() };
-            v.remaining.push(shown);
+            let shown = self.shown(w, u.estimate(slot));
             if !self.hide_client_headers {
                 headers.value(w.headers[0].clone(), w.limit_value.clone());
                 headers.number(w.headers[1].clone(), shown);

@@ -67,6 +67,13 @@ async fn tokens_are_charged_after_the_answer_and_the_next_request_is_refused() {
     assert_eq!(header(&v, "X-AI-RateLimit-Retry-After-minute-openai"), Some("54"));
     assert_eq!(header(&v, "X-AI-RateLimit-Reset"), Some("54"));
     assert_eq!(header(&v, "X-AI-RateLimit-Retry-After"), Some("54"));
+    // The metrics read the same budgets (and reading them charges nothing).
+    let alex = crate::core::ConsumerId::new(0);
+    assert_eq!(ai.window_labels(), ["minute-openai", "180-openai"]);
+    assert_eq!(ai.remaining_now(alex, "alex-id", NOW).unwrap().as_slice(), [0.0, 880.0]);
+    // Both windows end 53.877 s after NOW (fixed windows: full budgets again).
+    assert_eq!(ai.remaining_now(alex, "alex-id", NOW + 53_877).unwrap().as_slice(), [100.0, 1000.0]);
+    assert_eq!(ai.remaining_now(alex, "alex-id", NOW + 53_876).unwrap().as_slice(), [0.0, 880.0]);
     // Another provider's usage is not this provider's.
     let other = compile("{llm_providers: [{name: azure, limit: [10], window_size: [60]}]}");
     other.charge(&ticket, "openai", 1000, NOW);

@@ -317,9 +317,6 @@ pub struct Verdict {
     pub refused: Option<Refusal>,
     /// Decided without the shared backend (it failed, or is known to be down).
     pub degraded: bool,
-    /// Remaining budget per window after this decision, in the order of the plugin's
-    /// `window_labels`, for the metrics.
-    pub remaining: SmallVec<[f64; 8]>,
 }
 
 /// A plugin's `error_code` (Kong: a number > 0) as an HTTP status.

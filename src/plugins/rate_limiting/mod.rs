@@ -19,6 +19,7 @@ use super::limits::{
     configured_number, error_code, HeaderBuilder, IdKind, Identifier, Refusal, SubjectCache, Verdict, Who,
 };
 use super::{CompileContext, ConfigIssue};
+use crate::core::ConsumerId;
 use crate::store::ratelimit::{CounterId, Counters, Period, Slot, Subject, SyncMode, Unavailable, Used};
 use crate::telemetry::metrics::{HandleTable, LimitHandles};
 
@@ -178,28 +179,38 @@ impl RateLimiting {
         }
     }
 
-    /// The windows' names, in the order of [`Verdict::remaining`].
+    /// The windows' names, in the order of [`RateLimiting::remaining_now`]; none when the
+    /// plugin does not count by consumer (a consumer has no count of its own to show then).
     pub fn window_labels(&self) -> Vec<&'static str> {
+        if self.identifier != Identifier::Consumer {
+            return Vec::new();
+        }
         self.limits.iter().map(|(p, _)| p.name()).collect()
     }
 
-    /// Count the request against every period; refuse it (uncounted) when one is used up.
-    pub async fn admit(&self, who: &Who<'_>, now_ms: i64) -> Result<Verdict, Unavailable> {
-        let (kind, id) = self.identifier.of(who);
+    fn subject(&self, kind: IdKind, id: &str, consumer: Option<ConsumerId>) -> Subject {
         let digest = || Subject::of(&[self.namespace.as_bytes(), kind.tag(), id.as_bytes()]);
-        let subject = match who.consumer_index {
+        match consumer {
             Some(c) if kind == IdKind::Consumer => self.subjects.get(c.index(), digest),
             _ => digest(),
-        };
-        let slots: SmallVec<[Slot; 6]> = self
-            .limits
+        }
+    }
+
+    fn slots(&self, subject: Subject, now_ms: i64) -> SmallVec<[Slot; 6]> {
+        self.limits
             .iter()
             .map(|(p, limit)| Slot {
                 current: CounterId::fixed(subject, p.window(now_ms)),
                 previous: None,
                 limit: *limit,
             })
-            .collect();
+            .collect()
+    }
+
+    /// Count the request against every period; refuse it (uncounted) when one is used up.
+    pub async fn admit(&self, who: &Who<'_>, now_ms: i64) -> Result<Verdict, Unavailable> {
+        let (kind, id) = self.identifier.of(who);
+        let slots = self.slots(self.subject(kind, &id, who.consumer_index), now_ms);
         let checked = match self.counters.admit_now(&slots, 1, now_ms, self.fault_tolerant) {
             Some(checked) => checked?,
             None => self.counters.admit(&slots, 1, now_ms, self.fault_tolerant).await?,
@@ -207,6 +218,17 @@ impl RateLimiting {
         let mut v = self.verdict(&checked.used, checked.refused, now_ms);
         v.degraded = checked.degraded;
         Ok(v)
+    }
+
+    /// What a consumer (its index and id) has left in each window now, as this process sees
+    /// it, in the order of [`RateLimiting::window_labels`] (`None` unless counted by consumer).
+    pub fn remaining_now(&self, consumer: ConsumerId, id: &str, now_ms: i64) -> Option<SmallVec<[f64; 8]>> {
+        if self.identifier != Identifier::Consumer {
+            return None;
+        }
+        let slots = self.slots(self.subject(IdKind::Consumer, id, Some(consumer)), now_ms);
+        let used = self.counters.peek(&slots, now_ms);
+        Some(self.limits.iter().zip(&used).map(|((_, limit), u)| (limit - u.current as f64).max(0.0)).collect())
     }
 
     /// Kong's headers and answer from the counts before this request.
@@ -224,7 +246,6 @@ impl RateLimiting {
             // This request counts, unless another period refused it.
             let counted = refused.is_none() || refused == Some(i);
             let shown = (if counted { remaining - 1.0 } else { remaining }).max(0.0);
-            v.remaining.push(shown);
             if chosen.is_none_or(|(_, _, r)| shown <= r) {
                 chosen = Some((*p, i, shown));
             }

@@ -177,3 +177,24 @@ async fn a_consumers_cached_subject_is_the_same_counter_as_its_digest() {
     // Another consumer's cached subject is its own.
     assert!(rl.admit(&as_consumer("bo-id", bo), NOW).await.unwrap().refused.is_none());
 }
+
+#[tokio::test]
+async fn what_a_consumer_has_left_is_read_for_the_metrics_in_the_current_windows() {
+    let rl = compile("{second: 5, minute: 10}");
+    let h = HeaderMap::new();
+    for _ in 0..3 {
+        rl.admit(&who(&h), NOW).await.unwrap();
+    }
+    let alex = ConsumerId::new(0);
+    assert_eq!(rl.window_labels(), ["second", "minute"]);
+    assert_eq!(rl.remaining_now(alex, "alex-id", NOW).unwrap().as_slice(), [2.0, 7.0]);
+    // A second later the second's window is a new one; the minute's still holds the three.
+    assert_eq!(rl.remaining_now(alex, "alex-id", NOW + 1000).unwrap().as_slice(), [5.0, 7.0]);
+    // Reading counts nothing.
+    assert_eq!(rl.remaining_now(alex, "alex-id", NOW).unwrap().as_slice(), [2.0, 7.0]);
+    // Counted by IP, a consumer has no count of its own to show.
+    let by_ip = compile("{minute: 10, limit_by: ip}");
+    by_ip.admit(&who(&h), NOW).await.unwrap();
+    assert!(by_ip.window_labels().is_empty());
+    assert_eq!(by_ip.remaining_now(alex, "alex-id", NOW), None);
+}

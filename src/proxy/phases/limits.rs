@@ -4,18 +4,23 @@
 //! to its budgets as soon as its answer is complete (`outbound`), or at the latest when it is
 //! logged (`account`).
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
+use prometheus::Gauge;
+use smallvec::SmallVec;
 
 use crate::ai::response::Usage;
+use crate::core::ConsumerId;
 use crate::model::{Config, Route};
 use crate::plugins::limits::{Verdict, Who};
 use crate::proxy::context::{PendingCharge, RequestCtx};
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::ProcessState;
-use crate::telemetry::metrics::{LimitHandles, LimitPlugin};
+use crate::telemetry::metrics::{HandleTable, LimitHandles, LimitPlugin};
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -96,7 +101,6 @@ fn decide(
     if v.degraded {
         shared.metrics.limit_backend_error(plugin);
     }
-    handles.remaining(&v.remaining);
     if ctx.limits.headers.is_empty() {
         ctx.limits.headers = v.headers;
     } else {
@@ -134,6 +138,64 @@ pub fn add_headers(ctx: &RequestCtx, resp: &mut ResponseHeader) -> pingora_core:
     }
     *resp = ResponseHeader::from(parts);
     Ok(())
+}
+
+/// Set the remaining-budget gauges of every consumer the current configuration's limits have
+/// decided on, from the counts as this process sees them now. Called when the metrics are
+/// scraped: the request path never writes them (a gauge per consumer written on every request
+/// moved its cache line between the worker threads each time), and a gauge set at a decision
+/// would keep showing an ended window's remainder. When several plugin instances give a
+/// consumer a window of the same name, the gauge shows the least left.
+pub fn refresh_remaining(config: &Config) {
+    let now = now_ms();
+    let mut least = Least::default();
+    let mut seen = HashSet::new();
+    for route in &config.routes {
+        let p = &route.policies;
+        for rl in p.rate_limiting.default.iter().chain(p.rate_limiting.by_consumer.values()) {
+            if seen.insert(Arc::as_ptr(rl) as usize) {
+                let read = |c, id: &str| rl.remaining_now(c, id, now);
+                least.read(config, LimitPlugin::RateLimiting, &rl.window_labels(), &rl.metrics, read);
+            }
+        }
+        for ai in p.ai_rate_limiting.default.iter().chain(p.ai_rate_limiting.by_consumer.values()) {
+            if seen.insert(Arc::as_ptr(ai) as usize) {
+                let read = |c, id: &str| ai.remaining_now(c, id, now);
+                least.read(config, LimitPlugin::AiRateLimiting, &ai.window_labels(), &ai.metrics, read);
+            }
+        }
+    }
+    for (value, gauge) in least.0.into_values() {
+        gauge.set(value);
+    }
+}
+
+/// The least remaining per (consumer, plugin, window), with its gauge.
+#[derive(Default)]
+struct Least<'a>(HashMap<(usize, LimitPlugin, String), (f64, &'a Gauge)>);
+
+impl<'a> Least<'a> {
+    /// Read what each consumer a plugin instance decided on has left (`read`: by consumer
+    /// index and id), keeping the least per window name.
+    fn read(
+        &mut self,
+        config: &Config,
+        plugin: LimitPlugin,
+        labels: &[&str],
+        handles: &'a HandleTable<LimitHandles>,
+        read: impl Fn(ConsumerId, &str) -> Option<SmallVec<[f64; 8]>>,
+    ) {
+        for (c, handles) in handles.filled() {
+            let id = ConsumerId::new(c);
+            let Some(values) = read(id, &config.consumers.get(id).id) else { continue };
+            for ((label, v), gauge) in labels.iter().zip(values).zip(handles.remaining()) {
+                let e = self.0.entry((c, plugin, label.to_string())).or_insert((v, gauge));
+                if v < e.0 {
+                    *e = (v, gauge);
+                }
+            }
+        }
+    }
 }
 
 /// Charge what the request used to its budgets (once).

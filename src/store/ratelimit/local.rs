@@ -220,15 +220,20 @@ impl CounterTable {
         }
     }
 
-    /// Start a sync: every live counter (all of them, or only those with something to push),
-    /// with what it has pending (the delta to push), moved to in-flight.
-    pub fn begin_sync(&self, only_pending: bool, now_ms: i64) -> Vec<(CounterId, i64)> {
+    /// Start a sync: the live counters with something to push and, for a full sync
+    /// (`read_back` is `Some(grace)`), also those to read back: every counter whose window is
+    /// open or ended less than `grace` ms ago. A window that ended longer ago no longer changes
+    /// (charges go to the current windows; the other nodes pushed their last counts within the
+    /// grace), so a sliding window's previous counter is not read again every sync. Each with
+    /// what it has pending (the delta to push), moved to in-flight.
+    pub fn begin_sync(&self, read_back: Option<i64>, now_ms: i64) -> Vec<(CounterId, i64)> {
         let mut out = Vec::new();
         for shard in &self.shards {
             let Ok(mut g) = shard.lock() else { continue };
             self.bound(&mut g, now_ms);
             for e in g.map.values_mut() {
-                if e.id.expires_ms <= now_ms || (only_pending && e.pending == 0) {
+                let read = read_back.is_some_and(|grace| e.id.window.end_ms + grace > now_ms);
+                if e.id.expires_ms <= now_ms || (e.pending == 0 && !read) {
                     continue;
                 }
                 out.push((e.id, Self::take_pending(e)));
@@ -313,6 +318,10 @@ impl Counters for LocalCounters {
 
     fn charge(&self, counters: &[CounterId], amount: i64, now_ms: i64) {
         self.table.add_all(counters, amount, Record::Base, now_ms);
+    }
+
+    fn peek(&self, slots: &[Slot], now_ms: i64) -> SmallVec<[Used; 4]> {
+        self.table.admit(slots, 0, now_ms, Record::Base).used
     }
 }
 
@@ -424,11 +433,32 @@ mod tests {
     }
 
     #[test]
+    fn a_full_sync_reads_back_open_windows_and_just_ended_ones() {
+        let t = CounterTable::new(100);
+        let s = Subject(3);
+        let w = Period::Minute.window(NOW);
+        let (current, previous) = (CounterId::sliding(s, w), CounterId::sliding(s, w.previous()));
+        let slot = Slot { current, previous: Some((previous, 0.5)), limit: 1e9 };
+        t.admit(&[slot], 0, NOW, Record::Pending);
+        let ids = |grace| t.begin_sync(Some(grace), NOW).into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        // The previous minute ended (NOW - w.start_ms) ms ago.
+        let ended = NOW - w.start_ms;
+        assert_eq!(ids(ended), vec![current]);
+        let mut both = ids(ended + 1);
+        both.sort_by_key(|id| id.window.start_ms);
+        assert_eq!(both, vec![previous, current]);
+        // Something to push is pushed, whatever its window.
+        t.add(&previous, 2, Record::Pending, NOW);
+        assert_eq!(t.begin_sync(Some(0), NOW).len(), 2);
+        assert_eq!(t.begin_sync(None, NOW), vec![]);
+    }
+
+    #[test]
     fn a_sync_moves_pending_to_inflight_and_back_on_failure() {
         let t = CounterTable::new(100);
         let id = CounterId::fixed(Subject(1), Period::Minute.window(NOW));
         t.add(&id, 3, Record::Pending, NOW);
-        let batch = t.begin_sync(true, NOW);
+        let batch = t.begin_sync(None, NOW);
         assert_eq!(batch, vec![(id, 3)]);
         t.add(&id, 2, Record::Pending, NOW);
         let total = |t: &CounterTable| {
@@ -436,11 +466,11 @@ mod tests {
         };
         assert_eq!(total(&t), 5);
         t.end_sync(&id, 3, None);
-        assert_eq!(t.begin_sync(true, NOW), vec![(id, 5)]);
+        assert_eq!(t.begin_sync(None, NOW), vec![(id, 5)]);
         // Redis holds 12 (5 from here, 7 from other nodes).
         t.end_sync(&id, 5, Some(12));
         assert_eq!(total(&t), 12);
-        assert!(t.begin_sync(true, NOW).is_empty());
+        assert!(t.begin_sync(None, NOW).is_empty());
         // Two pushes in flight at once: each pushes its own delta; the totals may come back in
         // any order.
         t.add(&id, 4, Record::Pending, NOW);

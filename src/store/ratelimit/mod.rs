@@ -139,6 +139,10 @@ pub trait Counters: Send + Sync {
     /// Add what a request used (tokens, micro-units) to counters. Counted here at once; a
     /// shared backend is told off the request path.
     fn charge(&self, counters: &[CounterId], amount: i64, now_ms: i64);
+
+    /// What each slot has used, as this process sees it now (nothing created or added; a
+    /// shared backend is not asked): for the metrics, off the request path.
+    fn peek(&self, slots: &[Slot], now_ms: i64) -> SmallVec<[Used; 4]>;
 }
 
 /// How a Redis-backed store talks to Redis.

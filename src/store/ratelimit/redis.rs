@@ -6,7 +6,8 @@
 //!   [`CHARGE_BATCH_WINDOW`], off the request path, many in one call under load.
 //! - **Periodic** (`sync_rate` > 0): decisions use this node's view (what Redis said at the last
 //!   sync plus what this node counted since); every `sync_rate` seconds a task pushes this
-//!   node's counts and reads everyone's. No Redis call on the request path.
+//!   node's counts and reads everyone's (of the windows that can still change). No Redis call
+//!   on the request path.
 //!
 //! Either way, when Redis fails or is too slow (the link's breaker), a fault-tolerant plugin
 //! decides on the local view — which starts from the last count Redis gave, not from zero — and
@@ -152,19 +153,25 @@ impl RedisCounters {
                 loop {
                     tick.tick().await;
                     let Some(store) = me.upgrade() else { return };
-                    store.sync(matches!(store.mode, SyncMode::Synchronous)).await;
+                    store.sync().await;
                 }
             });
         });
     }
 
-    /// Push what this node counted (all live counters are read back when `only_pending` is
-    /// false: the periodic sync learns the other nodes' counts that way).
-    async fn sync(&self, only_pending: bool) {
+    /// Push what this node counted; the periodic sync also reads back the counters that can
+    /// still change (their window open, or ended less than two intervals and the expiry slack
+    /// ago: the other nodes' last counts for it have arrived by then), learning the other
+    /// nodes' counts that way.
+    async fn sync(&self) {
         if !self.link.is_up() {
             return;
         }
-        let batch = self.mirror.begin_sync(only_pending, now_ms());
+        let read_back = match self.mode {
+            SyncMode::Synchronous => None,
+            SyncMode::Periodic(every) => Some(2 * every.as_millis() as i64 + EXPIRY_SLACK_MS),
+        };
+        let batch = self.mirror.begin_sync(read_back, now_ms());
         self.push(batch).await;
     }
 
@@ -311,5 +318,10 @@ impl Counters for RedisCounters {
             }
             self.charge_pushed.notify_one();
         }
+    }
+
+    fn peek(&self, slots: &[Slot], now_ms: i64) -> SmallVec<[Used; 4]> {
+        // Base records create no counter: a scrape does not make counters to sync.
+        self.mirror.admit(slots, 0, now_ms, Record::Base).used
     }
 }
