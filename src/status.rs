@@ -120,7 +120,7 @@ impl ServeHttp for StatusApp {
         match path.as_str() {
             "/mcp/pins" => json(200, &s.pins.snapshot()),
             "/metrics" => {
-                crate::proxy::phases::limits::refresh_remaining(&s.current.load().config);
+                crate::proxy::phases::limits::refresh_metrics(&s.current.load().config);
                 reply(200, "text/plain; version=0.0.4; charset=utf-8", s.metrics.render())
             }
             "/status" => {

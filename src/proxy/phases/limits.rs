@@ -108,7 +108,7 @@ fn decide(
     }
     match v.refused {
         None => {
-            handles.allowed.inc();
+            handles.allow();
             Ok(())
         }
         Some(r) => {
@@ -140,13 +140,15 @@ pub fn add_headers(ctx: &RequestCtx, resp: &mut ResponseHeader) -> pingora_core:
     Ok(())
 }
 
-/// Set the remaining-budget gauges of every consumer the current configuration's limits have
-/// decided on, from the counts as this process sees them now. Called when the metrics are
-/// scraped: the request path never writes them (a gauge per consumer written on every request
-/// moved its cache line between the worker threads each time), and a gauge set at a decision
-/// would keep showing an ended window's remainder. When several plugin instances give a
-/// consumer a window of the same name, the gauge shows the least left.
-pub fn refresh_remaining(config: &Config) {
+/// Bring the limits' metrics up to date, when they are scraped: the admitted requests each
+/// worker counted since the last scrape are added to `aigate_ratelimit_decisions_total`, and
+/// the remaining-budget gauges of every consumer the current configuration's limits decided on
+/// are set from the counts as this process sees them now. The request path never writes
+/// either: a consumer's counter or gauge written by both workers moved its cache line between
+/// them on every request, and a gauge set at a decision kept showing an ended window's
+/// remainder. When several plugin instances give a consumer a window of the same name, the
+/// gauge shows the least left.
+pub fn refresh_metrics(config: &Config) {
     let now = now_ms();
     let mut least = Least::default();
     let mut seen = HashSet::new();
@@ -154,12 +156,14 @@ pub fn refresh_remaining(config: &Config) {
         let p = &route.policies;
         for rl in p.rate_limiting.default.iter().chain(p.rate_limiting.by_consumer.values()) {
             if seen.insert(Arc::as_ptr(rl) as usize) {
+                rl.metrics.all().for_each(|h| h.fold());
                 let read = |c, id: &str| rl.remaining_now(c, id, now);
                 least.read(config, LimitPlugin::RateLimiting, &rl.window_labels(), &rl.metrics, read);
             }
         }
         for ai in p.ai_rate_limiting.default.iter().chain(p.ai_rate_limiting.by_consumer.values()) {
             if seen.insert(Arc::as_ptr(ai) as usize) {
+                ai.metrics.all().for_each(|h| h.fold());
                 let read = |c, id: &str| ai.remaining_now(c, id, now);
                 least.read(config, LimitPlugin::AiRateLimiting, &ai.window_labels(), &ai.metrics, read);
             }
