@@ -140,8 +140,10 @@ async fn a_limit_of_n_per_minute_admits_n_across_two_nodes_synchronously() {
     let keys = redis.keys("*");
     assert!(!keys.is_empty() && keys.iter().all(|k| k.starts_with("aigate:rl:")), "{keys:?}");
     assert!(keys.iter().all(|k| !k.contains("alex")));
-    let ttl: i64 = redis.cmd(&["PTTL", &keys[0]]);
-    assert!(ttl > 0 && ttl <= 61_000, "{ttl}");
+    for key in &keys {
+        let ttl: i64 = redis.cmd(&["PTTL", key]);
+        assert!(ttl > 0 && ttl <= 61_000, "{key}: {ttl}");
+    }
 }
 
 #[tokio::test]
@@ -171,8 +173,14 @@ async fn periodic_sync_counts_locally_and_stays_within_its_tolerance() {
     assert!((6..=12).contains(&admitted), "{admitted}: {statuses:?}");
     // Both nodes pushed their counts: Redis holds the total.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let total: i64 = redis.keys("aigate:rl:*").iter().map(|k| redis.cmd::<i64>(&["GET", k])).sum();
+    let keys = redis.keys("aigate:rl:*");
+    let total: i64 = keys.iter().map(|k| redis.cmd::<i64>(&["GET", k])).sum();
     assert_eq!(total as usize, 6 + admitted);
+    // Each expires with its window (set when the sync created it).
+    for key in &keys {
+        let ttl: i64 = redis.cmd(&["PTTL", key]);
+        assert!(ttl > 0 && ttl <= 61_000, "{key}: {ttl}");
+    }
 }
 
 /// A charge reaches Redis a round trip after its answer: a request to another node sooner may
@@ -212,6 +220,13 @@ async fn a_token_budget_is_shared_by_both_nodes_and_charged_when_the_answer_comp
     assert_eq!(third.body, json!({"message": "AI token rate limit exceeded for provider(s): openai"}));
     assert!(h(&third, "x-ai-ratelimit-retry-after").is_some());
     assert_eq!(bed.mock.state.count(), 2);
+    // The charges made the hour's counter: it expires with the window (and its slack).
+    let keys = redis.keys("aigate:rl:*");
+    assert!(!keys.is_empty());
+    for key in &keys {
+        let ttl: i64 = redis.cmd(&["PTTL", key]);
+        assert!(ttl > 0 && ttl <= 3_601_000, "{key}: {ttl}");
+    }
     // bo's budget is bo's.
     assert_eq!(post(&b, "bo_key", &input()).await.status, 200);
 }

@@ -64,8 +64,11 @@ for i = 1, n do
 end
 if refused == 0 and cost ~= 0 then
   for i = 1, n do
-    redis.call('INCRBY', KEYS[2 * i - 1], cost)
-    redis.call('PEXPIREAT', KEYS[2 * i - 1], ARGV[4 * i])
+    -- Costs are positive: the counter holds just the cost only when it was created now, and
+    -- only then does it need its expiry (one command less per counter and request).
+    if redis.call('INCRBY', KEYS[2 * i - 1], cost) == cost then
+      redis.call('PEXPIREAT', KEYS[2 * i - 1], ARGV[4 * i])
+    end
   end
 end
 out[1] = refused
@@ -84,8 +87,9 @@ local out = {}
 for i = 1, #KEYS do
   local d = tonumber(ARGV[2 * i - 1])
   if d ~= 0 then
+    -- Deltas are positive: a counter that holds just the delta was created now (its expiry).
     out[i] = redis.call('INCRBY', KEYS[i], d)
-    redis.call('PEXPIREAT', KEYS[i], ARGV[2 * i])
+    if out[i] == d then redis.call('PEXPIREAT', KEYS[i], ARGV[2 * i]) end
   else
     out[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
   end
