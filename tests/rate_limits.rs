@@ -231,6 +231,49 @@ async fn a_token_budget_is_shared_by_both_nodes_and_charged_when_the_answer_comp
     assert_eq!(post(&b, "bo_key", &input()).await.status, 200);
 }
 
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// Wait until `offset_ms` into the window of `period_ms` that starts after the current one.
+async fn next_window_at(period_ms: u64, offset_ms: u64) {
+    let now = epoch_ms();
+    let target = (now / period_ms + 1) * period_ms + offset_ms;
+    tokio::time::sleep(Duration::from_millis(target - now)).await;
+}
+
+#[tokio::test]
+async fn a_node_learns_what_another_used_in_the_previous_sliding_window() {
+    let bed = TestBed::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(
+        &bed,
+        &redis,
+        "plugins:\n- name: ai-rate-limiting-advanced\n  config: {llm_providers: [{name: openai, limit: [1000], window_size: [4]}], strategy: redis, sync_rate: 0.05, window_type: sliding, redis: {redis}}\n",
+    );
+    // Node A uses tokens early in a 4 s window; node B serves nobody meanwhile.
+    next_window_at(4000, 200).await;
+    let window = epoch_ms() / 4000;
+    let mut used_on_a = 0;
+    for _ in 0..2 {
+        let r = post(&a, "hello_world", &input()).await;
+        assert_eq!(r.status, 200);
+        used_on_a += total_tokens(&r);
+    }
+    assert_eq!(epoch_ms() / 4000, window, "the test machine is too slow for this test's timing");
+    // 2.5 s into the next window (its previous one ended longer ago than two syncs), node B
+    // serves alex for the first time, then again after a few syncs: by then it must weigh what
+    // A used in the previous window (weight 1 - 2.7 / 4 ≈ 0.33 at the second request).
+    next_window_at(4000, 2500).await;
+    let first = post(&b, "hello_world", &input()).await;
+    assert_eq!(first.status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = post(&b, "hello_world", &input()).await;
+    let remaining: f64 = h(&second, "x-ai-ratelimit-remaining-4-openai").unwrap().parse().unwrap();
+    let at_most = 1000.0 - total_tokens(&first) as f64 - used_on_a as f64 * 0.2;
+    assert!(remaining <= at_most, "B shows {remaining} left; A used {used_on_a} in the previous window");
+}
+
 #[tokio::test]
 async fn a_cost_budget_alex_may_spend_so_much_a_day() {
     clear_of_window_end(86400, 20).await;

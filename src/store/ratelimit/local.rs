@@ -27,6 +27,9 @@ struct Entry {
     pending: i64,
     /// Being pushed.
     inflight: i64,
+    /// The backend has told its count at least once (a counter this node only read, such as
+    /// a sliding window's previous one, is read back until it has).
+    known: bool,
 }
 
 impl Entry {
@@ -118,7 +121,7 @@ impl CounterTable {
         let e = match shard.map.get_mut(id) {
             Some(e) if e.id.expires_ms > now_ms => e,
             _ => {
-                if shard.map.insert(*id, Entry { id: *id, base: 0, pending: 0, inflight: 0 }).is_none() {
+                if shard.map.insert(*id, Entry { id: *id, base: 0, pending: 0, inflight: 0, known: false }).is_none() {
                     shard.order.push_back(*id);
                 }
                 self.bound(shard, now_ms);
@@ -216,23 +219,25 @@ impl CounterTable {
             }
             if let Some(e) = g.map.get_mut(id) {
                 e.base = e.base.max(value);
+                e.known = true;
             }
         }
     }
 
     /// Start a sync: the live counters with something to push and, for a full sync
     /// (`read_back` is `Some(grace)`), also those to read back: every counter whose window is
-    /// open or ended less than `grace` ms ago. A window that ended longer ago no longer changes
-    /// (charges go to the current windows; the other nodes pushed their last counts within the
-    /// grace), so a sliding window's previous counter is not read again every sync. Each with
-    /// what it has pending (the delta to push), moved to in-flight.
+    /// open or ended less than `grace` ms ago, and any the backend has not told yet. A window
+    /// that ended longer ago no longer changes (charges go to the current windows; the other
+    /// nodes pushed their last counts within the grace), so a sliding window's previous counter
+    /// is read once, not every sync. Each with what it has pending (the delta to push), moved
+    /// to in-flight.
     pub fn begin_sync(&self, read_back: Option<i64>, now_ms: i64) -> Vec<(CounterId, i64)> {
         let mut out = Vec::new();
         for shard in &self.shards {
             let Ok(mut g) = shard.lock() else { continue };
             self.bound(&mut g, now_ms);
             for e in g.map.values_mut() {
-                let read = read_back.is_some_and(|grace| e.id.window.end_ms + grace > now_ms);
+                let read = read_back.is_some_and(|grace| e.id.window.end_ms + grace > now_ms || !e.known);
                 if e.id.expires_ms <= now_ms || (e.pending == 0 && !read) {
                     continue;
                 }
@@ -269,7 +274,10 @@ impl CounterTable {
             if let Some(e) = g.map.get_mut(id) {
                 e.inflight -= delta;
                 match total {
-                    Some(v) => e.base = e.base.max(v),
+                    Some(v) => {
+                        e.base = e.base.max(v);
+                        e.known = true;
+                    }
                     None => e.pending += delta,
                 }
             }
@@ -441,12 +449,16 @@ mod tests {
         let slot = Slot { current, previous: Some((previous, 0.5)), limit: 1e9 };
         t.admit(&[slot], 0, NOW, Record::Pending);
         let ids = |grace| t.begin_sync(Some(grace), NOW).into_iter().map(|(id, _)| id).collect::<Vec<_>>();
-        // The previous minute ended (NOW - w.start_ms) ms ago.
+        // The previous minute ended (NOW - w.start_ms) ms ago; until the backend has told its
+        // count once (other nodes' use of it), it is read back however long ago it ended.
         let ended = NOW - w.start_ms;
-        assert_eq!(ids(ended), vec![current]);
-        let mut both = ids(ended + 1);
+        let mut both = ids(ended);
         both.sort_by_key(|id| id.window.start_ms);
         assert_eq!(both, vec![previous, current]);
+        t.end_sync(&previous, 0, Some(9));
+        t.end_sync(&current, 0, Some(1));
+        assert_eq!(ids(ended), vec![current]);
+        assert_eq!(ids(ended + 1).len(), 2);
         // Something to push is pushed, whatever its window.
         t.add(&previous, 2, Record::Pending, NOW);
         assert_eq!(t.begin_sync(Some(0), NOW).len(), 2);
