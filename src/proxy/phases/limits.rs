@@ -176,7 +176,7 @@ pub fn refresh_metrics(config: &Config) {
 
 /// The least remaining per (consumer, plugin, window), with its gauge.
 #[derive(Default)]
-struct Least<'a>(HashMap<(usize, LimitPlugin, String), (f64, &'a Gauge)>);
+struct Least<'a>(HashMap<(usize, LimitPlugin, &'a str), (f64, &'a Gauge)>);
 
 impl<'a> Least<'a> {
     /// Read what each consumer a plugin instance decided on has left (`read`: by consumer
@@ -185,7 +185,7 @@ impl<'a> Least<'a> {
         &mut self,
         config: &Config,
         plugin: LimitPlugin,
-        labels: &[&str],
+        labels: &[&'a str],
         handles: &'a HandleTable<LimitHandles>,
         read: impl Fn(ConsumerId, &str) -> Option<SmallVec<[f64; 8]>>,
     ) {
@@ -193,7 +193,7 @@ impl<'a> Least<'a> {
             let id = ConsumerId::new(c);
             let Some(values) = read(id, &config.consumers.get(id).id) else { continue };
             for ((label, v), gauge) in labels.iter().zip(values).zip(handles.remaining()) {
-                let e = self.0.entry((c, plugin, label.to_string())).or_insert((v, gauge));
+                let e = self.0.entry((c, plugin, *label)).or_insert((v, gauge));
                 if v < e.0 {
                     *e = (v, gauge);
                 }
