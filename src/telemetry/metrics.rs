@@ -5,7 +5,7 @@
 //! a cap are counted as `other`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -240,7 +240,6 @@ impl Metrics {
             None => Vec::new(),
         };
         LimitHandles {
-            allowed: SpreadCount::new(),
             allowed_total: self.ratelimit_decisions.with_label_values(&[label, plugin.name(), "allowed"]),
             limited: self.ratelimit_decisions.with_label_values(&[label, plugin.name(), "limited"]),
             remaining,
@@ -418,29 +417,15 @@ impl LlmHandles {
 /// A consumer's decision counters for one limit plugin, and its remaining-budget gauges (one
 /// per configured window: labels bounded by the configuration).
 pub struct LimitHandles {
-    /// Admitted requests: counted per worker thread, added to the exported counter when
-    /// scraped ([`LimitHandles::fold`]) and when the handles are dropped (after a reload).
-    allowed: SpreadCount,
+    /// Admitted requests, as exported: counted on the request path in [`LimitMetrics`] and
+    /// added here when scraped, and when the plugin instance is dropped (after a reload).
     allowed_total: IntCounter,
-    pub limited: IntCounter,
+    limited: IntCounter,
     /// One gauge per window of the plugin instance, in its order.
     remaining: Vec<Gauge>,
 }
 
 impl LimitHandles {
-    /// One more admitted request.
-    pub fn allow(&self) {
-        self.allowed.add(1);
-    }
-
-    /// Add the admitted requests counted since the last fold to the exported counter.
-    pub fn fold(&self) {
-        let n = self.allowed.take();
-        if n > 0 {
-            self.allowed_total.inc_by(n);
-        }
-    }
-
     /// The remaining-budget gauges, in the plugin's window order (set when scraped, never on
     /// the request path).
     pub fn remaining(&self) -> &[Gauge] {
@@ -448,42 +433,86 @@ impl LimitHandles {
     }
 }
 
-impl Drop for LimitHandles {
-    fn drop(&mut self) {
-        self.fold();
-    }
+/// A limit plugin instance's metrics: each consumer's handles, made on its first decision,
+/// and the requests admitted since the last scrape, counted per worker thread in dense
+/// arrays of their own.
+///
+/// The admitted count is the one a request always writes. Kept in the consumer's handles, it
+/// cost a chain of cold loads per decision (the handles, then their count's line) and, when
+/// both workers counted the same consumer, moved that line between their caches. A thread's
+/// counts of all consumers here fit in a few pages that stay in its cache.
+pub struct LimitMetrics {
+    handles: HandleTable<LimitHandles>,
+    /// A line per worker thread: its counts by consumer slot, in chunks made on first use (an
+    /// instance that sees few consumers holds few).
+    allowed: Box<[Line]>,
 }
 
-/// A count several worker threads add to on the request path, each in a cache line of its
-/// own: a shared counter of a random consumer's, incremented by both workers, moved its line
-/// between their caches on every request (perf showed the increment waiting on it). Read by
-/// taking what was added since the last read, summed over the lines.
-struct SpreadCount {
-    cells: Box<[Cell]>,
-}
+type Line = Box<[OnceLock<Box<Chunk>>]>;
 
-#[repr(align(64))]
-#[derive(Default)]
-struct Cell(AtomicU64);
+const CHUNK: usize = 1024;
+type Chunk = [AtomicU32; CHUNK];
 
-/// Lines per count: one per core (at most 8); threads beyond share them (still exact).
-static CELLS: LazyLock<usize> =
+/// Lines of counts per plugin instance: one per core (at most 8); threads beyond share them
+/// (still exact: the counts are atomic).
+static LINES: LazyLock<usize> =
     LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8));
 
-impl SpreadCount {
-    fn new() -> SpreadCount {
-        SpreadCount { cells: (0..*CELLS).map(|_| Cell::default()).collect() }
+impl LimitMetrics {
+    pub fn new(consumers: usize) -> LimitMetrics {
+        let handles = HandleTable::new(consumers);
+        let chunks = handles.slots.len().div_ceil(CHUNK);
+        let allowed = (0..*LINES).map(|_| (0..chunks).map(|_| OnceLock::new()).collect()).collect();
+        LimitMetrics { handles, allowed }
     }
 
-    fn add(&self, n: u64) {
+    /// One more request admitted for `consumer` (`None`: requests without one), exported at
+    /// the next [`LimitMetrics::fold`]. The consumer's handles are made by `make` on its first
+    /// decision, and not read here.
+    pub fn allow(&self, consumer: Option<ConsumerId>, make: impl FnOnce() -> LimitHandles) {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         thread_local!(static LINE: usize = NEXT.fetch_add(1, Ordering::Relaxed));
-        let i = LINE.with(|l| *l) % self.cells.len();
-        self.cells[i].0.fetch_add(n, Ordering::Relaxed);
+        self.handles.get_ref(consumer, make);
+        let slot = self.handles.slot_of(consumer);
+        let line = &self.allowed[LINE.with(|l| *l) % self.allowed.len()];
+        if let Some(chunk) = line.get(slot / CHUNK) {
+            let chunk = chunk.get_or_init(|| Box::new([const { AtomicU32::new(0) }; CHUNK]));
+            chunk[slot % CHUNK].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    fn take(&self) -> u64 {
-        self.cells.iter().map(|c| c.0.swap(0, Ordering::Relaxed)).sum()
+    /// One more request refused for `consumer`.
+    pub fn limit(&self, consumer: Option<ConsumerId>, make: impl FnOnce() -> LimitHandles) {
+        self.handles.get_ref(consumer, make).limited.inc();
+    }
+
+    /// Add the requests admitted since the last fold to the exported counters.
+    pub fn fold(&self) {
+        for line in self.allowed.iter() {
+            for (c, chunk) in line.iter().enumerate() {
+                let Some(chunk) = chunk.get() else { continue };
+                for (i, n) in chunk.iter().enumerate() {
+                    if n.load(Ordering::Relaxed) == 0 {
+                        continue;
+                    }
+                    let n = n.swap(0, Ordering::Relaxed);
+                    if let Some(h) = self.handles.slots.get(c * CHUNK + i).and_then(|s| s.get()) {
+                        h.allowed_total.inc_by(u64::from(n));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The consumers whose handles were made so far: (consumer index, handles).
+    pub fn filled(&self) -> impl Iterator<Item = (usize, &Arc<LimitHandles>)> {
+        self.handles.filled()
+    }
+}
+
+impl Drop for LimitMetrics {
+    fn drop(&mut self) {
+        self.fold();
     }
 }
 
@@ -508,15 +537,15 @@ impl<T> HandleTable<T> {
         self.slots[..consumers].iter().enumerate().filter_map(|(i, s)| s.get().map(|h| (i, h)))
     }
 
-    /// Every slot filled so far, the "no consumer" slot included.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<T>> {
-        self.slots.iter().filter_map(|s| s.get())
-    }
-
     /// The handles without taking a reference count (for use within the request's phase).
     pub fn get_ref(&self, consumer: Option<ConsumerId>, make: impl FnOnce() -> T) -> &Arc<T> {
-        let i = consumer.map_or(self.slots.len() - 1, |c| c.index().min(self.slots.len() - 1));
-        self.slots[i].get_or_init(|| Arc::new(make()))
+        self.slots[self.slot_of(consumer)].get_or_init(|| Arc::new(make()))
+    }
+
+    /// A consumer's slot: its index, or the last one for "no consumer" (and out of range).
+    fn slot_of(&self, consumer: Option<ConsumerId>) -> usize {
+        let last = self.slots.len() - 1;
+        consumer.map_or(last, |c| c.index().min(last))
     }
 }
 
@@ -526,8 +555,11 @@ mod tests {
 
     #[test]
     fn admitted_requests_counted_by_several_threads_are_all_exported() {
-        let m = Metrics::new("0.1.0");
-        let h = Arc::new(m.limit_handles(Some("alex"), LimitPlugin::RateLimiting, &["minute"]));
+        let m = Arc::new(Metrics::new("0.1.0"));
+        // 2,000 consumers: their counts span two chunks.
+        let lm = Arc::new(LimitMetrics::new(2000));
+        let alex = Some(ConsumerId::new(1500));
+        let handles = || m.limit_handles(Some("alex"), LimitPlugin::RateLimiting, &["minute"]);
         let line = r#"aigate_ratelimit_decisions_total{consumer="alex",decision="allowed",plugin="rate-limiting"}"#;
         let shown = |m: &Metrics| {
             let text = String::from_utf8(m.render()).unwrap();
@@ -535,21 +567,29 @@ mod tests {
         };
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                let h = Arc::clone(&h);
-                std::thread::spawn(move || (0..1000).for_each(|_| h.allow()))
+                let (lm, m) = (Arc::clone(&lm), Arc::clone(&m));
+                std::thread::spawn(move || {
+                    let handles = || m.limit_handles(Some("alex"), LimitPlugin::RateLimiting, &["minute"]);
+                    (0..1000).for_each(|_| lm.allow(alex, handles));
+                    lm.allow(None, || m.limit_handles(None, LimitPlugin::RateLimiting, &[]));
+                })
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         // Not exported until folded (a scrape folds first).
         assert_eq!(shown(&m).as_deref(), Some("0"));
-        h.fold();
+        lm.fold();
         assert_eq!(shown(&m).as_deref(), Some("4000"));
-        h.fold();
+        lm.fold();
         assert_eq!(shown(&m).as_deref(), Some("4000"));
-        // Handles dropped (a reload) fold what they still hold.
-        h.allow();
-        drop(h);
+        let anonymous = r#"aigate_ratelimit_decisions_total{consumer="",decision="allowed",plugin="rate-limiting"} 4"#;
+        assert!(String::from_utf8(m.render()).unwrap().lines().any(|l| l == anonymous));
+        // The instance dropped (a reload) folds what it still holds.
+        lm.allow(alex, handles);
+        lm.limit(alex, handles);
+        drop(lm);
         assert_eq!(shown(&m).as_deref(), Some("4001"));
+        assert_eq!((handles().allowed_total.get(), handles().limited.get()), (4001, 1));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::ai::response::Usage;
 use crate::core::ConsumerId;
 use crate::store::ratelimit::window::{epoch_window, sliding_reset_secs, sliding_weight};
 use crate::store::ratelimit::{CounterId, Counters, Slot, Subject, SyncMode, Unavailable, Used};
-use crate::telemetry::metrics::{HandleTable, LimitHandles};
+use crate::telemetry::metrics::LimitMetrics;
 
 pub const NAME: &str = "ai-rate-limiting-advanced";
 
@@ -75,7 +75,7 @@ pub struct AiRateLimiting {
     subjects: SubjectCache,
     consumer_count: usize,
     /// Decisions and remaining budgets per consumer (filled by the proxy as it counts them).
-    pub metrics: HandleTable<LimitHandles>,
+    pub metrics: LimitMetrics,
     pub hide_client_headers: bool,
     retry_after_jitter_max: u64,
     pub error_code: u16,
@@ -181,7 +181,7 @@ impl AiRateLimiting {
             Some(counters) if issues.is_empty() => Ok(AiRateLimiting {
                 subjects: SubjectCache::new(providers.len() * cx.consumers.list.len()),
                 consumer_count: cx.consumers.list.len(),
-                metrics: HandleTable::new(cx.consumers.list.len()),
+                metrics: LimitMetrics::new(cx.consumers.list.len()),
                 providers,
                 window_type,
                 strategy,

@@ -21,7 +21,7 @@ use super::limits::{
 use super::{CompileContext, ConfigIssue};
 use crate::core::ConsumerId;
 use crate::store::ratelimit::{CounterId, Counters, Period, Slot, Subject, SyncMode, Unavailable, Used};
-use crate::telemetry::metrics::{HandleTable, LimitHandles};
+use crate::telemetry::metrics::LimitMetrics;
 
 pub const NAME: &str = "rate-limiting";
 
@@ -34,7 +34,7 @@ pub struct RateLimiting {
     /// Consumers' subjects, by consumer.
     subjects: SubjectCache,
     /// Decisions and remaining requests per consumer (filled by the proxy as it counts them).
-    pub metrics: HandleTable<LimitHandles>,
+    pub metrics: LimitMetrics,
     counters: Arc<dyn Counters>,
     /// The plugin instance's counters namespace (its id, or its scope).
     namespace: String,
@@ -167,7 +167,7 @@ impl RateLimiting {
                 limits,
                 identifier,
                 subjects: SubjectCache::new(cx.consumers.list.len()),
-                metrics: HandleTable::new(cx.consumers.list.len()),
+                metrics: LimitMetrics::new(cx.consumers.list.len()),
                 counters,
                 namespace: cx.instance.to_string(),
                 fault_tolerant: s.fault_tolerant.unwrap_or(true),

@@ -20,7 +20,7 @@ use crate::plugins::limits::{Verdict, Who};
 use crate::proxy::context::{PendingCharge, RequestCtx};
 use crate::proxy::errors::GatewayError;
 use crate::proxy::state::ProcessState;
-use crate::telemetry::metrics::{HandleTable, LimitHandles, LimitPlugin};
+use crate::telemetry::metrics::{LimitHandles, LimitMetrics, LimitPlugin};
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -63,30 +63,27 @@ pub async fn admit(
     };
     let label = consumer.map(|c| config.consumers.get(c).label.as_str());
     if let (Some(plugin), Some(v)) = (rl, rl_verdict) {
-        let handles = plugin.metrics.get_ref(consumer, || {
-            shared.metrics.limit_handles(label, LimitPlugin::RateLimiting, &plugin.window_labels())
-        });
-        decide(shared, ctx, LimitPlugin::RateLimiting, handles, v)?;
+        let handles = || shared.metrics.limit_handles(label, LimitPlugin::RateLimiting, &plugin.window_labels());
+        decide(shared, ctx, LimitPlugin::RateLimiting, (&plugin.metrics, handles), v)?;
     }
     if let (Some(plugin), Some(v)) = (ai, ai_verdict) {
-        let handles = plugin.metrics.get_ref(consumer, || {
-            shared.metrics.limit_handles(label, LimitPlugin::AiRateLimiting, &plugin.window_labels())
-        });
+        let handles = || shared.metrics.limit_handles(label, LimitPlugin::AiRateLimiting, &plugin.window_labels());
         let v = v.map(|(v, ticket)| {
             ctx.limits.charge = Some(PendingCharge { ticket });
             v
         });
-        decide(shared, ctx, LimitPlugin::AiRateLimiting, handles, v)?;
+        decide(shared, ctx, LimitPlugin::AiRateLimiting, (&plugin.metrics, handles), v)?;
     }
     Ok(())
 }
 
-/// Count a plugin's decision, keep its headers, and turn a refusal into the answer.
+/// Count a plugin's decision (`handles`: makes the consumer's metric handles on its first
+/// decision), keep its headers, and turn a refusal into the answer.
 fn decide(
     shared: &ProcessState,
     ctx: &mut RequestCtx,
     plugin: LimitPlugin,
-    handles: &LimitHandles,
+    (metrics, handles): (&LimitMetrics, impl FnOnce() -> LimitHandles),
     verdict: Result<Verdict, crate::store::ratelimit::Unavailable>,
 ) -> Result<(), GatewayError> {
     let v = match verdict {
@@ -108,11 +105,11 @@ fn decide(
     }
     match v.refused {
         None => {
-            handles.allow();
+            metrics.allow(ctx.identity.consumer, handles);
             Ok(())
         }
         Some(r) => {
-            handles.limited.inc();
+            metrics.limit(ctx.identity.consumer, handles);
             ctx.limits.charge = None;
             ctx.limits.refused_by = Some((r.plugin, r.window.clone()));
             Err(GatewayError::RateLimited(Box::new(r)))
@@ -156,14 +153,14 @@ pub fn refresh_metrics(config: &Config) {
         let p = &route.policies;
         for rl in p.rate_limiting.default.iter().chain(p.rate_limiting.by_consumer.values()) {
             if seen.insert(Arc::as_ptr(rl) as usize) {
-                rl.metrics.all().for_each(|h| h.fold());
+                rl.metrics.fold();
                 let read = |c, id: &str| rl.remaining_now(c, id, now);
                 least.read(config, LimitPlugin::RateLimiting, &rl.window_labels(), &rl.metrics, read);
             }
         }
         for ai in p.ai_rate_limiting.default.iter().chain(p.ai_rate_limiting.by_consumer.values()) {
             if seen.insert(Arc::as_ptr(ai) as usize) {
-                ai.metrics.all().for_each(|h| h.fold());
+                ai.metrics.fold();
                 let read = |c, id: &str| ai.remaining_now(c, id, now);
                 least.read(config, LimitPlugin::AiRateLimiting, &ai.window_labels(), &ai.metrics, read);
             }
@@ -186,10 +183,10 @@ impl<'a> Least<'a> {
         config: &Config,
         plugin: LimitPlugin,
         labels: &[&'a str],
-        handles: &'a HandleTable<LimitHandles>,
+        metrics: &'a LimitMetrics,
         read: impl Fn(ConsumerId, &str) -> Option<SmallVec<[f64; 8]>>,
     ) {
-        for (c, handles) in handles.filled() {
+        for (c, handles) in metrics.filled() {
             let id = ConsumerId::new(c);
             let Some(values) = read(id, &config.consumers.get(id).id) else { continue };
             for ((label, v), gauge) in labels.iter().zip(values).zip(handles.remaining()) {
