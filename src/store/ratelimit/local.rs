@@ -102,11 +102,17 @@ pub enum Record {
     Pending,
 }
 
+/// A shard and its lock in a 128-byte block of their own (two cache lines, as the adjacent-line
+/// prefetcher pairs them): side by side, the worker threads locking neighbouring shards wrote to
+/// the same line and took it from each other's cache.
+#[repr(align(128))]
+struct ShardLock(Mutex<Shard>);
+
 /// The guards of one operation, by shard index.
 type Guards<'a> = [Option<MutexGuard<'a, Shard>>; SHARDS];
 
 pub struct CounterTable {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<ShardLock>,
     max_per_shard: usize,
     hasher: RandomState,
 }
@@ -114,7 +120,7 @@ pub struct CounterTable {
 impl CounterTable {
     pub fn new(max_entries: usize) -> CounterTable {
         CounterTable {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| ShardLock(Mutex::new(Shard::default()))).collect(),
             max_per_shard: max_entries.div_ceil(SHARDS).max(1),
             hasher: RandomState::default(),
         }
@@ -136,7 +142,7 @@ impl CounterTable {
         while wanted != 0 {
             let i = wanted.trailing_zeros() as usize;
             wanted &= wanted - 1;
-            guards[i] = self.shards[i].lock().ok();
+            guards[i] = self.shards[i].0.lock().ok();
         }
         guards
     }
@@ -249,7 +255,7 @@ impl CounterTable {
 
     /// The backend says the counter holds `value` (everything pushed so far included).
     pub fn confirm(&self, id: &CounterId, value: i64, now_ms: i64) {
-        if let Ok(mut g) = self.shards[self.shard_of(id)].lock() {
+        if let Ok(mut g) = self.shards[self.shard_of(id)].0.lock() {
             if g.get(id).is_none() && id.expires_ms > now_ms {
                 self.add_in(&mut g, id, 0, Record::Base, now_ms);
             }
@@ -270,7 +276,7 @@ impl CounterTable {
     pub fn begin_sync(&self, read_back: Option<i64>, now_ms: i64) -> Vec<(CounterId, i64)> {
         let mut out = Vec::new();
         for shard in &self.shards {
-            let Ok(mut g) = shard.lock() else { continue };
+            let Ok(mut g) = shard.0.lock() else { continue };
             self.bound(&mut g, now_ms);
             for e in g.entries_mut() {
                 let read = read_back.is_some_and(|grace| e.id.window.end_ms + grace > now_ms || !e.known);
@@ -287,7 +293,7 @@ impl CounterTable {
     pub fn begin_sync_of(&self, ids: &[CounterId], now_ms: i64) -> Vec<(CounterId, i64)> {
         let mut out = Vec::new();
         for id in ids {
-            let Ok(mut g) = self.shards[self.shard_of(id)].lock() else { continue };
+            let Ok(mut g) = self.shards[self.shard_of(id)].0.lock() else { continue };
             if let Some(e) = g.get_mut(id).filter(|e| e.id.expires_ms > now_ms && e.pending != 0) {
                 out.push((e.id, Self::take_pending(e)));
             }
@@ -306,7 +312,7 @@ impl CounterTable {
     /// view may count it twice, erring on the side of the limit), or `None`: the push failed
     /// and the delta is pending again.
     pub fn end_sync(&self, id: &CounterId, delta: i64, total: Option<i64>) {
-        if let Ok(mut g) = self.shards[self.shard_of(id)].lock() {
+        if let Ok(mut g) = self.shards[self.shard_of(id)].0.lock() {
             if let Some(e) = g.get_mut(id) {
                 e.inflight -= delta;
                 match total {
@@ -323,6 +329,7 @@ impl CounterTable {
     /// What this node counted into `id` that the backend has not confirmed yet.
     pub fn unconfirmed(&self, id: &CounterId, now_ms: i64) -> i64 {
         self.shards[self.shard_of(id)]
+            .0
             .lock()
             .ok()
             .and_then(|g| g.get(id).filter(|e| e.id.expires_ms > now_ms).map(|e| e.pending + e.inflight))
@@ -330,7 +337,7 @@ impl CounterTable {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map(|g| g.len).unwrap_or(0)).sum()
+        self.shards.iter().map(|s| s.0.lock().map(|g| g.len).unwrap_or(0)).sum()
     }
 
     pub fn is_empty(&self) -> bool {
