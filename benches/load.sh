@@ -731,11 +731,12 @@ fi
 SANITY="$OUT/sanity.txt"
 : > "$SANITY"
 SANITY_FAIL=0
-check() { # check NAME EXPECTED-STATUS GREP-PATTERN curl-args...
+check() { # check NAME EXPECTED-STATUS GREP-PATTERN curl-args... (the pattern's case is ignored:
+  # header names are case-insensitive, and aigate writes the limits' in lower case)
   local name=$1 want=$2 pat=$3 got body; shift 3
   body="$OUT/runs/sanity-$name.body"
   got=$(curl -s -o "$body" -w '%{http_code}' --max-time 10 "$@" || echo "curl-failed")
-  if [[ $got == "$want" ]] && { [[ -z $pat ]] || grep -q -- "$pat" "$body"; }; then
+  if [[ $got == "$want" ]] && { [[ -z $pat ]] || grep -qi -- "$pat" "$body"; }; then
     echo "ok   $name: $got" >> "$SANITY"
   else
     echo "FAIL $name: status $got (want $want), body: $(head -c 300 "$body" 2>/dev/null | tr '\n' ' ')" >> "$SANITY"
@@ -770,7 +771,11 @@ sleep 1.2   # the upstream's probe log flushes per request; give aigate's access
   sed 's/^/     /' "$OUT/upstream-probe.log" 2>/dev/null || true
 } >> "$SANITY"
 sed 's/^/  /' "$SANITY" >&2
-[[ $SANITY_FAIL -eq 0 ]] || log "warning: $SANITY_FAIL sanity check(s) failed; the load runs go on (see $SANITY)"
+if [[ $SANITY_FAIL -gt 0 ]]; then
+  # A smoke run proves the harness and what it measures work: a failed check fails it.
+  [[ $SMOKE == 1 ]] && die "$SANITY_FAIL sanity check(s) failed (see $SANITY)"
+  log "warning: $SANITY_FAIL sanity check(s) failed; the load runs go on (see $SANITY)"
+fi
 
 # --- soak: mixed traffic against aigate alone, then exit -----------------------------------------
 if [[ $SOAK -gt 0 ]]; then
