@@ -89,8 +89,8 @@ impl Shard {
     }
 }
 
-/// A shard is swept of its expired counters when it has grown to twice its live size since the
-/// last sweep (and at least this many).
+/// A shard is swept of its expired counters when its insertion list has grown to twice its
+/// length after the last sweep (and to at least this many).
 const MIN_SWEEP: usize = 64;
 
 /// Where an addition goes.
